@@ -13,3 +13,7 @@ def simtel_dir():
     if not SHARED_SIMTEL.is_dir():
         pytest.skip(f"real sim_telarray files not found at {SHARED_SIMTEL} (needs ../shared beside the project)")
     return SHARED_SIMTEL
+
+
+# Fixtures owned by the subpackages' tests, kept in their own files.
+pytest_plugins = ["fixtures_toymc", "fixtures_model"]

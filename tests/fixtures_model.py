@@ -1,0 +1,1 @@
+"""Session fixtures with tiny trained generator checkpoints (made once per test session)."""
