@@ -1,0 +1,124 @@
+"""Generator throughput: images/s versus DDIM steps and batch size (CPU, and CUDA if present).
+
+Prints the pixel network's parameter count and FLOPs per image (one network evaluation,
+``torch.utils.flop_counter``); one generated image costs ``n_steps`` evaluations.
+
+    python benchmarks/bench_generator.py                       # untrained "small" preset
+    python benchmarks/bench_generator.py --model model.safetensors --steps 5 10 20 --batch 16 64
+"""
+
+import argparse
+import time
+
+import numpy as np
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from ctapipe_genshower.model.networks import UNet
+from ctapipe_genshower.model.samplers import ddim_sample, event_generators
+from ctapipe_genshower.model.training import PRESETS
+
+
+def load(model, preset, device):
+    if model:
+        from ctapipe_genshower.generator import ShowerGenerator
+
+        gen = ShowerGenerator.from_file(model, device=device)
+        return gen.pixel_net, gen.transforms["grid"].padded_shape
+    cfg = PRESETS[preset].unet
+    net = UNet(cfg).to(device).eval()
+    size = -(-49 // cfg.pad_to) * cfg.pad_to
+    return net, (size, size)
+
+
+def flops_per_image(net, shape, device):
+    x = torch.zeros(1, 2, *shape, device=device)
+    mask = torch.ones(1, 1, *shape, device=device)
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        net(
+            x,
+            torch.zeros(1, device=device),
+            torch.zeros(1, net.config.cond_dim, device=device),
+            mask,
+        )
+    return counter.get_total_flops()
+
+
+def bench(net, shape, device, n_steps, batch, repeats):
+    mask = torch.ones(1, 1, *shape, device=device)
+    cond = torch.zeros(batch, net.config.cond_dim, device=device)
+
+    def denoise(x, t, c):
+        return net(x, t, c, mask)
+
+    ddim_sample(
+        denoise,
+        cond,
+        event_generators(range(batch)),
+        (2, *shape),
+        n_steps=1,
+        mask=mask,
+        device=device,
+    )
+    times = []
+    for r in range(repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        ddim_sample(
+            denoise,
+            cond,
+            event_generators(range(r * batch, (r + 1) * batch)),
+            (2, *shape),
+            n_steps=n_steps,
+            mask=mask,
+            device=device,
+        )
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+    return batch / np.median(times)
+
+
+def main():
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--model", help="checkpoint file (default: an untrained preset)")
+    parser.add_argument("--preset", default="small", choices=sorted(PRESETS))
+    parser.add_argument("--steps", type=int, nargs="+", default=[5, 10, 20])
+    parser.add_argument("--batch", type=int, nargs="+", default=[1, 16, 64])
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--devices", nargs="+", default=["cpu", "cuda"])
+    args = parser.parse_args()
+
+    for name in args.devices:
+        if name == "cuda" and not torch.cuda.is_available():
+            print("cuda: not available, skipped")
+            continue
+        device = torch.device(name)
+        net, shape = load(args.model, args.preset, device)
+        n_params = sum(p.numel() for p in net.parameters())
+        flops = flops_per_image(net, shape, device)
+        label = (
+            torch.cuda.get_device_name()
+            if device.type == "cuda"
+            else f"cpu ({torch.get_num_threads()} threads)"
+        )
+        print(
+            f"device {label}; grid {shape}; parameters {n_params:,}; "
+            f"{flops / 1e9:.3f} GFLOP per network evaluation"
+        )
+        print(f"{'steps':>6} {'batch':>6} {'images/s':>10} {'GFLOP/s':>9}")
+        with torch.inference_mode():
+            for n_steps in args.steps:
+                for batch in args.batch:
+                    rate = bench(net, shape, device, n_steps, batch, args.repeats)
+                    print(
+                        f"{n_steps:>6} {batch:>6} {rate:>10.2f} "
+                        f"{rate * n_steps * flops / 1e9:>9.1f}"
+                    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,172 @@
+"""The generator checkpoint: one safetensors file with EMA weights and JSON metadata.
+
+Layout (safetensors): 8-byte little-endian header length, a JSON header, the tensor bytes.
+The header's ``__metadata__`` (string -> string) holds
+
+* ``format = "ctapipe-genshower-model"`` and ``format_version``;
+* JSON strings ``config`` (networks, sampler defaults, training settings), ``transforms``
+  (normalisation statistics, grid mapping, saturation), ``training_meta`` (the training
+  data's ``meta``: camera, ``subarray_hdf5``, ``thrown``, ``n_thrown``, ``n_selected``,
+  selection, input files), ``domain`` (min/max of every condition and of the size seen in
+  training) and ``provenance`` (versions, steps, seed, creation time).
+
+Tensors: ``pixel.*`` (U-Net, EMA) and ``shower.*`` (shower-level model, EMA-free). No
+optimizer state: that lives in a separate training-state file (see ``model.training``).
+
+:func:`read_metadata` needs only the standard library (cheap enough for an EventSource's
+``is_compatible``). Writes go to a temporary file in the same directory, then ``os.replace``.
+"""
+
+import json
+import os
+import struct
+import tempfile
+from pathlib import Path
+
+__all__ = [
+    "FORMAT",
+    "FORMAT_VERSION",
+    "CheckpointError",
+    "is_checkpoint",
+    "load_checkpoint",
+    "read_header",
+    "read_metadata",
+    "save_checkpoint",
+    "write_safetensors_atomic",
+]
+
+FORMAT = "ctapipe-genshower-model"
+FORMAT_VERSION = "1"
+JSON_KEYS = ("config", "transforms", "training_meta", "domain", "provenance")
+_MAX_HEADER = 100_000_000
+
+
+class CheckpointError(ValueError):
+    """A file is not a readable checkpoint (missing, truncated, corrupt, other format/version)."""
+
+
+def read_header(path):
+    """Read and check the safetensors JSON header of ``path`` (standard library only).
+
+    Raises :class:`CheckpointError` when the file is missing, shorter than its header says,
+    or its header is not valid safetensors JSON.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such file")
+    file_size = path.stat().st_size
+    with path.open("rb") as f:
+        raw = f.read(8)
+        if len(raw) < 8:
+            raise CheckpointError(
+                f"{path}: truncated or not a safetensors file ({file_size} bytes)"
+            )
+        (n,) = struct.unpack("<Q", raw)
+        if n > _MAX_HEADER or 8 + n > file_size:
+            raise CheckpointError(
+                f"{path}: truncated or not a safetensors file "
+                f"(header length {n}, file {file_size} bytes)"
+            )
+        try:
+            header = json.loads(f.read(n).decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise CheckpointError(f"{path}: corrupt safetensors header (not JSON)") from None
+    if not isinstance(header, dict):
+        raise CheckpointError(f"{path}: corrupt safetensors header")
+    end = 0
+    for key, info in header.items():
+        if key == "__metadata__":
+            continue
+        try:
+            end = max(end, int(info["data_offsets"][1]))
+        except (TypeError, KeyError, IndexError, ValueError):
+            raise CheckpointError(f"{path}: corrupt safetensors header (tensor {key!r})") from None
+    if 8 + n + end != file_size:
+        raise CheckpointError(
+            f"{path}: truncated or corrupt: expected {8 + n + end} bytes, found {file_size}"
+        )
+    return header
+
+
+def read_metadata(path, expected_format=FORMAT, expected_version=FORMAT_VERSION):
+    """Metadata of a checkpoint, JSON fields decoded (standard library only).
+
+    Returns
+    -------
+    dict
+        ``format``, ``format_version`` and the decoded ``config``, ``transforms``,
+        ``training_meta``, ``domain``, ``provenance``.
+    """
+    header = read_header(path)
+    meta = header.get("__metadata__") or {}
+    fmt = meta.get("format")
+    if fmt != expected_format:
+        raise CheckpointError(f"{path}: not a {expected_format} file (format {fmt!r})")
+    version = meta.get("format_version")
+    if version != expected_version:
+        raise CheckpointError(
+            f"{path}: {expected_format} format_version {version!r} is not supported "
+            f"(this version reads {expected_version!r})"
+        )
+    out = {"format": fmt, "format_version": version}
+    for key, value in meta.items():
+        if key in ("format", "format_version"):
+            continue
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            raise CheckpointError(f"{path}: corrupt metadata field {key!r}") from None
+    missing = [k for k in JSON_KEYS if k not in out] if expected_format == FORMAT else []
+    if missing:
+        raise CheckpointError(f"{path}: checkpoint metadata lacks {', '.join(missing)}")
+    return out
+
+
+def is_checkpoint(path):
+    """True if ``path`` is a readable checkpoint of this format and version (never raises)."""
+    try:
+        read_metadata(path)
+    except (CheckpointError, OSError):
+        return False
+    return True
+
+
+def write_safetensors_atomic(path, tensors, metadata):
+    """Write torch ``tensors`` with string ``metadata`` to ``path`` atomically."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        save_file(
+            {k: v.detach().contiguous().cpu() for k, v in tensors.items()}, tmp, metadata=metadata
+        )
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_checkpoint(path, tensors, config, transforms, training_meta, domain, provenance):
+    """Write a checkpoint (EMA weights ``tensors`` + metadata) atomically."""
+    metadata = {"format": FORMAT, "format_version": FORMAT_VERSION}
+    for key, value in zip(
+        JSON_KEYS, (config, transforms, training_meta, domain, provenance), strict=True
+    ):
+        metadata[key] = json.dumps(value)
+    write_safetensors_atomic(path, tensors, metadata)
+
+
+def load_checkpoint(path, device="cpu"):
+    """``(tensors, metadata)`` of a checkpoint; weights loaded with safetensors (no pickle)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    metadata = read_metadata(path)
+    try:
+        tensors = load_file(str(path), device=str(device))
+    except SafetensorError as err:
+        raise CheckpointError(f"{path}: cannot read tensors: {err}") from None
+    return tensors, metadata

@@ -1,0 +1,46 @@
+"""Background IRFs from generated and/or simulated protons with pyirf.
+
+* ``samples``: DL2 proton files + their simulation bookkeeping per ``obs_id``;
+* ``weights``: pyirf weights and the balance-heuristic mixing of samples;
+* ``background``: 2D (pyirf) and 3D lon/lat background rates, GADF HDUs;
+* ``compare``: ratio, errors, z-scores, chi2/ndf, proton effective area, plots.
+"""
+
+from .background import (
+    background_2d,
+    background_2d_with_errors,
+    background_3d,
+    create_background_2d_hdu,
+    create_background_3d_hdu,
+    read_background_2d_hdu,
+)
+from .compare import BackgroundComparison, compare_backgrounds, proton_effective_area
+from .samples import DL2SampleReader, ProtonSample, combine_samples, select_gh
+from .weights import (
+    TARGET_SPECTRA,
+    SimulatedComponent,
+    balance_heuristic_weights,
+    merge_components,
+    pyirf_weights,
+)
+
+__all__ = [
+    "TARGET_SPECTRA",
+    "BackgroundComparison",
+    "DL2SampleReader",
+    "ProtonSample",
+    "SimulatedComponent",
+    "background_2d",
+    "background_2d_with_errors",
+    "background_3d",
+    "balance_heuristic_weights",
+    "combine_samples",
+    "compare_backgrounds",
+    "create_background_2d_hdu",
+    "create_background_3d_hdu",
+    "merge_components",
+    "proton_effective_area",
+    "pyirf_weights",
+    "read_background_2d_hdu",
+    "select_gh",
+]

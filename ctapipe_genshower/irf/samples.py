@@ -1,0 +1,292 @@
+"""Read DL2 proton files (simulated or generated) with their simulation bookkeeping.
+
+A *sample* is one or more DL2 files from ``ctapipe-process``/``ctapipe-apply-models``:
+the preselected events (ctapipe's ``DL2EventPreprocessor`` renaming and quality query,
+so the same configuration as ``ctapipe-compute-irf`` applies) and the thrown showers of
+every run (``obs_id``), read from ``/configuration/simulation/run`` and
+``/simulation/service/shower_distribution``. Runs with identical settings are merged into
+one ``SimulatedComponent``; different settings stay separate for the balance heuristic.
+"""
+
+import logging
+import operator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import astropy.units as u
+import numpy as np
+from astropy.coordinates import AltAz, SkyCoord
+from astropy.table import QTable, vstack
+from ctapipe.coordinates import NominalFrame
+from ctapipe.core import Component
+from ctapipe.core.traits import Float, Integer
+from ctapipe.io import TableLoader
+from ctapipe.io.dl2_tables_preprocessing import DL2EventPreprocessor, DL2EventQualityQuery
+from pyirf.cuts import evaluate_binned_cut
+from pyirf.utils import calculate_source_fov_offset, calculate_theta
+from tables import NoSuchNodeError
+
+from ..thrown import ThrownDistribution
+from .weights import SimulatedComponent, merge_components
+
+__all__ = [
+    "DL2SampleReader",
+    "ProtonSample",
+    "check_pointing",
+    "check_support",
+    "combine_samples",
+    "select_gh",
+]
+
+log = logging.getLogger(__name__)
+
+#: Shower columns kept beyond ctapipe's DL2 IRF schema (for the thrown-area support).
+_EXTRA_COLUMNS = ["true_core_x", "true_core_y"]
+
+
+@dataclass
+class ProtonSample:
+    """Preselected DL2 events of one sample and the showers thrown for it."""
+
+    name: str
+    events: QTable
+    components: list
+    n_raw_events: int
+    pointing_alt: u.Quantity
+    pointing_az: u.Quantity
+    files: list = field(default_factory=list)
+
+    @property
+    def n_showers(self):
+        return sum(c.n_showers for c in self.components)
+
+
+class DL2SampleReader(Component):
+    """Reads DL2 files into a ``ProtonSample``.
+
+    Configure ``DL2EventPreprocessor`` and ``DL2EventQualityQuery`` as for ctapipe's IRF tools.
+    """
+
+    classes = [DL2EventPreprocessor, DL2EventQualityQuery]
+
+    chunk_size = Integer(100_000, help="Events read at once").tag(config=True)
+    pointing_tolerance = Float(0.05, help="Allowed pointing difference between runs [deg]").tag(
+        config=True
+    )
+
+    def __init__(self, config=None, parent=None, **kwargs):
+        super().__init__(config=config, parent=parent, **kwargs)
+        # kept in a dict, not as an attribute: Component.get_current_config would walk into
+        # it and the provenance log cannot serialise its ``output_table_schema`` Columns
+        # (ctapipe's own DL2EventLoader is held in a dict by ctapipe-compute-irf likewise).
+        self._parts = {"preprocessor": DL2EventPreprocessor(parent=self)}
+
+    @property
+    def preprocessor(self):
+        """ctapipe's ``DL2EventPreprocessor`` (renaming, quality query)."""
+        return self._parts["preprocessor"]
+
+    def set_quality_criteria(self, quality_criteria):
+        """Use these quality criteria (e.g. those stored with optimised cuts)."""
+        self.preprocessor.quality_query = DL2EventQualityQuery(
+            parent=self.preprocessor, quality_criteria=list(quality_criteria)
+        )
+
+    def read(self, paths, name=None):
+        """Read one sample from one or several DL2 files.
+
+        Parameters
+        ----------
+        paths : path-like or list of path-like
+        name : str, optional
+            Label of the sample (default: the first file name).
+
+        Returns
+        -------
+        ProtonSample
+        """
+        paths = [Path(p) for p in (paths if isinstance(paths, list | tuple) else [paths])]
+        tables, components, pointings, n_raw = [], [], [], 0
+        for path in paths:
+            events, comps, pointing, n = self._read_file(path)
+            tables.append(events)
+            components.extend(comps)
+            pointings.append(pointing)
+            n_raw += n
+        check_pointing(pointings, [str(p) for p in paths], self.pointing_tolerance * u.deg)
+        alt, az = pointings[0]
+        components = merge_components(
+            SimulatedComponent(_with_pointing(c.thrown, alt, az), c.n_showers) for c in components
+        )
+        events = vstack(tables, join_type="exact", metadata_conflicts="silent")
+        return ProtonSample(
+            name=name or paths[0].name,
+            events=events,
+            components=components,
+            n_raw_events=n_raw,
+            pointing_alt=alt,
+            pointing_az=az,
+            files=[str(p) for p in paths],
+        )
+
+    def _read_file(self, path):
+        if not path.is_file():
+            raise FileNotFoundError(f"DL2 file not found: {path}")
+        epp = self.preprocessor
+        opts = dict(dl2=True, simulated=True, observation_info=True)
+        with TableLoader(path, parent=self, **opts) as loader:
+            components = _read_components(loader, path)
+            chunks, n_raw = [_empty_table(epp)], 0
+            for _, _, events in loader.read_subarray_events_chunked(self.chunk_size, **opts):
+                n_raw += len(events)
+                selected = events[epp.quality_query.get_table_mask(events)]
+                try:
+                    normalised = epp.normalise_column_names(selected)
+                except ValueError as err:
+                    raise ValueError(f"{path}: {err}") from None
+                for name in _EXTRA_COLUMNS:
+                    normalised[name] = u.Quantity(selected[name])
+                chunks.append(_derived_columns(normalised))
+        chunks.append(_empty_table(epp))
+        events = vstack(chunks, join_type="exact", metadata_conflicts="silent")
+        for name in ("obs_id", "event_id"):  # the uint64 schema + int32 file columns stack to float
+            events[name] = np.asarray(events[name]).astype(np.uint64)
+        events["true_core_distance"] = np.hypot(events["true_core_x"], events["true_core_y"])
+        if len(events) > 0:
+            pointing = (np.mean(events["pointing_alt"]), np.mean(events["pointing_az"]))
+        else:
+            pointing = (components[0].thrown.pointing_alt, components[0].thrown.pointing_az)
+        self.log.info("%s: %d of %d events pass the quality query", path.name, len(events), n_raw)
+        return events, components, pointing, n_raw
+
+
+def _empty_table(epp):
+    table = epp.make_empty_table()
+    for name in _EXTRA_COLUMNS:
+        table[name] = u.Quantity([], u.m)
+    return table
+
+
+def _with_pointing(thrown, alt, az):
+    data = thrown.to_dict()
+    data["pointing_alt"] = {"value": float(alt.to_value(u.deg)), "unit": "deg"}
+    data["pointing_az"] = {"value": float(az.to_value(u.deg)), "unit": "deg"}
+    return ThrownDistribution.from_dict(data)
+
+
+def _read_components(loader, path):
+    try:
+        config = QTable(loader.read_simulation_configuration())
+    except NoSuchNodeError:
+        raise ValueError(
+            f"{path}: no simulation configuration table (/configuration/simulation/run); "
+            "background weights need simulated (or generated) protons"
+        ) from None
+    if len(config) == 0:
+        raise ValueError(f"{path}: the simulation configuration table is empty")
+    try:
+        showers = loader.read_shower_distribution()
+        n_per_obs = {}
+        for row in showers:
+            n_per_obs[int(row["obs_id"])] = n_per_obs.get(int(row["obs_id"]), 0) + int(
+                row["n_entries"]
+            )
+    except NoSuchNodeError:
+        log.warning(
+            "%s: no shower distribution table, using n_showers * shower_reuse of the "
+            "simulation configuration",
+            path,
+        )
+        n_per_obs = {
+            int(row["obs_id"]): int(row["n_showers"]) * int(row["shower_reuse"]) for row in config
+        }
+    components = []
+    for row in config:
+        obs_id = int(row["obs_id"])
+        if obs_id not in n_per_obs:
+            raise ValueError(f"{path}: no shower distribution for obs_id {obs_id}")
+        alt, az = u.Quantity(row["max_alt"], u.deg), u.Quantity(row["max_az"], u.deg)
+        thrown = ThrownDistribution.from_simulation_config(row, pointing_alt=alt, pointing_az=az)
+        components.append(SimulatedComponent(thrown, n_per_obs[obs_id]))
+    return components
+
+
+def _derived_columns(events):
+    """ctapipe's derived IRF columns (theta, offsets, GADF FoV lon/lat), weight = 1."""
+    events["theta"] = calculate_theta(
+        events, assumed_source_az=events["true_az"], assumed_source_alt=events["true_alt"]
+    )
+    events["true_source_fov_offset"] = calculate_source_fov_offset(events, prefix="true")
+    events["reco_source_fov_offset"] = calculate_source_fov_offset(events, prefix="reco")
+    pointing = SkyCoord(alt=events["pointing_alt"], az=events["pointing_az"], frame=AltAz())
+    reco = SkyCoord(alt=events["reco_alt"], az=events["reco_az"], frame=AltAz())
+    reco_nominal = reco.transform_to(NominalFrame(origin=pointing))
+    events["reco_fov_lon"] = u.Quantity(-reco_nominal.fov_lon)  # minus for GADF, as ctapipe
+    events["reco_fov_lat"] = u.Quantity(reco_nominal.fov_lat)
+    events["weight"] = 1.0
+    return events
+
+
+def check_pointing(pointings, names, tolerance=0.05 * u.deg):
+    """Raise ``ValueError`` if pointings ``[(alt, az), ...]`` differ by more than ``tolerance``."""
+    alt0, az0 = pointings[0]
+    for (alt, az), name in zip(pointings[1:], names[1:], strict=True):
+        d_az = (az - az0 + 180 * u.deg) % (360 * u.deg) - 180 * u.deg
+        if abs(alt - alt0) > tolerance or abs(d_az) * np.cos(alt0) > tolerance:
+            raise ValueError(
+                f"Mismatched pointing: {name} has alt={alt.to(u.deg):.3f}, az={az.to(u.deg):.3f}, "
+                f"{names[0]} has alt={alt0.to(u.deg):.3f}, az={az0.to(u.deg):.3f}"
+            )
+
+
+def check_support(sample, energy_range, fov_offset_max):
+    """Warn for every component of ``sample`` that does not cover the requested range.
+
+    Returns
+    -------
+    list of str
+        The warnings issued.
+    """
+    messages = []
+    e_lo, e_hi = energy_range
+    for comp in sample.components:
+        t = comp.thrown
+        if t.energy_min > e_lo or t.energy_max < e_hi:
+            messages.append(
+                f"{sample.name}: simulated energies {t.energy_min:.3g}..{t.energy_max:.3g} do not "
+                f"cover the requested {e_lo:.3g}..{e_hi:.3g}"
+            )
+        if t.max_viewcone < fov_offset_max or t.min_viewcone > 0 * u.deg:
+            messages.append(
+                f"{sample.name}: viewcone {t.min_viewcone:.3g}..{t.max_viewcone:.3g} does not "
+                f"cover the requested FoV offset 0..{fov_offset_max:.3g}"
+            )
+    for msg in messages:
+        log.warning(msg)
+    return messages
+
+
+def combine_samples(samples):
+    """Stack the events of several samples (column ``sample``) and collect their components."""
+    tables = []
+    for i, sample in enumerate(samples):
+        events = sample.events.copy()
+        events["sample"] = np.full(len(events), i, dtype=np.int16)
+        tables.append(events)
+    check_pointing(
+        [(s.pointing_alt, s.pointing_az) for s in samples], [s.name for s in samples], 0.05 * u.deg
+    )
+    alt, az = samples[0].pointing_alt, samples[0].pointing_az
+    components = merge_components(
+        SimulatedComponent(_with_pointing(c.thrown, alt, az), c.n_showers)
+        for s in samples
+        for c in s.components
+    )
+    return vstack(tables, join_type="exact", metadata_conflicts="silent"), components
+
+
+def select_gh(events, gh_cuts):
+    """Boolean mask of events passing pyirf-style binned G/H cuts (``gh_score >= cut``)."""
+    if len(events) == 0:
+        return np.zeros(0, dtype=bool)
+    return evaluate_binned_cut(events["gh_score"], events["reco_energy"], gh_cuts, operator.ge)

@@ -1,0 +1,273 @@
+"""Invertible normalisation of images, peak times and shower conditions (torch + numpy).
+
+The networks see O(1) numbers; everything here is fitted once on training data, is exactly
+invertible, and round-trips through a JSON-able dict stored in the checkpoint.
+
+Charge (like the paper, plus a tail transform)
+    ``size = max(sum(image), size_floor)`` over all camera pixels (the raw sum, NSB
+    included; not the cleaned Hillas intensity). The normalised image ``q = image / size``
+    sums to one. Its pixel values span ~1e-6 to ~0.5 and are slightly negative where NSB
+    fluctuates below the pedestal, so the network sees
+    ``y = (asinh(q / q_scale) - shift) / scale``: linear around zero (keeps negative values
+    and their sign), logarithmic in the heavy tail. ``q_scale`` is the median absolute
+    normalised charge of the fitted sample, ``shift``/``scale`` standardise ``y``.
+Peak time
+    In pixels without Cherenkov light the peak time is the position of the largest noise
+    fluctuation, i.e. spread over the readout window; in signal pixels it follows the
+    shower's time gradient. Both are part of what ctapipe's time-based cleaning and timing
+    parameters see, so the model learns the time of every pixel. It is standardised with
+    global robust statistics: ``(t - median) / (0.7413 * IQR)`` (the IQR scale equals the
+    standard deviation for a Gaussian). Generated times are clipped to the fitted range.
+Conditions
+    The five ``CONDITION_COLUMNS`` plus two derived features (impact distance
+    ``hypot(impact_x, impact_y)`` and FoV offset ``hypot(lon, lat)``) are standardised to
+    zero mean and unit variance; the pixel model additionally gets the standardised
+    ``log10(size)``.
+"""
+
+import math
+
+import numpy as np
+import torch
+
+__all__ = [
+    "CONDITION_NAMES",
+    "FEATURE_NAMES",
+    "ConditionTransform",
+    "ImageTransform",
+    "PixelGrid",
+    "TimeTransform",
+]
+
+#: Must equal ``ctapipe_genshower.data.arrays.CONDITION_COLUMNS`` (kept here so the model
+#: package imports only torch + numpy; a test checks they agree).
+CONDITION_NAMES = ("log10_energy", "impact_x", "impact_y", "source_fov_lon", "source_fov_lat")
+FEATURE_NAMES = (*CONDITION_NAMES, "impact_distance", "fov_offset")
+
+
+def _as_tensor(x, dtype=torch.float32):
+    if isinstance(x, torch.Tensor):
+        return x.to(dtype)
+    return torch.as_tensor(np.ascontiguousarray(x), dtype=dtype)
+
+
+class PixelGrid:
+    """Camera pixel order <-> padded square grid, from the index list of ``CameraGridMapping``.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        Grid shape ``(H, W)`` of ctapipe's cartesian representation.
+    index : sequence of int
+        Flat grid index of every camera pixel.
+    pad_to : int
+        The grid is zero-padded (bottom/right) so both sides are multiples of ``pad_to``.
+    """
+
+    def __init__(self, shape, index, pad_to=1):
+        self.shape = (int(shape[0]), int(shape[1]))
+        self.index = torch.as_tensor(np.asarray(index, dtype=np.int64))
+        if self.index.ndim != 1 or len(self.index) == 0:
+            raise ValueError("grid index must be a non-empty 1d list of flat grid indices")
+        if int(self.index.max()) >= self.shape[0] * self.shape[1] or int(self.index.min()) < 0:
+            raise ValueError(f"grid index out of range for grid shape {self.shape}")
+        self.pad_to = int(pad_to)
+        h, w = self.shape
+        self.padded_shape = (
+            int(math.ceil(h / self.pad_to) * self.pad_to),
+            int(math.ceil(w / self.pad_to) * self.pad_to),
+        )
+        rows, cols = self.index // w, self.index % w
+        self.padded_index = rows * self.padded_shape[1] + cols
+
+    @property
+    def n_pixels(self):
+        return len(self.index)
+
+    def mask(self, device=None):
+        """``(1, 1, Hp, Wp)`` float mask, one where a real pixel sits."""
+        m = torch.zeros(self.padded_shape[0] * self.padded_shape[1], device=device)
+        m[self.padded_index.to(device)] = 1.0
+        return m.reshape(1, 1, *self.padded_shape)
+
+    def to_grid(self, pixels):
+        """``(N, C, n_pixels)`` -> ``(N, C, Hp, Wp)``; cells without a pixel are zero."""
+        n, c, _ = pixels.shape
+        out = pixels.new_zeros(n, c, self.padded_shape[0] * self.padded_shape[1])
+        out[:, :, self.padded_index.to(pixels.device)] = pixels
+        return out.reshape(n, c, *self.padded_shape)
+
+    def from_grid(self, grid):
+        """``(N, C, Hp, Wp)`` -> ``(N, C, n_pixels)`` in camera pixel order."""
+        n, c = grid.shape[:2]
+        return grid.reshape(n, c, -1)[:, :, self.padded_index.to(grid.device)]
+
+
+class ImageTransform:
+    """Charge: ``image -> y = (asinh(image / size / q_scale) - shift) / scale`` and back."""
+
+    def __init__(self, q_scale=1e-3, shift=0.0, scale=1.0, size_floor=1.0, saturation=None):
+        self.q_scale = float(q_scale)
+        self.shift = float(shift)
+        self.scale = float(scale)
+        self.size_floor = float(size_floor)
+        self.saturation = None if saturation is None else float(saturation)
+
+    def size(self, image):
+        """Normalisation of each image: the clipped sum of all pixel charges."""
+        return _as_tensor(image, torch.float64).sum(-1).clamp_min(self.size_floor)
+
+    def fit(self, image, saturation=None):
+        """Fit ``q_scale``, ``shift``, ``scale`` on ``(N, n_pixels)`` p.e. images."""
+        image = _as_tensor(image, torch.float64)
+        if not torch.isfinite(image).all():
+            raise ValueError("cannot fit the image transform: images contain NaN or inf")
+        q = image / self.size(image)[:, None]
+        self.q_scale = max(float(q.abs().median()), 1e-9)
+        y = torch.asinh(q / self.q_scale)
+        self.shift = float(y.mean())
+        self.scale = max(float(y.std()), 1e-6)
+        self.saturation = float(image.max()) if saturation is None else float(saturation)
+        return self
+
+    def forward(self, image, size=None):
+        """p.e. images -> network space (float32, same leading shape)."""
+        image = _as_tensor(image, torch.float64)
+        if size is None:
+            size = self.size(image)
+        q = image / _as_tensor(size, torch.float64).to(image.device)[..., None]
+        return ((torch.asinh(q / self.q_scale) - self.shift) / self.scale).float()
+
+    def inverse(self, y, size, clip=True):
+        """Network space -> p.e. with the given ``size``; clipped at the saturation value."""
+        y = _as_tensor(y, torch.float64)
+        q = self.q_scale * torch.sinh(y * self.scale + self.shift)
+        image = q * _as_tensor(size, torch.float64).to(y.device)[..., None]
+        if clip and self.saturation is not None:
+            image = image.clamp_max(self.saturation)
+        return image.float()
+
+    def to_dict(self):
+        return {
+            "q_scale": self.q_scale,
+            "shift": self.shift,
+            "scale": self.scale,
+            "size_floor": self.size_floor,
+            "saturation": self.saturation,
+        }
+
+    @classmethod
+    def from_dict(cls, data):
+        return cls(**data)
+
+
+class TimeTransform:
+    """Peak time: ``(t - center) / scale`` with robust global statistics; clipped on inverse."""
+
+    def __init__(self, center=0.0, scale=1.0, t_min=-math.inf, t_max=math.inf):
+        self.center = float(center)
+        self.scale = float(scale)
+        self.t_min = float(t_min)
+        self.t_max = float(t_max)
+
+    def fit(self, peak_time):
+        t = _as_tensor(peak_time, torch.float64).flatten()
+        if not torch.isfinite(t).all():
+            raise ValueError("cannot fit the time transform: peak times contain NaN or inf")
+        q25, q50, q75 = torch.quantile(
+            t[:: max(1, len(t) // 1_000_000)], torch.tensor([0.25, 0.5, 0.75], dtype=t.dtype)
+        )
+        self.center = float(q50)
+        self.scale = max(float(q75 - q25) * 0.7413, 1e-3)
+        self.t_min, self.t_max = float(t.min()), float(t.max())
+        return self
+
+    def forward(self, peak_time):
+        return ((_as_tensor(peak_time, torch.float64) - self.center) / self.scale).float()
+
+    def inverse(self, y, clip=True):
+        t = _as_tensor(y, torch.float64) * self.scale + self.center
+        if clip:
+            t = t.clamp(self.t_min, self.t_max)
+        return t.float()
+
+    def to_dict(self):
+        return {
+            "center": self.center,
+            "scale": self.scale,
+            "t_min": self.t_min,
+            "t_max": self.t_max,
+        }
+
+    @classmethod
+    def from_dict(cls, data):
+        return cls(**data)
+
+
+class ConditionTransform:
+    """Conditions ``(N, 5)`` -> standardised features ``(N, 7)``; ``log10 size`` -> scalar."""
+
+    def __init__(self, mean=None, std=None, log_size_mean=0.0, log_size_std=1.0):
+        n = len(FEATURE_NAMES)
+        self.mean = [0.0] * n if mean is None else [float(v) for v in mean]
+        self.std = [1.0] * n if std is None else [float(v) for v in std]
+        self.log_size_mean = float(log_size_mean)
+        self.log_size_std = float(log_size_std)
+
+    @staticmethod
+    def raw_features(conditions):
+        c = _as_tensor(conditions, torch.float64)
+        if c.ndim != 2 or c.shape[1] != len(CONDITION_NAMES):
+            raise ValueError(
+                f"conditions must have shape (N, {len(CONDITION_NAMES)}), got {tuple(c.shape)}"
+            )
+        extra = torch.stack([torch.hypot(c[:, 1], c[:, 2]), torch.hypot(c[:, 3], c[:, 4])], dim=1)
+        return torch.cat([c, extra], dim=1)
+
+    def fit(self, conditions, size):
+        f = self.raw_features(conditions)
+        if not torch.isfinite(f).all():
+            raise ValueError("cannot fit the condition transform: conditions contain NaN or inf")
+        self.mean = f.mean(0).tolist()
+        self.std = f.std(0).clamp_min(1e-6).tolist()
+        log_size = torch.log10(_as_tensor(size, torch.float64))
+        self.log_size_mean = float(log_size.mean())
+        self.log_size_std = max(float(log_size.std()), 1e-6) if len(log_size) > 1 else 1.0
+        return self
+
+    def features(self, conditions):
+        """Standardised features ``(N, 7)`` float32 (see ``FEATURE_NAMES``)."""
+        f = self.raw_features(conditions)
+        mean = torch.tensor(self.mean, dtype=f.dtype, device=f.device)
+        std = torch.tensor(self.std, dtype=f.dtype, device=f.device)
+        return ((f - mean) / std).float()
+
+    def log_size(self, size):
+        """``size`` (p.e.) -> standardised ``log10(size)`` (float32)."""
+        log_size = torch.log10(_as_tensor(size, torch.float64))
+        return ((log_size - self.log_size_mean) / self.log_size_std).float()
+
+    def size_from_log(self, z):
+        """Inverse of :meth:`log_size` (float64)."""
+        return 10 ** (_as_tensor(z, torch.float64) * self.log_size_std + self.log_size_mean)
+
+    def pixel_condition(self, conditions, size):
+        """Condition vector of the pixel model: features + standardised log size, ``(N, 8)``."""
+        return torch.cat([self.features(conditions), self.log_size(size)[:, None]], dim=1)
+
+    def to_dict(self):
+        return {
+            "feature_names": list(FEATURE_NAMES),
+            "mean": self.mean,
+            "std": self.std,
+            "log_size_mean": self.log_size_mean,
+            "log_size_std": self.log_size_std,
+        }
+
+    @classmethod
+    def from_dict(cls, data):
+        if list(data.get("feature_names", FEATURE_NAMES)) != list(FEATURE_NAMES):
+            raise ValueError(
+                f"condition features {data['feature_names']} differ from {FEATURE_NAMES}"
+            )
+        return cls(data["mean"], data["std"], data["log_size_mean"], data["log_size_std"])

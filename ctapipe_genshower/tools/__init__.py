@@ -1,0 +1,1 @@
+"""Thin ctapipe Tools, one per ``ctapipe-genshower-*`` command (see ``[project.scripts]``)."""

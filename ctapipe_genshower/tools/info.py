@@ -1,0 +1,172 @@
+"""``ctapipe-genshower-info``: version, bundled model path and a model's card.
+
+Reads only the checkpoint header (standard library), so it is fast and needs no torch.
+``--model-path`` prints nothing but the bundled model's path, for use in shell commands::
+
+    ctapipe-process -i $(ctapipe-genshower-info --model-path) -o protons.dl1.h5
+"""
+
+import hashlib
+import json
+from pathlib import Path
+
+from ctapipe.core import Tool, ToolConfigurationError
+from ctapipe.core.traits import Bool, flag
+from ctapipe.core.traits import Path as PathTrait
+
+from .._version import __version__
+from ..checkpoint import CheckpointError, read_header, read_metadata
+from ..source import default_model_path
+
+__all__ = ["InfoTool", "main", "model_card"]
+
+
+def _sha256(path, chunk_size=1 << 20):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(chunk_size):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _quantity(value):
+    """``{"value": v, "unit": u}`` (``ThrownDistribution.to_dict``) as text."""
+    if isinstance(value, dict) and "value" in value:
+        return f"{value['value']:g} {value.get('unit', '')}".strip()
+    return str(value)
+
+
+def _scalars(mapping, indent="    "):
+    """Lines ``key: value`` for the scalar (or short) entries of a dict."""
+    lines = []
+    for key, value in mapping.items():
+        if isinstance(value, dict | list) and len(json.dumps(value)) > 100:
+            continue
+        lines.append(f"{indent}{key}: {value if not isinstance(value, dict) else _quantity(value)}")
+    return lines
+
+
+def model_card(path):
+    """A human-readable summary of a model file's metadata (no weights are loaded).
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        A ctapipe-genshower checkpoint.
+
+    Returns
+    -------
+    str
+    """
+    path = Path(path)
+    meta = read_metadata(path)
+    header = read_header(path)
+    n_parameters = {}
+    for key, info in header.items():
+        if key == "__metadata__":
+            continue
+        n = 1
+        for dim in info["shape"]:
+            n *= dim
+        group = key.split(".")[0]
+        n_parameters[group] = n_parameters.get(group, 0) + n
+
+    training = meta.get("training_meta") or {}
+    lines = [
+        f"model: {path.resolve()}",
+        f"  format: {meta['format']} version {meta['format_version']}",
+        f"  size: {path.stat().st_size / 1e6:.2f} MB, sha256: {_sha256(path)}",
+        "  parameters: " + ", ".join(f"{k} {v:,}" for k, v in sorted(n_parameters.items())),
+        f"  telescope: {training.get('telescope_type', '?')},"
+        f" camera {training.get('camera_name', '?')} ({training.get('n_pixels', '?')} pixels)",
+        f"  training data: {training.get('n_selected', '?')} selected images"
+        f" of {training.get('n_thrown', '?')} thrown showers,"
+        f" {len(training.get('input_files', []))} input file(s)",
+    ]
+    model_config = (meta.get("config") or {}).get("model") or {}
+    if "default_n_steps" in model_config:
+        lines.append(f"  sampler: DDIM, default n_steps {model_config['default_n_steps']}")
+    selection = training.get("selection") or []
+    if selection:
+        lines.append("  selection: " + ", ".join(f"{name}: {expr}" for name, expr in selection))
+    thrown = training.get("thrown") or {}
+    if thrown:
+        lines.append("  thrown distribution (defaults of DiffusionEventSource):")
+        lines.extend(f"    {key}: {_quantity(value)}" for key, value in thrown.items())
+    domain = meta.get("domain") or {}
+    if domain:
+        lines.append("  trained domain:")
+        for key, value in domain.items():
+            if isinstance(value, list | tuple) and len(value) == 2:
+                lines.append(f"    {key}: {value[0]:.4g} .. {value[1]:.4g}")
+            else:
+                lines.append(f"    {key}: {value}")
+    for section in ("config", "provenance"):
+        entries = _scalars(meta.get(section) or {})
+        if entries:
+            lines.append(f"  {section}:")
+            lines.extend(entries)
+    return "\n".join(lines)
+
+
+class InfoTool(Tool):
+    """Print the ctapipe-genshower version, the bundled model's path and a model card."""
+
+    name = "ctapipe-genshower-info"
+    description = __doc__
+    examples = """
+    > ctapipe-genshower-info
+    > ctapipe-genshower-info --model-path
+    > ctapipe-genshower-info --model my_model.safetensors
+    """
+
+    model = PathTrait(
+        default_value=None,
+        allow_none=True,
+        directory_ok=False,
+        help="Model whose card to print (default: the bundled model)",
+    ).tag(config=True)
+    only_model_path = Bool(
+        False, help="Print only the path of the bundled model (or of --model)"
+    ).tag(config=True)
+
+    aliases = {"model": "InfoTool.model"}
+    flags = {
+        **flag(
+            "model-path",
+            "InfoTool.only_model_path",
+            "print only the model path",
+            "print version and model card",
+        ),
+    }
+
+    def setup(self):
+        self.model_file = Path(self.model) if self.model is not None else default_model_path()
+
+    def start(self):
+        if self.only_model_path:
+            print(self.model_file)
+            return
+        print(f"ctapipe-genshower {__version__}")
+        print(f"bundled model: {default_model_path()}")
+        if not self.model_file.is_file():
+            if self.model is not None:
+                raise ToolConfigurationError(f"Model file not found: {self.model_file}")
+            print("  (not present in this installation; pass a model with --model)")
+            return
+        try:
+            print(model_card(self.model_file))
+        except CheckpointError as err:
+            raise ToolConfigurationError(f"Cannot read model: {err}") from None
+
+    def write_provenance(self):
+        """Nothing to record: this tool reads a header and prints."""
+
+
+def main():
+    """Run the tool."""
+    InfoTool().run()
+
+
+if __name__ == "__main__":
+    main()

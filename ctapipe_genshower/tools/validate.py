@@ -1,0 +1,175 @@
+"""``ctapipe-genshower-validate``: compare generated with reference DL1 images, write a report.
+
+Both samples' stored images are cleaned and parameterised again with the same ctapipe
+``ImageProcessor`` configuration and selected with the same ``ValidationSelection``; the
+output folder gets ``metrics.json``, one PNG per plot and a self-contained ``report.html``.
+"""
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from ctapipe.core import Tool, ToolConfigurationError
+from ctapipe.core.traits import Bool, Int, List, classes_with_traits, flag
+from ctapipe.core.traits import Path as PathTrait
+
+from ..validation.comparison import compare_samples, write_outputs
+from ..validation.samples import DL1ValidationReader, check_same_telescope
+
+__all__ = ["ValidateTool", "main"]
+
+
+class ValidateTool(Tool):
+    """Validate generated DL1 images against reference DL1 images (metrics, plots, HTML)."""
+
+    name = "ctapipe-genshower-validate"
+    description = __doc__
+    examples = """
+    > ctapipe-genshower-validate --generated gen.dl1.h5 --reference ref.dl1.h5 -o report_dir
+
+    Several files, another telescope type of a sim_telarray reference, 10^6 images each:
+    > ctapipe-genshower-validate --generated gen_*.dl1.h5 --reference ref_*.dl1.h5 \\
+        --telescope-type FlashCam --max-events 1000000 -o report_dir --overwrite
+    """
+
+    generated_files = List(
+        PathTrait(exists=True, directory_ok=False),
+        default_value=[],
+        help="Generated DL1 files with images",
+    ).tag(config=True)
+    reference_files = List(
+        PathTrait(exists=True, directory_ok=False),
+        default_value=[],
+        help="Reference (simulated) DL1 files with images",
+    ).tag(config=True)
+    output_dir = PathTrait(
+        None, allow_none=True, file_ok=False, help="Output folder (metrics.json, PNGs, report.html)"
+    ).tag(config=True)
+    seed = Int(0, help="Seed of the subsamples, the floors, the classifier and the gallery").tag(
+        config=True
+    )
+    n_folds = Int(5, help="Cross-validation folds of the classifier two-sample test").tag(
+        config=True
+    )
+    max_classifier_events = Int(
+        20000, help="At most this many events per class in each classifier test"
+    ).tag(config=True)
+    classifier_threads = Int(
+        None, allow_none=True, help="Threads of the classifier (default: all cores)"
+    ).tag(config=True)
+    n_gallery = Int(
+        5, help="Reference images shown with their nearest generated ones (twice as many random)"
+    ).tag(config=True)
+    progress_bar = Bool(True, help="Show progress bars").tag(config=True)
+
+    aliases = {
+        ("g", "generated"): "ValidateTool.generated_files",
+        ("r", "reference"): "ValidateTool.reference_files",
+        ("o", "output"): "ValidateTool.output_dir",
+        "telescope-type": "DL1ValidationReader.telescope_type",
+        "max-events": "DL1ValidationReader.max_events",
+        "chunk-size": "DL1ValidationReader.chunk_size",
+        "seed": "ValidateTool.seed",
+    }
+    flags = {
+        **flag("progress", "ValidateTool.progress_bar", "Show progress bars", "No progress bars"),
+        "overwrite": ({"ValidateTool": {"overwrite": True}}, "Replace an existing output folder"),
+    }
+    classes = [DL1ValidationReader, *classes_with_traits(DL1ValidationReader)]
+
+    def setup(self):
+        if not self.generated_files:
+            raise ToolConfigurationError("No generated files: give them with --generated")
+        if not self.reference_files:
+            raise ToolConfigurationError("No reference files: give them with --reference")
+        if self.output_dir is None:
+            raise ToolConfigurationError("No output folder: give one with -o/--output")
+        self.output_dir = Path(self.output_dir).expanduser().absolute()
+        if self.output_dir.exists() and not self.overwrite:
+            raise ToolConfigurationError(f"Output {self.output_dir} exists, use --overwrite")
+        self.reader = DL1ValidationReader(parent=self)
+        self.reader.progress_bar = self.progress_bar
+        # check both inputs before the long part starts
+        try:
+            gen_tel, _, _ = self.reader.inspect(self.generated_files)
+            self.telescope_type = self.reader.telescope_type or str(gen_tel)
+            ref_tel, _, _ = self.reader.inspect(self.reference_files, self.telescope_type)
+            check_same_telescope(_Tel(gen_tel), _Tel(ref_tel))
+        except (ValueError, OSError) as err:
+            raise ToolConfigurationError(str(err)) from None
+
+    def start(self):
+        try:
+            self.generated = self.reader.read(
+                self.generated_files, name="generated", telescope_type=self.telescope_type
+            )
+            self.reference = self.reader.read(
+                self.reference_files, name="reference", telescope_type=self.telescope_type
+            )
+            metrics = compare_samples(
+                self.generated,
+                self.reference,
+                seed=self.seed,
+                n_folds=self.n_folds,
+                max_per_class=self.max_classifier_events,
+                n_threads=self.classifier_threads,
+                progress=self.progress_bar,
+            )
+        except ValueError as err:
+            raise ToolConfigurationError(str(err)) from None
+        for warning in metrics["warnings"]:
+            self.log.warning(warning)
+        metrics["selection"] = [list(c) for c in self.reader.selection.quality_criteria]
+        metrics["image_processor"] = self._image_processor_config()
+        metrics["max_events"] = self.reader.max_events
+        self.metrics = metrics
+
+        self.output_dir.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{self.output_dir.name}.", dir=self.output_dir.parent))
+        try:
+            write_outputs(
+                self.generated,
+                self.reference,
+                metrics,
+                tmp,
+                seed=self.seed,
+                n_gallery=self.n_gallery,
+                progress=self.progress_bar,
+            )
+            if self.output_dir.exists():
+                shutil.rmtree(self.output_dir)
+            os.replace(tmp, self.output_dir)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+
+    def finish(self):
+        overall = self.metrics["classifier"]["overall"]
+        self.log.info(
+            "Classifier AUC %s (%d events per class); report: %s",
+            overall["auc"],
+            overall["n_per_class"],
+            self.output_dir / "report.html",
+        )
+
+    def _image_processor_config(self):
+        config = self.config.get("ImageProcessor", {})
+        return json.loads(json.dumps(config, default=str)) if config else "ctapipe defaults"
+
+
+class _Tel:
+    """Adapter so ``check_same_telescope`` can compare TelescopeDescriptions."""
+
+    def __init__(self, tel):
+        self.telescope_type = str(tel)
+        self.geometry = tel.camera.geometry
+
+
+def main():
+    ValidateTool().run()
+
+
+if __name__ == "__main__":
+    main()

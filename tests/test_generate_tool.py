@@ -1,0 +1,111 @@
+"""ctapipe-genshower-generate: the main job on a model, its defaults, and its failure modes."""
+
+import pytest
+import tables
+from ctapipe.core import ToolConfigurationError, run_tool
+from ctapipe.io import read_table
+
+from ctapipe_genshower.source import DiffusionEventSource, default_model_path
+from ctapipe_genshower.tools.generate import GenerateTool
+
+
+def generate(model, output, *options, raises=True):
+    argv = [f"--model={model}", f"--output={output}", "--device=cpu", *options]
+    return run_tool(GenerateTool(), argv=argv, cwd=output.parent, raises=raises)
+
+
+def test_generate(tiny_model_path, tmp_path):
+    output = tmp_path / "protons.dl1.h5"
+    ret = generate(
+        tiny_model_path, output, "--n-showers=500", "--seed=4", "--obs-id=9", "--n-steps=2"
+    )
+    assert ret == 0
+    # images and parameters are written by default
+    images = read_table(output, "/dl1/event/telescope/images/tel_001")
+    params = read_table(output, "/dl1/event/telescope/parameters/tel_001")
+    config = read_table(output, "/configuration/simulation/run")
+    assert len(images) == len(params) > 0
+    assert set(images["obs_id"]) == {9}
+    assert config["n_showers"][0] == 500
+
+    with tables.open_file(output) as f:
+        attrs = f.root._v_attrs
+        assert attrs["CONTEXT GENSHOWER SEED"] == 4
+        assert attrs["CONTEXT GENSHOWER N_STEPS"] == 2
+        assert attrs["CONTEXT GENSHOWER N_THROWN"] == 500
+        assert attrs["CONTEXT GENSHOWER EXTRAPOLATION"] == "none"
+        assert len(attrs["CONTEXT GENSHOWER MODEL SHA256"]) == 64
+
+
+def test_user_options_override_defaults(tiny_model_path, tmp_path):
+    output = tmp_path / "params_only.dl1.h5"
+    assert (
+        generate(tiny_model_path, output, "--n-showers=300", "--n-steps=1", "--no-write-images")
+        == 0
+    )
+    with tables.open_file(output) as f:
+        assert "/dl1/event/telescope/parameters/tel_001" in f
+        assert "/dl1/event/telescope/images" not in f
+
+
+def test_existing_output_is_kept(tiny_model_path, tmp_path):
+    output = tmp_path / "exists.h5"
+    output.write_text("keep me")
+    with pytest.raises(ToolConfigurationError, match="exists"):
+        generate(tiny_model_path, output, "--n-showers=10")
+    assert output.read_text() == "keep me"
+
+
+@pytest.mark.parametrize("problem", ["missing", "corrupt", "truncated", "domain"])
+def test_bad_input_leaves_no_output(problem, tiny_model_path, tmp_path):
+    model = tmp_path / "model.safetensors"
+    options = ["--n-showers=10"]
+    if problem == "corrupt":
+        model.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json at all}")
+    elif problem == "truncated":
+        model.write_bytes(tiny_model_path.read_bytes()[:-1000])
+    elif problem == "domain":
+        model = tiny_model_path
+        options.append("--energy-max=1000 TeV")
+    output = tmp_path / "out.h5"
+    messages = {
+        "missing": "no such file",
+        "corrupt": "corrupt",
+        "truncated": "truncated",
+        "domain": "outside the trained domain",
+    }
+    with pytest.raises(ToolConfigurationError, match=messages[problem]):
+        generate(model, output, *options)
+    assert not output.exists()
+
+
+def test_failure_during_generation_removes_output(tiny_model_path, tmp_path, monkeypatch):
+    original = DiffusionEventSource._make_event
+    calls = []
+
+    def failing(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) > 2:
+            raise RuntimeError("simulated crash")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(DiffusionEventSource, "_make_event", failing)
+    output = tmp_path / "crash.h5"
+    assert (
+        generate(tiny_model_path, output, "--n-showers=1000", "--batch-size=2", raises=False) == 1
+    )
+    assert len(calls) == 3
+    assert not output.exists()
+
+
+def test_default_model(tmp_path):
+    """Without --model the bundled model is used, or a clear error says it is missing."""
+    output = tmp_path / "default.h5"
+    argv = [f"--output={output}", "--n-showers=200", "--n-steps=1", "--max-events=2"]
+    if default_model_path().is_file():
+        assert run_tool(GenerateTool(), argv=argv, cwd=tmp_path) == 0
+        assert len(read_table(output, "/dl1/event/subarray/trigger")) == 2
+    else:
+        with pytest.raises(ToolConfigurationError, match="bundled default model is missing"):
+            run_tool(GenerateTool(), argv=argv, cwd=tmp_path)
+        assert not output.exists()

@@ -1,0 +1,160 @@
+"""A miniature of ``examples/irf_chain.sh``: ctapipe's mono ML + IRF tools on toy DL1 files
+and generated protons, then the background comparison.
+
+Uses the session fixtures ``toy_gamma_dl1_path``, ``toy_proton_dl1_path`` (toy simulator DL1
+parameters) and ``tiny_model_path`` (a tiny generator checkpoint); the same toy file serves
+for training and testing, which is fine for checking that the chain runs.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import astropy.units as u
+import numpy as np
+import pytest
+from astropy.io import fits
+from ctapipe.core import run_tool
+from ctapipe.irf.optimize import OptimizationResult
+from ctapipe.tools.compute_irf import IrfTool
+
+from ctapipe_genshower.irf.background import read_background_2d_hdu
+from ctapipe_genshower.tools.background import BackgroundTool
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+SCRIPT = EXAMPLES / "irf_chain.sh"
+
+#: Small models and loose cuts: with training and test on the same tiny files a strong
+#: classifier rejects every proton and the background would be empty.
+QUICK_CONFIG = """
+TrainEnergyRegressor:
+  CrossValidator: {n_cross_validations: 2}
+  EnergyRegressor:
+    model_config: {n_estimators: 5, max_depth: 5, random_state: 0}
+TrainDispReconstructor:
+  CrossValidator: {n_cross_validations: 2}
+  DispReconstructor:
+    norm_config: {n_estimators: 5, max_depth: 5, random_state: 0}
+    sign_config: {n_estimators: 5, max_depth: 5, random_state: 0}
+TrainParticleClassifier:
+  CrossValidator: {n_cross_validations: 2}
+  ParticleClassifier:
+    model_config: {n_estimators: 3, max_depth: 2, random_state: 0}
+GhPercentileCutCalculator:
+  target_percentile: 95
+  min_counts: 3
+"""
+
+
+def _fixture(request, name):
+    try:
+        return Path(request.getfixturevalue(name))
+    except pytest.FixtureLookupError:
+        pytest.skip(f"fixture {name} is not available")
+
+
+def _loose_cuts(path, out):
+    """The cuts of ``path`` with every G/H cut set to 0 (a read result does not re-write)."""
+    cuts = OptimizationResult.read(path)
+    gh_cuts = cuts.gh_cuts.copy()
+    gh_cuts["cut"] = 0.0
+
+    def scalar(q):
+        return u.Quantity(q).ravel()[0]
+
+    OptimizationResult(
+        valid_energy_min=scalar(cuts.valid_energy.min),
+        valid_energy_max=scalar(cuts.valid_energy.max),
+        valid_offset_min=scalar(cuts.valid_offset.min),
+        valid_offset_max=scalar(cuts.valid_offset.max),
+        gh_cuts=gh_cuts,
+        clf_prefix=cuts.clf_prefix,
+        spatial_selection_table=cuts.spatial_selection_table,
+        quality_query=cuts.quality_query.quality_criteria,
+    ).write(out)
+
+
+@pytest.mark.slow
+def test_irf_chain_miniature(request, tmp_path):
+    gamma = _fixture(request, "toy_gamma_dl1_path")
+    proton = _fixture(request, "toy_proton_dl1_path")
+    model = _fixture(request, "tiny_model_path")
+
+    work = tmp_path / "chain"
+    work.mkdir()
+    for name, source in [
+        ("gamma_train", gamma),
+        ("gamma_test", gamma),
+        ("proton_train", proton),
+        ("proton_test", proton),
+    ]:
+        (work / f"{name}.dl1.h5").symlink_to(source)
+
+    quick = tmp_path / "quick.yaml"
+    quick.write_text(QUICK_CONFIG)
+    env = dict(os.environ)
+    env["EXTRA_CONFIG"] = str(quick)
+    env["N_GENERATED"] = "2000"
+    env["GENERATOR_OPTIONS"] = "--DiffusionEventSource.device=cpu --DiffusionEventSource.n_steps=2"
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    result = subprocess.run(
+        ["bash", str(SCRIPT), str(work), str(model)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
+    (work / "chain.log").write_text(result.stdout + result.stderr)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+
+    for name in (
+        "energy.pkl",
+        "disp.pkl",
+        "classifier.pkl",
+        "proton_generated.dl2.h5",
+        "cuts.fits",
+        "irf_simulated.fits",
+        "irf_generated.fits",
+        "background_comparison.fits",
+        "background_comparison.png",
+        "background_comparison.md",
+        "background_hdu_ratio.md",
+    ):
+        assert (work / name).is_file(), name
+    assert not list(work.glob("*.part.*"))
+    summary = json.loads((work / "background_comparison.json").read_text())
+    assert {"chi2", "ndf", "ratio", "z"} <= set(summary)
+
+    with fits.open(work / "irf_simulated.fits") as hdul:
+        assert "BACKGROUND" in hdul
+
+    # ctapipe-compute-irf and our tool on the same protons, with ctapipe's binning and a
+    # G/H cut that keeps everything (so the rates are not empty): the backgrounds agree
+    _loose_cuts(work / "cuts.fits", tmp_path / "loose.fits")
+    config = f"--config={EXAMPLES / 'irf' / 'irf_mono.yaml'}"
+    irf_argv = [
+        f"--cuts={tmp_path / 'loose.fits'}",
+        f"--gamma-file={work / 'gamma_test.dl2.h5'}",
+        f"--proton-file={work / 'proton_test.dl2.h5'}",
+        f"--output={tmp_path / 'ctapipe.fits'}",
+        config,
+    ]
+    assert run_tool(IrfTool(), argv=irf_argv, cwd=tmp_path, raises=True) == 0
+    argv = [
+        f"--input={work / 'proton_test.dl2.h5'}",
+        f"--cuts={tmp_path / 'loose.fits'}",
+        f"--output={tmp_path / 'ours.fits'}",
+        config,
+        "--no-progress",
+    ]
+    assert run_tool(BackgroundTool(), argv=argv, cwd=tmp_path, raises=True) == 0
+    with fits.open(tmp_path / "ctapipe.fits") as hdul:
+        ctapipe_rate, e_bins, o_bins = read_background_2d_hdu(hdul["BACKGROUND"])
+    with fits.open(tmp_path / "ours.fits") as hdul:
+        ours, e_ours, o_ours = read_background_2d_hdu(hdul["BACKGROUND"])
+    assert ctapipe_rate.sum() > 0
+    np.testing.assert_allclose(e_ours, e_bins)
+    np.testing.assert_allclose(o_ours, o_bins)
+    np.testing.assert_allclose(ours, ctapipe_rate, rtol=1e-6)

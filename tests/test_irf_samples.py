@@ -1,0 +1,154 @@
+"""Reading DL2 proton samples with their simulation bookkeeping."""
+
+import copy
+import logging
+
+import astropy.units as u
+import numpy as np
+import pytest
+import tables
+from ctapipe.io.dl2_tables_preprocessing import DL2EventLoader
+from ctapipe.irf import Spectra
+from traitlets.config import Config
+
+from ctapipe_genshower.irf.samples import (
+    DL2SampleReader,
+    check_support,
+    combine_samples,
+)
+from ctapipe_genshower.irf.toy_dl2 import write_toy_dl2
+from ctapipe_genshower.irf.weights import TARGET_SPECTRA, balance_heuristic_weights
+from ctapipe_genshower.thrown import ThrownDistribution
+
+CONFIG = Config(
+    {
+        "DL2EventPreprocessor": {
+            "energy_reconstructor": "ExtraTreesRegressor",
+            "geometry_reconstructor": "disp",
+            "gammaness_classifier": "ExtraTreesClassifier",
+        },
+        "DL2EventQualityQuery": {"quality_criteria": [["valid", "disp_is_valid"]]},
+    }
+)
+THROWN = ThrownDistribution(
+    energy_min=0.1 * u.TeV,
+    energy_max=100 * u.TeV,
+    spectral_index=-2.0,
+    max_scatter_radius=800 * u.m,
+    max_viewcone=5 * u.deg,
+)
+
+
+@pytest.fixture
+def samples_log(caplog):
+    """caplog attached to the samples logger directly (a ctapipe Tool run earlier in the
+    session may have stopped ``ctapipe_genshower`` loggers from propagating to the root)."""
+    logger = logging.getLogger("ctapipe_genshower.irf.samples")
+    logger.addHandler(caplog.handler)
+    caplog.set_level(logging.WARNING, logger="ctapipe_genshower.irf.samples")
+    yield caplog
+    logger.removeHandler(caplog.handler)
+
+
+@pytest.fixture(scope="module")
+def toy_dl2(tmp_path_factory):
+    path = tmp_path_factory.mktemp("irf") / "protons.dl2.h5"
+    n = write_toy_dl2(path, THROWN, 3000, seed=1, obs_id=7)
+    return path, n
+
+
+def test_read_sample(toy_dl2):
+    path, n = toy_dl2
+    sample = DL2SampleReader(config=CONFIG).read(path)
+    assert len(sample.events) == sample.n_raw_events == n
+    assert len(sample.components) == 1
+    comp = sample.components[0]
+    assert comp.n_showers == 3000
+    assert comp.thrown.max_scatter_radius == 800 * u.m
+    assert comp.thrown.max_viewcone == 5 * u.deg
+    assert u.isclose(comp.thrown.energy_max, 100 * u.TeV)
+    for col in ("reco_energy", "gh_score", "true_core_distance", "reco_fov_lon", "weight"):
+        assert col in sample.events.colnames
+    assert np.all(sample.events["true_core_distance"] <= 800 * u.m)
+    assert sample.events["obs_id"].dtype == np.uint64
+    assert np.all(sample.events["obs_id"] == 7)
+    assert u.isclose(sample.pointing_alt, 70 * u.deg)
+
+
+def test_weights_equal_ctapipe_for_one_sample(toy_dl2):
+    """A single sample gets exactly the weights ctapipe-compute-irf gives it."""
+    path, _ = toy_dl2
+    sample = DL2SampleReader(config=CONFIG).read(path)
+    events, comps = combine_samples([sample])
+    obs_time = 50 * u.h
+    ours = balance_heuristic_weights(
+        events["true_energy"],
+        events["true_core_distance"],
+        events["true_source_fov_offset"],
+        comps,
+        TARGET_SPECTRA["IRFDOC_PROTON_SPECTRUM"],
+        obs_time,
+    )
+    loader = DL2EventLoader(
+        config=CONFIG, file=path, target_spectrum=Spectra.IRFDOC_PROTON_SPECTRUM
+    )
+    ref_events, _, meta = loader.load_preselected_events(10_000, obs_time)
+    ref = loader.make_event_weights(ref_events, meta["spectrum"], "protons")
+    np.testing.assert_allclose(ours, ref["weight"], rtol=1e-6)
+
+
+def test_identical_settings_merge_across_files(tmp_path):
+    paths = [tmp_path / f"p{i}.h5" for i in range(2)]
+    for i, path in enumerate(paths):
+        write_toy_dl2(path, THROWN, 500, seed=i, obs_id=i + 1)
+    reader = DL2SampleReader(config=CONFIG)
+    sample = reader.read(paths)
+    assert len(sample.components) == 1
+    assert sample.components[0].n_showers == 1000
+    _, comps = combine_samples([reader.read(paths[0]), reader.read(paths[1])])
+    assert len(comps) == 1 and comps[0].n_showers == 1000
+
+
+def test_missing_shower_distribution_falls_back(tmp_path, samples_log):
+    path = tmp_path / "nodist.h5"
+    write_toy_dl2(path, THROWN, 400, write_distribution=False)
+    sample = DL2SampleReader(config=CONFIG).read(path)
+    assert sample.n_showers == 400
+    assert "no shower distribution" in samples_log.text
+
+
+def test_missing_simulation_config_is_an_error(tmp_path):
+    path = tmp_path / "noconfig.h5"
+    write_toy_dl2(path, THROWN, 300)
+    with tables.open_file(path, "a") as f:
+        f.remove_node("/configuration/simulation/run")
+    with pytest.raises(ValueError, match="no simulation configuration table"):
+        DL2SampleReader(config=CONFIG).read(path)
+
+
+def test_wrong_prefix_is_a_clear_error(toy_dl2):
+    config = copy.deepcopy(CONFIG)
+    config.DL2EventPreprocessor.energy_reconstructor = "RandomForestRegressor"
+    with pytest.raises(ValueError, match="RandomForestRegressor_energy is missing"):
+        DL2SampleReader(config=config).read(toy_dl2[0])
+
+
+def test_mismatched_pointing_is_an_error(tmp_path, toy_dl2):
+    other = ThrownDistribution(
+        max_scatter_radius=800 * u.m, max_viewcone=5 * u.deg, pointing_alt=60 * u.deg
+    )
+    path = tmp_path / "alt60.h5"
+    write_toy_dl2(path, other, 1000)
+    reader = DL2SampleReader(config=CONFIG)
+    with pytest.raises(ValueError, match="Mismatched pointing"):
+        combine_samples([reader.read(toy_dl2[0]), reader.read(path)])
+    with pytest.raises(ValueError, match="Mismatched pointing"):
+        reader.read([toy_dl2[0], path])
+
+
+def test_check_support_warns(toy_dl2, samples_log):
+    sample = DL2SampleReader(config=CONFIG).read(toy_dl2[0])
+    assert check_support(sample, (0.1 * u.TeV, 100 * u.TeV), 5 * u.deg) == []
+    messages = check_support(sample, (0.03 * u.TeV, 100 * u.TeV), 6 * u.deg)
+    assert len(messages) == 2
+    assert "do not cover" in samples_log.text

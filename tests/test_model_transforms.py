@@ -1,0 +1,108 @@
+"""Normalisation transforms: invertible, JSON round trip, grid mapping exact."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from ctapipe_genshower.model.transforms import (
+    CONDITION_NAMES,
+    ConditionTransform,
+    ImageTransform,
+    PixelGrid,
+    TimeTransform,
+)
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(0)
+    image = rng.normal(0, 1, (50, 100)) + rng.pareto(1.5, (50, 100)) * 20 * (
+        rng.uniform(size=(50, 100)) < 0.2
+    )
+    peak_time = rng.uniform(0, 40, (50, 100))
+    conditions = np.column_stack(
+        [
+            rng.uniform(-1, 2, 50),
+            rng.normal(0, 200, 50),
+            rng.normal(0, 200, 50),
+            rng.normal(0, 1, 50),
+            rng.normal(0, 1, 50),
+        ]
+    )
+    return image, peak_time, conditions
+
+
+def test_condition_names_match_data_columns():
+    from ctapipe_genshower.data.arrays import CONDITION_COLUMNS
+
+    assert tuple(CONDITION_NAMES) == tuple(CONDITION_COLUMNS)
+
+
+def test_image_transform_invertible(data):
+    image, _, _ = data
+    tf = ImageTransform().fit(image)
+    size = tf.size(image)
+    y = tf.forward(image, size)
+    assert abs(float(y.mean())) < 1e-3 and float(y.std()) == pytest.approx(1.0, rel=1e-3)
+    back = tf.inverse(y, size, clip=False)
+    np.testing.assert_allclose(back.numpy(), image, rtol=1e-4, atol=1e-4)
+    assert np.any(image < 0)  # negative NSB values survive the round trip
+    # clipping at the saturation value
+    big = tf.inverse(y + 5, size)
+    assert float(big.max()) <= tf.saturation
+    tf2 = ImageTransform.from_dict(json.loads(json.dumps(tf.to_dict())))
+    assert torch.equal(tf2.forward(image, size), y)
+
+
+def test_normalised_sum_is_one(data):
+    image, _, _ = data
+    tf = ImageTransform().fit(image)
+    size = tf.size(image)
+    q = tf.q_scale * torch.sinh(tf.forward(image, size).double() * tf.scale + tf.shift)
+    np.testing.assert_allclose(q.sum(-1).numpy(), 1.0, rtol=1e-5)
+
+
+def test_time_transform(data):
+    _, t, _ = data
+    tf = TimeTransform().fit(t)
+    y = tf.forward(t)
+    assert abs(float(y.median())) < 0.05
+    np.testing.assert_allclose(tf.inverse(y).numpy(), t, rtol=1e-5, atol=1e-4)
+    assert float(tf.inverse(y + 100).max()) == pytest.approx(tf.t_max)
+    with pytest.raises(ValueError, match="NaN"):
+        TimeTransform().fit(np.array([[1.0, np.nan]]))
+
+
+def test_condition_transform(data):
+    image, _, c = data
+    size = ImageTransform().size(np.abs(image))
+    tf = ConditionTransform().fit(c, size)
+    f = tf.features(c)
+    assert f.shape == (50, 7)
+    np.testing.assert_allclose(f.mean(0).numpy(), 0, atol=1e-5)
+    z = tf.log_size(size)
+    np.testing.assert_allclose(tf.size_from_log(z).numpy(), size.numpy(), rtol=1e-5)
+    assert tf.pixel_condition(c, size).shape == (50, 8)
+    tf2 = ConditionTransform.from_dict(json.loads(json.dumps(tf.to_dict())))
+    assert torch.equal(tf2.features(c), f)
+    with pytest.raises(ValueError, match=r"\(N, 5\)"):
+        tf.features(c[:, :4])
+
+
+def test_pixel_grid_round_trip():
+    from ctapipe_genshower.instrument import CameraGridMapping, flashcam_like_geometry
+
+    geom = flashcam_like_geometry()
+    mapping = CameraGridMapping.from_geometry(geom)
+    grid = PixelGrid(mapping.shape, mapping.flat_index, pad_to=4)
+    assert grid.padded_shape == (52, 52)
+    pixels = torch.randn(3, 2, geom.n_pixels)
+    g = grid.to_grid(pixels)
+    assert torch.equal(grid.from_grid(g), pixels)
+    assert int(grid.mask().sum()) == geom.n_pixels
+    # agrees with ctapipe's cartesian representation (via CameraGridMapping)
+    ref = mapping.to_grid(pixels[0, 0].numpy())
+    np.testing.assert_array_equal(g[0, 0, :49, :49].numpy(), ref)
+    assert float(g[:, :, 49:, :].abs().sum()) == 0

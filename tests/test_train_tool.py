@@ -1,0 +1,295 @@
+"""The ctapipe-genshower-train tool: inputs, outputs, errors, resume and torchrun (DDP)."""
+
+import csv
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import tables
+from ctapipe.core import ToolConfigurationError, run_tool
+from safetensors.numpy import load_file
+
+from ctapipe_genshower.checkpoint import read_metadata
+from ctapipe_genshower.data import TrainingArrays, TrainingFile, write_training_file
+from ctapipe_genshower.tools.train import TrainTool
+
+# a tiny model and a handful of steps: seconds on a loaded 2-core machine
+TINY = [
+    "--model=tiny",
+    "--batch-size=8",
+    "--shower-steps=20",
+    "--checkpoint-interval=1",
+    "--validation-interval=2",
+    "--device=cpu",
+    "--TrainTool.calibration_events=5000",
+    "--TrainTool.fit_events=200",
+    "--TrainTool.chunk_size=64",
+    "--TrainTool.log_interval=1",
+    "--TrainTool.validation_events=16",
+    "--TrainTool.warmup_steps=1",
+]
+
+
+@pytest.fixture(scope="module")
+def training_file(tmp_path_factory, request):
+    """A small prepared training file of synthetic showers (full meta)."""
+    arrays = request.getfixturevalue("synthetic_training_arrays")
+    path = tmp_path_factory.mktemp("train_tool") / "synthetic.train.safetensors"
+    return write_training_file(path, arrays.subset(slice(0, 96)))
+
+
+def _run(argv, cwd):
+    return run_tool(TrainTool(), argv=[str(a) for a in argv], cwd=cwd, raises=True)
+
+
+def _tensors(path):
+    return load_file(str(path))
+
+
+def test_train_from_training_file(training_file, tmp_path):
+    out = tmp_path / "model.safetensors"
+    # settings from a YAML config file, the command line adds to them
+    config = tmp_path / "train.yaml"
+    config.write_text("TrainTool:\n  steps: 2\n  model: tiny\n  seed: 5\n")
+    argv = ["--config", config, "-i", training_file, "-o", out, *TINY[1:]]
+    assert _run(argv, tmp_path) == 0
+    for name in ("model.safetensors", "model.state.safetensors", "model.loss.csv"):
+        assert (tmp_path / name).is_file(), name
+    assert (tmp_path / "model.loss.png").read_bytes()[:4] == b"\x89PNG"
+    with (tmp_path / "model.loss.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    train_rows = [r for r in rows if r["kind"] == "train"]
+    val_rows = [r for r in rows if r["kind"] == "validation"]
+    assert [int(r["step"]) for r in train_rows] == [1, 2]
+    assert [int(r["step"]) for r in val_rows] == [2]
+    assert all(np.isfinite(float(r["val_loss"])) for r in val_rows)
+    meta = read_metadata(out)
+    assert meta["provenance"]["steps"] == 2
+    assert meta["config"]["train"]["seed"] == 5
+    assert meta["provenance"]["training_file"] == str(training_file)
+    assert meta["training_meta"]["n_selected"] == TrainingFile(training_file).meta["n_selected"]
+    # no DL1 conversion happened for a prepared file
+    assert not (tmp_path / "model.training.safetensors").exists()
+
+
+def test_output_exists_and_resume_errors(training_file, tmp_path):
+    out = tmp_path / "model.safetensors"
+    out.write_bytes(b"old")
+    with pytest.raises(ToolConfigurationError, match="exists, but overwrite=False"):
+        _run(["-i", training_file, "-o", out, "--steps=2", *TINY], tmp_path)
+    with pytest.raises(ToolConfigurationError, match=r"training-state file .* does not exist"):
+        _run(["-i", training_file, "-o", out, "--steps=2", "--resume", *TINY], tmp_path)
+    assert out.read_bytes() == b"old"
+
+
+def test_input_errors(training_file, tmp_path):
+    out = tmp_path / "model.safetensors"
+    with pytest.raises(ToolConfigurationError, match="No input files"):
+        _run(["-o", out], tmp_path)
+    with pytest.raises(ToolConfigurationError, match="Input file not found"):
+        _run(["-i", tmp_path / "missing.h5", "-o", out], tmp_path)
+    with pytest.raises(ToolConfigurationError, match="No input file matches"):
+        _run(["-i", str(tmp_path / "nothing_*.h5"), "-o", out], tmp_path)
+    with pytest.raises(ToolConfigurationError, match="not a mix"):
+        _run(["-i", training_file, "-i", training_file, "-o", out], tmp_path)
+
+
+def test_nan_images_in_training_file(training_file, tmp_path):
+    arrays = TrainingFile(training_file).to_arrays()
+    image = arrays.image.copy()
+    image[5, 17] = np.nan
+    bad = write_training_file(
+        tmp_path / "nan.safetensors",
+        TrainingArrays(image, arrays.peak_time, arrays.conditions, arrays.meta),
+    )
+    with pytest.raises(ToolConfigurationError, match="NaN"):
+        _run(["-i", bad, "-o", tmp_path / "m.safetensors", "--steps=2", *TINY], tmp_path)
+    assert not (tmp_path / "m.safetensors").exists()
+
+
+def test_fixed_energy_simulation_is_refused(training_file, tmp_path):
+    arrays = TrainingFile(training_file).to_arrays()
+    arrays.meta["thrown"] = None  # what the reader gives for a fixed-energy simulation
+    path = write_training_file(tmp_path / "fixed.safetensors", arrays)
+    with pytest.raises(ToolConfigurationError, match="not a thrown distribution"):
+        _run(["-i", path, "-o", tmp_path / "m.safetensors", "--steps=2", *TINY], tmp_path)
+
+
+def test_resume_reaches_same_weights(training_file, tmp_path):
+    """Stopped after step 1 and resumed == uninterrupted (same seed, same settings)."""
+    common = ["-i", training_file, "--steps=3", "--seed=3", *TINY]
+    full, parts = tmp_path / "full", tmp_path / "parts"
+    full.mkdir()
+    parts.mkdir()
+    _run([*common, "-o", full / "m.safetensors"], full)
+    _run([*common, "-o", parts / "m.safetensors", "--stop-after=1"], parts)
+    assert read_metadata(parts / "m.safetensors")["provenance"]["steps"] == 1
+    _run([*common, "-o", parts / "m.safetensors", "--resume"], parts)
+
+    a, b = _tensors(full / "m.safetensors"), _tensors(parts / "m.safetensors")
+    assert a.keys() == b.keys()
+    for key in a:
+        assert np.array_equal(a[key], b[key]), key
+    sa, sb = _tensors(full / "m.state.safetensors"), _tensors(parts / "m.state.safetensors")
+    for key in sa:
+        assert np.array_equal(sa[key], sb[key]), key
+    # the loss log of the resumed run continues the stopped one without duplicates
+    with (parts / "m.loss.csv").open() as f:
+        steps = [int(r["step"]) for r in csv.DictReader(f) if r["kind"] == "train"]
+    assert steps == [1, 2, 3]
+
+
+@pytest.mark.slow
+def test_torchrun_two_cpu_processes_agree(training_file, tmp_path):
+    """torchrun --nproc_per_node=2 (gloo): both ranks end with identical weights."""
+    script = tmp_path / "run_tool.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import sys
+            import torch.distributed as dist
+            from safetensors.torch import save_file
+            from ctapipe_genshower.model import training
+            from ctapipe_genshower.tools.train import main
+
+            original_run = training._Trainer.run
+
+            def run_and_dump(self):
+                result = original_run(self)
+                rank = dist.get_rank()
+                state = {f"net.{k}": v.contiguous() for k, v in self.net.state_dict().items()}
+                state.update({f"ema.{k}": v.contiguous() for k, v in self.ema.state_dict().items()})
+                save_file(state, f"rank{rank}.safetensors")
+                return result
+
+            training._Trainer.run = run_and_dump
+            sys.argv[0] = "ctapipe-genshower-train"
+            main()
+            """
+        )
+    )
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        str(script),
+        "-i",
+        str(training_file),
+        "-o",
+        "model.safetensors",
+        "--steps=2",
+        *TINY,
+    ]
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rank0, rank1 = (
+        _tensors(tmp_path / "rank0.safetensors"),
+        _tensors(tmp_path / "rank1.safetensors"),
+    )
+    assert rank0.keys() == rank1.keys()
+    for key in rank0:
+        assert np.array_equal(rank0[key], rank1[key]), key
+    meta = read_metadata(tmp_path / "model.safetensors")
+    assert meta["config"]["world_size"] == 2
+    # the checkpoint holds rank 0's EMA weights
+    checkpoint = _tensors(tmp_path / "model.safetensors")
+    pixel = {k[len("pixel.") :]: v for k, v in checkpoint.items() if k.startswith("pixel.")}
+    assert pixel
+    for key, value in pixel.items():
+        assert np.array_equal(value, rank0[f"ema.{key}"]), key
+    # the weights moved away from the initial ones during training
+    assert any(not np.array_equal(rank0[f"net.{k}"], rank0[f"ema.{k}"]) for k in pixel)
+
+
+# -- DL1 inputs ---------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def lst_dl1(simtel_dir, tmp_path_factory):
+    from ctapipe.tools.process import ProcessorTool
+
+    out = tmp_path_factory.mktemp("train_tool_dl1") / "multi.dl1.h5"
+    argv = [
+        f"--input={simtel_dir / 'history_meta_75.simtel.zst'}",
+        f"--output={out}",
+        "--write-images",
+        "--overwrite",
+    ]
+    assert run_tool(ProcessorTool(), argv=argv, cwd=out.parent) == 0
+    return out
+
+
+@pytest.mark.simtel
+def test_prepare_only_from_dl1_glob(lst_dl1, tmp_path):
+    prepared = tmp_path / "lst.train.safetensors"
+    argv = [
+        "-i",
+        str(lst_dl1.parent / "*.dl1.h5"),
+        "--telescope-type=LSTCam",
+        "--selection=hillas_intensity >= 1000",
+        "--selection=leakage_intensity_width_2 < 1.0",
+        "--prepared-file",
+        prepared,
+        "--prepare-only",
+    ]
+    assert _run(argv, tmp_path) == 0
+    f = TrainingFile(prepared)
+    assert len(f) == 4 and f.n_pixels == 1855
+    assert f.meta["telescope_type"] == "LST_LST_LSTCam"
+    assert f.meta["selection"] == [
+        ["hillas_intensity >= 1000", "hillas_intensity >= 1000"],
+        ["leakage_intensity_width_2 < 1.0", "leakage_intensity_width_2 < 1.0"],
+    ]
+    assert f.meta["input_files"] == [str(lst_dl1)]
+
+
+@pytest.mark.simtel
+def test_dl1_input_errors(lst_dl1, tmp_path):
+    out = tmp_path / "model.safetensors"
+    with pytest.raises(ToolConfigurationError, match="several telescope types"):
+        _run(["-i", lst_dl1, "-o", out], tmp_path)
+    with pytest.raises(ToolConfigurationError, match=r"'FlashCam' not in .* available"):
+        _run(["-i", lst_dl1, "-o", out, "--telescope-type=FlashCam"], tmp_path)
+    no_cut = ["--telescope-type=LSTCam", "--selection=hillas_intensity > 1e9"]
+    with pytest.raises(ToolConfigurationError, match="leaves no events"):
+        _run(["-i", lst_dl1, "-o", out, *no_cut], tmp_path)
+
+    no_images = tmp_path / "no_images.h5"
+    shutil.copy(lst_dl1, no_images)
+    with tables.open_file(no_images, "a") as h5:
+        h5.remove_node("/dl1/event/telescope/images", recursive=True)
+    with pytest.raises(ToolConfigurationError, match="no DL1 images"):
+        _run(["-i", no_images, "-o", out], tmp_path)
+
+    nan_file = tmp_path / "nan.h5"
+    shutil.copy(lst_dl1, nan_file)
+    with tables.open_file(nan_file, "a") as h5:
+        table = h5.root.dl1.event.telescope.images.tel_001
+        image = table.cols.image[0]
+        image[:2] = np.nan
+        table.cols.image[0] = image
+    with pytest.raises(ToolConfigurationError, match="2 NaN pixels"):
+        _run(["-i", nan_file, "-o", out, "--telescope-type=LSTCam"], tmp_path)
+    # nothing but ctapipe's provenance log was left behind by the failed runs
+    left = sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith("provenance.log"))
+    assert left == ["nan.h5", "no_images.h5"]
+
+
+def test_train_on_toy_dl1(request, tmp_path):
+    """The whole chain on toy-simulator DL1: convert, train, checkpoint with toy meta."""
+    try:
+        dl1 = request.getfixturevalue("toy_proton_dl1_path")
+    except pytest.FixtureLookupError:
+        pytest.skip("fixture toy_proton_dl1_path (tests/fixtures_toymc.py) not available")
+    out = tmp_path / "model.safetensors"
+    argv = ["-i", dl1, "-o", out, "--steps=2", "--batch-size=4", *TINY[2:]]
+    assert _run(["--model=tiny", *argv], tmp_path) == 0
+    prepared = TrainingFile(tmp_path / "model.training.safetensors")
+    meta = read_metadata(out)["training_meta"]
+    assert meta["n_selected"] == prepared.meta["n_selected"] == len(prepared)
+    assert meta["selection"] == [["size", "hillas_intensity >= 250"]]
