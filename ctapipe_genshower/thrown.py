@@ -38,7 +38,9 @@ CORE_DISTANCE_BINS = 100
 def fov_to_altaz(fov_lon, fov_lat, pointing_alt, pointing_az):
     """Convert ``TelescopeFrame`` offsets to true ``(alt, az)`` with ctapipe's frames."""
     pointing = AltAz(alt=pointing_alt, az=pointing_az)
-    coord = SkyCoord(fov_lon=fov_lon, fov_lat=fov_lat, frame=TelescopeFrame(telescope_pointing=pointing))
+    coord = SkyCoord(
+        fov_lon=fov_lon, fov_lat=fov_lat, frame=TelescopeFrame(telescope_pointing=pointing)
+    )
     altaz = coord.transform_to(AltAz())
     return altaz.alt.to(u.deg), altaz.az.to(u.deg)
 

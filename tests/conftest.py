@@ -11,7 +11,7 @@ SHARED_SIMTEL = Path(__file__).resolve().parents[1].parent / "shared" / "data" /
 def simtel_dir():
     """The real sim_telarray files beside the project (``../shared/data/simtel``)."""
     if not SHARED_SIMTEL.is_dir():
-        pytest.skip(f"real sim_telarray files not found at {SHARED_SIMTEL} (needs ../shared beside the project)")
+        pytest.skip(f"real sim_telarray files not found at {SHARED_SIMTEL} (needs ../shared)")
     return SHARED_SIMTEL
 
 

@@ -57,7 +57,9 @@ def test_grid_roundtrip_real_simtel_camera(simtel_dir):
 
     path = simtel_dir / "gamma_with_obslevel_particles.simtel.zst"
     with EventSource(path, max_events=1) as source:
-        cameras = {tel.camera.geometry.name: tel.camera.geometry for tel in source.subarray.tel.values()}
+        cameras = {
+            tel.camera.geometry.name: tel.camera.geometry for tel in source.subarray.tel.values()
+        }
     assert cameras
     for geometry in cameras.values():
         _assert_grid_roundtrip(geometry)

@@ -56,7 +56,7 @@ class CameraGridMapping:
         return mask.reshape(self.shape)
 
     def to_grid(self, images, fill_value=0.0):
-        """Images ``(..., n_pixels)`` -> grids ``(..., height, width)``; empty cells = fill_value."""
+        """Images ``(..., n_pixels)`` -> grids ``(..., height, width)``, empty cells filled."""
         images = np.asarray(images)
         lead = images.shape[:-1]
         grid = np.full((*lead, self.shape[0] * self.shape[1]), fill_value, dtype=images.dtype)

@@ -11,6 +11,7 @@ import astropy.units as u
 import numpy as np
 from astropy.coordinates import EarthLocation
 from ctapipe.atmosphere import ExponentialAtmosphereDensityProfile
+from ctapipe.coordinates import CameraFrame
 from ctapipe.instrument import (
     CameraDescription,
     CameraGeometry,
@@ -123,7 +124,10 @@ def telescope_description():
         mirror_area=MIRROR_AREA,
         n_mirror_tiles=875,
     )
-    return TelescopeDescription(name=TELESCOPE_NAME, optics=optics, camera=flashcam_like_camera())
+    camera = flashcam_like_camera()
+    # image processing goes to the TelescopeFrame, which needs the focal length on the frame
+    camera.geometry.frame = CameraFrame(focal_length=optics.effective_focal_length)
+    return TelescopeDescription(name=TELESCOPE_NAME, optics=optics, camera=camera)
 
 
 def single_telescope_subarray(tel_id=1, position=(0.0, 0.0, 0.0) * u.m):

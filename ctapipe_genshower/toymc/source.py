@@ -43,7 +43,6 @@ from ctapipe.containers import (
     TelescopeTriggerContainer,
     TriggerContainer,
 )
-from ctapipe.coordinates import CameraFrame
 from ctapipe.core import Map, Provenance, ToolConfigurationError
 from ctapipe.core.traits import AstroQuantity, CaselessStrEnum, Float, Int
 from ctapipe.io import DataLevel, EventSource
@@ -87,18 +86,6 @@ def _quantity(default, unit, help):
     return AstroQuantity(default_value=default * unit, physical_type=unit, help=help).tag(
         config=True
     )
-
-
-def _subarray_with_camera_frames(subarray):
-    """Give each camera geometry a ``CameraFrame`` with the focal length, as ``from_hdf`` does.
-
-    ctapipe's image processing transforms the geometry to the ``TelescopeFrame``, which
-    needs the focal length on the frame.
-    """
-    for tel in subarray.tel.values():
-        focal_length = tel.optics.effective_focal_length
-        tel.camera.geometry.frame = CameraFrame(focal_length=focal_length)
-    return subarray
 
 
 class ToyShowerEventSource(EventSource):
@@ -147,7 +134,7 @@ class ToyShowerEventSource(EventSource):
         self.file_settings = {**settings, _SIMULATOR_SECTION: dict(simulator_settings)}
         self._apply_settings(self, settings, explicit=set(kwargs))
 
-        self._subarray = _subarray_with_camera_frames(single_telescope_subarray(tel_id=_TEL_ID))
+        self._subarray = single_telescope_subarray(tel_id=_TEL_ID)
         self.simulator = ToyShowerSimulator(self._subarray, tel_id=_TEL_ID, parent=self)
         self._apply_settings(self.simulator, simulator_settings, explicit=set())
         self.thrown = self._make_thrown()
