@@ -36,16 +36,9 @@ from astropy.time import Time
 from ctapipe.containers import (
     ArrayEventContainer,
     ArrayPointingContainer,
-    CoordinateFrameType,
     DL1CameraContainer,
     EventIndexContainer,
     EventType,
-    ObservationBlockContainer,
-    ObservationBlockState,
-    ObservingMode,
-    PointingMode,
-    SchedulingBlockContainer,
-    SchedulingBlockType,
     SimulatedCameraContainer,
     SimulatedEventContainer,
     SimulatedShowerContainer,
@@ -60,6 +53,7 @@ from ctapipe.core.traits import AstroQuantity, Bool, CaselessStrEnum, Float, Int
 from ctapipe.io import DataLevel, EventSource
 
 from ._version import __version__
+from .run_blocks import simulated_run_blocks
 
 __all__ = [
     "DETECTOR_PROG_ID",
@@ -421,28 +415,9 @@ class DiffusionEventSource(EventSource):
                 self._plan["n_thrown"], run_number=obs_id, detector_prog_id=DETECTOR_PROG_ID
             )
         }
-        self._scheduling_blocks = {
-            obs_id: SchedulingBlockContainer(
-                sb_id=np.uint64(obs_id),
-                sb_type=SchedulingBlockType.OBSERVATION,
-                producer_id="ctapipe-genshower",
-                observing_mode=ObservingMode.UNKNOWN,
-                pointing_mode=PointingMode.DRIFT,
-            )
-        }
-        self._observation_blocks = {
-            obs_id: ObservationBlockContainer(
-                obs_id=np.uint64(obs_id),
-                sb_id=np.uint64(obs_id),
-                producer_id="ctapipe-genshower",
-                state=ObservationBlockState.COMPLETED_SUCCEDED,
-                subarray_pointing_lat=alt,
-                subarray_pointing_lon=az,
-                subarray_pointing_frame=CoordinateFrameType.ALTAZ,
-                actual_start_time=self._start_time,
-                scheduled_start_time=self._start_time,
-            )
-        }
+        self._scheduling_blocks, self._observation_blocks = simulated_run_blocks(
+            obs_id, alt, az, self._start_time, producer_id="ctapipe-genshower"
+        )
         self._pointing = TelescopePointingContainer(altitude=alt, azimuth=az)
         self._array_pointing = ArrayPointingContainer(array_altitude=alt, array_azimuth=az)
 

@@ -99,13 +99,10 @@ def test_failure_during_generation_removes_output(tiny_model_path, tmp_path, mon
 
 
 def test_default_model(tmp_path):
-    """Without --model the bundled model is used, or a clear error says it is missing."""
+    """Without --model the bundled model (shipped as package data) is used."""
+    assert default_model_path().is_file()
     output = tmp_path / "default.h5"
-    argv = [f"--output={output}", "--n-showers=200", "--n-steps=1", "--max-events=2"]
-    if default_model_path().is_file():
-        assert run_tool(GenerateTool(), argv=argv, cwd=tmp_path) == 0
-        assert len(read_table(output, "/dl1/event/subarray/trigger")) == 2
-    else:
-        with pytest.raises(ToolConfigurationError, match="bundled default model is missing"):
-            run_tool(GenerateTool(), argv=argv, cwd=tmp_path)
-        assert not output.exists()
+    # ~0.2 % of the thrown showers pass the bundled model's selection
+    argv = [f"--output={output}", "--n-showers=10000", "--n-steps=1", "--max-events=2"]
+    assert run_tool(GenerateTool(), argv=argv, cwd=tmp_path) == 0
+    assert len(read_table(output, "/dl1/event/subarray/trigger")) == 2

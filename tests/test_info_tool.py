@@ -30,8 +30,9 @@ def test_version_and_bundled_model(capsys, tmp_path):
     assert run_tool(InfoTool(), argv=[], cwd=tmp_path) == 0
     out = capsys.readouterr().out
     assert out.startswith(f"ctapipe-genshower {__version__}\n")
-    if not default_model_path().is_file():
-        assert "not present" in out
+    assert default_model_path().is_file()
+    assert "not present" not in out
+    assert str(default_model_path()) in out
 
 
 def test_bad_models(tmp_path):

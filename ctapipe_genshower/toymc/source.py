@@ -25,16 +25,9 @@ from astropy.time import Time
 from ctapipe.containers import (
     ArrayEventContainer,
     ArrayPointingContainer,
-    CoordinateFrameType,
     DL1CameraContainer,
     EventIndexContainer,
     EventType,
-    ObservationBlockContainer,
-    ObservationBlockState,
-    ObservingMode,
-    PointingMode,
-    SchedulingBlockContainer,
-    SchedulingBlockType,
     SimulatedCameraContainer,
     SimulatedEventContainer,
     SimulatedShowerContainer,
@@ -49,6 +42,7 @@ from ctapipe.io import DataLevel, EventSource
 from traitlets import TraitError
 
 from ..instrument import single_telescope_subarray
+from ..run_blocks import simulated_run_blocks
 from ..thrown import ThrownDistribution
 from .settings import is_settings_file, read_settings
 from .simulator import PRIMARY_IDS, ToyShowerSimulator
@@ -272,28 +266,9 @@ class ToyShowerEventSource(EventSource):
                 self.n_thrown, run_number=obs_id, detector_prog_id=DETECTOR_PROG_ID
             )
         }
-        self._scheduling_blocks = {
-            obs_id: SchedulingBlockContainer(
-                sb_id=np.uint64(obs_id),
-                sb_type=SchedulingBlockType.OBSERVATION,
-                producer_id="ctapipe-genshower-toymc",
-                observing_mode=ObservingMode.UNKNOWN,
-                pointing_mode=PointingMode.DRIFT,
-            )
-        }
-        self._observation_blocks = {
-            obs_id: ObservationBlockContainer(
-                obs_id=np.uint64(obs_id),
-                sb_id=np.uint64(obs_id),
-                producer_id="ctapipe-genshower-toymc",
-                state=ObservationBlockState.COMPLETED_SUCCEDED,
-                subarray_pointing_lat=alt,
-                subarray_pointing_lon=az,
-                subarray_pointing_frame=CoordinateFrameType.ALTAZ,
-                actual_start_time=self._start_time,
-                scheduled_start_time=self._start_time,
-            )
-        }
+        self._scheduling_blocks, self._observation_blocks = simulated_run_blocks(
+            obs_id, alt, az, self._start_time, producer_id="ctapipe-genshower-toymc"
+        )
 
     # -- EventSource interface -------------------------------------------------------------
     @staticmethod
