@@ -196,17 +196,7 @@ class DL1TrainingReader(Component):
             except Exception as err:
                 raise OSError(f"Cannot open {path} as HDF5: {err}") from None
             with h5:
-                if IMAGES_GROUP not in h5.root:
-                    raise ValueError(
-                        f"{path} has no DL1 images ({IMAGES_GROUP}); "
-                        "run ctapipe-process with --write-images"
-                    )
-                subarray = SubarrayDescription.from_hdf(h5)
-                tel = self._find_telescope_type(subarray, path)
-                tel_ids = sorted(subarray.get_tel_ids_for_type(tel))
-                tel_ids = [t for t in tel_ids if f"tel_{t:03d}" in h5.root[IMAGES_GROUP]]
-                if not tel_ids:
-                    raise ValueError(f"{path} has no images of telescope type {tel}")
+                subarray, tel, tel_ids = image_telescopes(h5, path, self.telescope_type)
                 self._tel_ids[path] = tel_ids
                 self._has_parameters[path] = PARAMETERS_GROUP in h5.root and all(
                     f"tel_{t:03d}" in h5.root[PARAMETERS_GROUP] for t in tel_ids
@@ -277,24 +267,6 @@ class DL1TrainingReader(Component):
             "condition_columns": list(CONDITION_COLUMNS),
             "ctapipe_version": ctapipe_version,
         }
-
-    def _find_telescope_type(self, subarray, path):
-        types = {str(t): t for t in subarray.telescope_types}
-        if self.telescope_type is None:
-            if len(types) != 1:
-                raise ValueError(
-                    f"{path} holds several telescope types {sorted(types)}; "
-                    "choose one with telescope_type"
-                )
-            return next(iter(types.values()))
-        if self.telescope_type in types:
-            return types[self.telescope_type]
-        by_camera = [t for t in types.values() if t.camera.name == self.telescope_type]
-        if len(by_camera) == 1:
-            return by_camera[0]
-        raise ValueError(
-            f"Telescope type {self.telescope_type!r} not in {path}; available: {sorted(types)}"
-        )
 
     def _read_pointing(self):
         """The fixed pointing (alt, az) of the selected telescopes: first image that has one."""
@@ -546,3 +518,51 @@ def _compute_parameters(processor, tel_ids, image, peak_time, keep):
         except (TypeError, ValueError):
             continue
     return columns
+
+
+def find_telescope_type(subarray, telescope_type, path):
+    """The telescope type of ``subarray`` named ``telescope_type`` (type string or camera name).
+
+    ``None`` picks the only type; several types or an unknown name raise a ``ValueError``
+    listing the available types.
+    """
+    types = {str(t): t for t in subarray.telescope_types}
+    if telescope_type is None:
+        if len(types) != 1:
+            raise ValueError(
+                f"{path} holds several telescope types {sorted(types)}; "
+                "choose one with the telescope_type option (--telescope-type)"
+            )
+        return next(iter(types.values()))
+    if telescope_type in types:
+        return types[telescope_type]
+    by_camera = [t for t in types.values() if t.camera.name == telescope_type]
+    if len(by_camera) == 1:
+        return by_camera[0]
+    raise ValueError(f"Telescope type {telescope_type!r} not in {path}; available: {sorted(types)}")
+
+
+def image_telescopes(h5, path, telescope_type):
+    """Check an open DL1 file for images of one telescope type.
+
+    Returns
+    -------
+    subarray : SubarrayDescription
+    telescope : TelescopeDescription
+    tel_ids : list of int
+        Telescopes of that type that have an image table.
+    """
+    if IMAGES_GROUP not in h5.root:
+        raise ValueError(
+            f"{path} has no DL1 images ({IMAGES_GROUP}); run ctapipe-process with --write-images"
+        )
+    subarray = SubarrayDescription.from_hdf(h5)
+    telescope = find_telescope_type(subarray, telescope_type, path)
+    tel_ids = [
+        t
+        for t in sorted(subarray.get_tel_ids_for_type(telescope))
+        if f"tel_{t:03d}" in h5.root[IMAGES_GROUP]
+    ]
+    if not tel_ids:
+        raise ValueError(f"{path} has no images of telescope type {telescope}")
+    return subarray, telescope, tel_ids

@@ -24,11 +24,10 @@ from ctapipe.core import Component, QualityQuery
 from ctapipe.core.traits import Bool, Int, List, Unicode
 from ctapipe.fitting import FIT_RNG
 from ctapipe.image import ImageProcessor
-from ctapipe.instrument import SubarrayDescription
 from ctapipe.io import TableLoader, read_table
 from tqdm.auto import tqdm
 
-from ..data.dl1 import DEFAULT_SELECTION
+from ..data.dl1 import DEFAULT_SELECTION, IMAGES_GROUP, image_telescopes
 
 __all__ = [
     "PARAMETERS",
@@ -38,7 +37,6 @@ __all__ = [
     "check_same_telescope",
 ]
 
-IMAGES_GROUP = "/dl1/event/telescope/images"
 SHOWER_DISTRIBUTION_TABLE = "/simulation/service/shower_distribution"
 SIMULATION_CONFIG_TABLE = "/configuration/simulation/run"
 
@@ -200,20 +198,7 @@ class DL1ValidationReader(Component):
             except Exception as err:
                 raise OSError(f"Cannot open {path} as HDF5: {err}") from None
             with h5:
-                if IMAGES_GROUP not in h5.root:
-                    raise ValueError(
-                        f"{path} has no DL1 images ({IMAGES_GROUP}); "
-                        "run ctapipe-process with --write-images"
-                    )
-                subarray = SubarrayDescription.from_hdf(h5)
-                tel = _find_telescope_type(subarray, telescope_type, path)
-                ids = [
-                    t
-                    for t in sorted(subarray.get_tel_ids_for_type(tel))
-                    if f"tel_{t:03d}" in h5.root[IMAGES_GROUP]
-                ]
-                if not ids:
-                    raise ValueError(f"{path} has no images of telescope type {tel}")
+                _, tel, ids = image_telescopes(h5, path, telescope_type)
                 tel_ids[path] = ids
                 n_images[path] = sum(h5.root[IMAGES_GROUP][f"tel_{t:03d}"].nrows for t in ids)
             if telescope is None:
@@ -415,23 +400,6 @@ def _parameter_columns(containers):
         else q
         for name, q in columns.items()
     }
-
-
-def _find_telescope_type(subarray, telescope_type, path):
-    types = {str(t): t for t in subarray.telescope_types}
-    if telescope_type is None:
-        if len(types) != 1:
-            raise ValueError(
-                f"{path} holds several telescope types {sorted(types)}; choose one with "
-                "--telescope-type"
-            )
-        return next(iter(types.values()))
-    if telescope_type in types:
-        return types[telescope_type]
-    by_camera = [t for t in types.values() if t.camera.name == telescope_type]
-    if len(by_camera) == 1:
-        return by_camera[0]
-    raise ValueError(f"Telescope type {telescope_type!r} not in {path}; available: {sorted(types)}")
 
 
 def _read_thrown(files, tel_ids):
