@@ -1,0 +1,71 @@
+"""Atomic outputs: a file or directory appears under its final name complete, or not at all.
+
+Every writer of the package (model and training-state files, training files, loss curves,
+IRF files, validation reports, generated DL1 files) writes to a hidden temporary name in
+the target's directory and renames it onto the target only on success. A run killed by
+SIGTERM, SIGKILL or the OOM killer therefore never leaves a file that looks usable under
+the name the user asked for, and a resubmitted job starts clean.
+"""
+
+import os
+import shutil
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+__all__ = ["TEMPORARY_PREFIX", "atomic_output", "temporary_sibling"]
+
+#: Hidden temporary outputs start with this prefix (``.<name>.<random>.tmp``).
+TEMPORARY_PREFIX = "."
+
+
+def temporary_sibling(path, directory=False):
+    """A new, empty temporary file (or directory) beside ``path`` on the same file system."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    prefix = f"{TEMPORARY_PREFIX}{path.name}."
+    if directory:
+        return Path(tempfile.mkdtemp(prefix=prefix, suffix=".tmp", dir=path.parent))
+    fd, name = tempfile.mkstemp(prefix=prefix, suffix=".tmp" + path.suffix, dir=path.parent)
+    os.close(fd)
+    return Path(name)
+
+
+def _remove(path):
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+@contextmanager
+def atomic_output(path, directory=False, overwrite=True):
+    """Yield a temporary path; on success it replaces ``path``, on any error it is removed.
+
+    Parameters
+    ----------
+    path : str or Path
+        The final output name.
+    directory : bool
+        Yield a temporary directory instead of a file.
+    overwrite : bool
+        If False, refuse (``FileExistsError``) when ``path`` exists at the end.
+
+    Examples
+    --------
+    >>> with atomic_output("model.safetensors") as tmp:  # doctest: +SKIP
+    ...     save_file(tensors, tmp)
+    """
+    path = Path(path)
+    tmp = temporary_sibling(path, directory=directory)
+    try:
+        yield tmp
+        if path.exists():
+            if not overwrite:
+                raise FileExistsError(f"{path} exists")
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+        os.replace(tmp, path)
+    except BaseException:
+        _remove(tmp)
+        raise
