@@ -17,6 +17,7 @@ optimizer state: that lives in a separate training-state file (see ``model.train
 ``is_compatible``). Writes go to a temporary file in the same directory, then ``os.replace``.
 """
 
+import hashlib
 import json
 import os
 import struct
@@ -27,6 +28,8 @@ __all__ = [
     "FORMAT",
     "FORMAT_VERSION",
     "CheckpointError",
+    "claims_file",
+    "file_sha256",
     "is_checkpoint",
     "load_checkpoint",
     "read_header",
@@ -129,6 +132,39 @@ def is_checkpoint(path):
     except (CheckpointError, OSError):
         return False
     return True
+
+
+def claims_file(path, max_scanned=1 << 20):
+    """True if ``path`` is, or names itself, a file of this format (never raises).
+
+    A damaged model (truncated, another ``format_version``) whose header still names the
+    format is claimed too, so that an EventSource can refuse it with the reader's clear
+    error instead of ctapipe's "no compatible EventSource".
+    """
+    try:
+        path = Path(path)
+        if not path.is_file():
+            return False
+        if is_checkpoint(path):
+            return True
+        with path.open("rb") as f:
+            raw = f.read(8)
+            if len(raw) < 8:
+                return False
+            (header_length,) = struct.unpack("<Q", raw)
+            header = f.read(min(header_length, max_scanned))
+        return f'"{FORMAT}"'.encode() in header
+    except OSError:
+        return False
+
+
+def file_sha256(path, chunk_size=1 << 20):
+    """sha256 hex digest of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(chunk_size):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def write_safetensors_atomic(path, tensors, metadata):
