@@ -31,6 +31,18 @@ def temporary_sibling(path, directory=False):
     return Path(name)
 
 
+def _current_umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _permissions_from_umask(path, directory):
+    # mkstemp/mkdtemp create private (0600/0700) entries; an output must get the
+    # permissions any other new file of the user gets
+    os.chmod(path, (0o777 if directory else 0o666) & ~_current_umask())
+
+
 def _remove(path):
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path, ignore_errors=True)
@@ -65,6 +77,7 @@ def atomic_output(path, directory=False, overwrite=True):
                 raise FileExistsError(f"{path} exists")
             if path.is_dir() and not path.is_symlink():
                 shutil.rmtree(path)
+        _permissions_from_umask(tmp, directory)
         os.replace(tmp, path)
     except BaseException:
         _remove(tmp)
