@@ -33,7 +33,7 @@ from ctapipe.io import read_table
 from ctapipe.tools.process import ProcessorTool
 
 from ctapipe_genshower.checkpoint import read_metadata
-from ctapipe_genshower.source import default_model_path
+from ctapipe_genshower.io.diffusion import default_model_path
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -16,7 +16,7 @@ from ctapipe.core import run_tool
 from ctapipe.tools.process import ProcessorTool
 from traitlets.config import Config
 
-from ctapipe_genshower.toymc import ToyShowerEventSource
+from ctapipe_genshower.io.toymc import ToyShowerEventSource
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "protons.toymc.yaml"
 

@@ -100,7 +100,11 @@ run background_comparison.fits ctapipe-genshower-background \
     --config "$CONF/irf_mono.yaml" --config "$CONF/background_compare.yaml" "${EXTRA[@]}" \
     --output @OUT@ --plot background_comparison.png --summary background_comparison.json \
     --overwrite --no-progress
-# and the BACKGROUND HDUs of ctapipe-compute-irf themselves (rates only, no errors there)
-python -m ctapipe_genshower.irf.compare irf_generated.fits irf_simulated.fits \
-    | tee background_hdu_ratio.md
+# and the BACKGROUND HDUs of ctapipe-compute-irf themselves (rates only, no errors there):
+# ctapipe_genshower.irf.compare.background_hdu_ratio
+python - irf_generated.fits irf_simulated.fits <<'EOF' | tee background_hdu_ratio.md
+import sys
+from ctapipe_genshower.irf.compare import background_hdu_ratio
+print(background_hdu_ratio(*sys.argv[1:]), end="")
+EOF
 log "done: $(pwd)/background_comparison.{png,json,md}, background_hdu_ratio.md"

@@ -5,7 +5,7 @@ import tables
 from ctapipe.core import ToolConfigurationError, run_tool
 from ctapipe.io import read_table
 
-from ctapipe_genshower.source import DiffusionEventSource, default_model_path
+from ctapipe_genshower.io.diffusion import DiffusionEventSource, default_model_path
 from ctapipe_genshower.tools.generate import GenerateTool
 
 

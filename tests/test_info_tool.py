@@ -4,7 +4,7 @@ import pytest
 from ctapipe.core import ToolConfigurationError, run_tool
 
 from ctapipe_genshower import __version__
-from ctapipe_genshower.source import default_model_path
+from ctapipe_genshower.io.diffusion import default_model_path
 from ctapipe_genshower.tools.info import InfoTool, model_card
 
 

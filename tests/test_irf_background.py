@@ -20,9 +20,9 @@ from ctapipe_genshower.irf.background import (
 from ctapipe_genshower.irf.compare import (
     compare_backgrounds,
     effective_events,
-    plot_comparison,
     proton_effective_area,
 )
+from ctapipe_genshower.irf.plots import plot_comparison
 from ctapipe_genshower.irf.toy_dl2 import trigger_probability
 from ctapipe_genshower.irf.weights import SimulatedComponent, simulated_events_info
 from ctapipe_genshower.thrown import ThrownDistribution

@@ -9,10 +9,17 @@ import astropy.units as u
 import numpy as np
 import pytest
 from ctapipe.containers import EventType
+from ctapipe.coordinates import shower_impact_distance
 from ctapipe.core import ToolConfigurationError
 from ctapipe.io import DataLevel, EventSource
 
-from ctapipe_genshower.source import DETECTOR_PROG_ID, DiffusionEventSource
+from ctapipe_genshower.data.conditions import conditions_from_truth
+from ctapipe_genshower.io.diffusion import (
+    DEFAULT_OBS_ID,
+    DETECTOR_PROG_ID,
+    UNKNOWN_TRUE_IMAGE,
+    DiffusionEventSource,
+)
 
 N_SHOWERS = 600
 N_STEPS = 2  # fewer than the model's default: these tests check plumbing, not images
@@ -42,10 +49,10 @@ def test_import_does_not_import_torch(tmp_path):
     other.write_text("hello")
     code = (
         "import sys\n"
-        "import ctapipe_genshower.source\n"
+        "import ctapipe_genshower.io.diffusion\n"
         "assert 'torch' not in sys.modules, 'import'\n"
         "from ctapipe.io import EventSource\n"
-        "from ctapipe_genshower.source import DiffusionEventSource\n"
+        "from ctapipe_genshower.io.diffusion import DiffusionEventSource\n"
         "assert 'DiffusionEventSource' in EventSource.non_abstract_subclasses()\n"
         f"assert not DiffusionEventSource.is_compatible({str(other)!r})\n"
         "try:\n"
@@ -104,9 +111,13 @@ def test_event_content(events):
         assert np.hypot(shower.core_x, shower.core_y) <= source.thrown.max_scatter_radius
         assert shower.shower_primary_id == 101
         sim_tel = event.simulation.tel[tel_id]
-        assert sim_tel.true_image is None
+        # no photo-electron truth: the column exists (ctapipe needs it) but says "unknown"
+        assert sim_tel.true_image.dtype == np.int32 and sim_tel.true_image.shape == (n_pixels,)
+        assert np.all(sim_tel.true_image == UNKNOWN_TRUE_IMAGE)
+        assert sim_tel.true_image_sum == UNKNOWN_TRUE_IMAGE
         # impact distance: telescope at the origin, so it cannot exceed the core distance
         assert 0 * u.m <= sim_tel.impact.distance <= np.hypot(shower.core_x, shower.core_y)
+        assert sim_tel.impact.distance == shower_impact_distance(shower, source.subarray)[0]
 
 
 def test_bookkeeping(events):
@@ -130,7 +141,14 @@ def test_selection_fraction_follows_model(events, tiny_model_path):
     source, evts = events
     model = ShowerGenerator.from_file(tiny_model_path, device="cpu")
     showers = source.thrown.sample(20_000, np.random.default_rng(0))
-    conditions = source._conditions(showers, np.zeros(3))
+    conditions = conditions_from_truth(
+        true_energy=showers["true_energy"],
+        true_core_x=showers["true_core_x"],
+        true_core_y=showers["true_core_y"],
+        true_source_fov_lon=showers["true_source_fov_lon"],
+        true_source_fov_lat=showers["true_source_fov_lat"],
+        tel_position=np.zeros(3) * u.m,
+    )
     expected = model.selection_probability(conditions).mean() * N_SHOWERS
     assert abs(len(evts) - expected) < 5 * np.sqrt(expected) + 1
 
@@ -153,7 +171,7 @@ def test_batch_size_independent(events, tiny_model_path):
             np.testing.assert_allclose(a.dl1.tel[tel_id][key], b.dl1.tel[tel_id][key], atol=1e-4)
 
     with DiffusionEventSource(tiny_model_path, n_showers=N_SHOWERS, seed=3, obs_id=6) as other:
-        assert list(other._plan["event_id"]) != [e.index.event_id for e in reference]
+        assert list(other._plan.event_id) != [e.index.event_id for e in reference]
 
 
 def test_max_events_keeps_bookkeeping_consistent(events, tiny_model_path):
@@ -180,7 +198,7 @@ def test_thrown_settings_and_domain(tiny_model_path):
         tiny_model_path, n_showers=500, energy_min=narrower, spectral_index=-2.7, n_steps=1
     ) as source:
         assert source.thrown.energy_min == narrower
-        assert source.simulation_config[1].spectral_index == -2.7
+        assert source.simulation_config[DEFAULT_OBS_ID].spectral_index == -2.7
         assert source.extrapolation == []
         assert all(e.simulation.shower.energy >= narrower for e in source)
 
@@ -201,7 +219,7 @@ def test_thrown_settings_and_domain(tiny_model_path):
     ) as source:
         assert len(source.extrapolation) == 1
         assert "energy_max" in source.generation_metadata["GENSHOWER EXTRAPOLATION"]
-        assert source.simulation_config[1].energy_range_max == too_high
+        assert source.simulation_config[DEFAULT_OBS_ID].energy_range_max == too_high
 
 
 def test_bad_models(tiny_model_path, tmp_path):

@@ -10,9 +10,8 @@ from ctapipe.tools.merge import MergeTool
 from fixtures_toymc import SMALL_GAMMA_SETTINGS, SMALL_PROTON_SETTINGS, process_toy
 from traitlets.config import Config
 
+from ctapipe_genshower.io.toymc import CHUNK_SIZE, ToyShowerEventSource
 from ctapipe_genshower.thrown import ThrownDistribution
-from ctapipe_genshower.toymc import ToyShowerEventSource
-from ctapipe_genshower.toymc.source import CHUNK_SIZE
 
 IMAGES = "/dl1/event/telescope/images/tel_001"
 SHOWERS = "/simulation/event/subarray/shower"

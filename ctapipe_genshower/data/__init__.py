@@ -1,8 +1,10 @@
 """Training data: ctapipe DL1 HDF5 -> :class:`TrainingArrays` -> compact training file.
 
 ``arrays`` and ``training_file`` need numpy (+ safetensors) only, so the training core can
-read prepared data on a machine without ctapipe. The DL1 reader (ctapipe) is imported
-lazily on first access of :class:`DL1TrainingReader`.
+read prepared data on a machine without ctapipe. The modules that need ctapipe are
+imported only when used: ``dl1_file`` (the DL1 file layer: table paths, checks, telescope
+types, simulation bookkeeping; shared with the validation reader) and ``dl1`` (the
+training reader, imported on first access of :class:`DL1TrainingReader`).
 """
 
 from .arrays import CONDITION_COLUMNS, CONDITION_UNITS, TrainingArrays

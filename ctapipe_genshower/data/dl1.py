@@ -11,11 +11,13 @@ telescope image it returns the charge, the peak time and the shower conditions o
 * ``source_fov_lon``, ``source_fov_lat``: the true source position (``true_alt``,
   ``true_az``) in ctapipe's ``TelescopeFrame`` of the telescope pointing.
 
-This is the one place where units are stripped. Images are selected with a ctapipe
-``QualityQuery`` on the DL1 parameter columns (default: the paper's size cut after
-cleaning, ``hillas_intensity >= 250``); files without parameters get them from ctapipe's
-``ImageProcessor``. The simulation bookkeeping (thrown distribution, number of thrown
-showers) is read from the files' simulation configuration and shower-distribution tables.
+The conditions come from :func:`~ctapipe_genshower.data.conditions.conditions_from_truth`,
+the function the EventSources use. Images are selected with a ctapipe ``QualityQuery`` on
+the DL1 parameter columns (default: the paper's size cut after cleaning,
+``hillas_intensity >= 250``); files without parameters get them from ctapipe's
+``ImageProcessor``. The files are opened and checked, and the simulation bookkeeping
+(thrown distribution, number of thrown showers) is read, by the file layer
+:mod:`ctapipe_genshower.data.dl1_file`.
 """
 
 import gc
@@ -24,7 +26,6 @@ from pathlib import Path
 
 import astropy.units as u
 import numpy as np
-import tables
 from astropy.coordinates import AltAz, SkyCoord
 from ctapipe import __version__ as ctapipe_version
 from ctapipe.containers import ArrayEventContainer, DL1CameraContainer
@@ -34,11 +35,19 @@ from ctapipe.core.traits import Bool, CaselessStrEnum, Int, List, Unicode
 from ctapipe.core.traits import Path as PathTrait
 from ctapipe.image import ImageProcessor
 from ctapipe.instrument import SubarrayDescription
-from ctapipe.io import TableLoader, read_table
+from ctapipe.io import TableLoader
 
 from ..instrument import CameraGridMapping
 from ..thrown import ThrownDistribution
 from .arrays import CONDITION_COLUMNS, TrainingArrays
+from .conditions import conditions_from_truth
+from .dl1_file import (
+    iter_image_files,
+    parameter_columns,
+    plain_value,
+    telescope_event_chunks,
+    thrown_showers,
+)
 from .subarray_bytes import subarray_to_base64
 from .training_file import TrainingFileWriter
 
@@ -51,11 +60,6 @@ __all__ = [
 
 #: The paper's selection: image size >= 250 p.e. after cleaning.
 DEFAULT_SELECTION = [("size", "hillas_intensity >= 250")]
-
-IMAGES_GROUP = "/dl1/event/telescope/images"
-PARAMETERS_GROUP = "/dl1/event/telescope/parameters"
-SIMULATION_CONFIG_TABLE = "/configuration/simulation/run"
-SHOWER_DISTRIBUTION_TABLE = "/simulation/service/shower_distribution"
 
 # settings all runs must share (ThrownDistribution fields), with a tolerance
 _SHARED_SETTINGS_RTOL = 1e-6
@@ -182,54 +186,27 @@ class DL1TrainingReader(Component):
         self._has_parameters = {}
         sim_configs = []
         n_thrown = 0
-        n_thrown_from_config = 0
         missing_distribution = []
-        telescope = None
-        geometry = None
-        reference_location = None
+        first = None
 
-        for path in self._files:
-            if not path.is_file():
-                raise FileNotFoundError(f"Input file not found: {path}")
-            try:
-                h5 = tables.open_file(path, mode="r")
-            except Exception as err:
-                raise OSError(f"Cannot open {path} as HDF5: {err}") from None
-            with h5:
-                subarray, tel, tel_ids = image_telescopes(h5, path, self.telescope_type)
-                self._tel_ids[path] = tel_ids
-                self._has_parameters[path] = PARAMETERS_GROUP in h5.root and all(
-                    f"tel_{t:03d}" in h5.root[PARAMETERS_GROUP] for t in tel_ids
-                )
-
-                if telescope is None:
-                    telescope = tel
-                    geometry = tel.camera.geometry
-                    reference_location = subarray.reference_location
-                elif not _same_camera(geometry, tel.camera.geometry):
-                    raise ValueError(
-                        f"{path}: camera {tel.camera.name} differs from the camera "
-                        f"{geometry.name} of {self._files[0]}"
-                    )
-
-                if SIMULATION_CONFIG_TABLE not in h5.root:
-                    raise ValueError(f"{path} has no simulation configuration table")
-                config = read_table(h5, SIMULATION_CONFIG_TABLE)
-                if len(config) == 0:
-                    raise ValueError(f"{path}: simulation configuration table is empty")
-                sim_configs.extend((path, row) for row in config)
-                from_config = int(np.sum(config["n_showers"] * config["shower_reuse"]))
-                n_thrown_from_config += from_config
-
-                entries = 0
-                if SHOWER_DISTRIBUTION_TABLE in h5.root:
-                    dist = read_table(h5, SHOWER_DISTRIBUTION_TABLE)
-                    entries = int(np.sum(dist["n_entries"])) if len(dist) else 0
-                if entries > 0:
-                    n_thrown += entries
-                else:
-                    missing_distribution.append(path.name)
-                    n_thrown += from_config
+        for info in iter_image_files(self._files, self.telescope_type):
+            path = info.path
+            if first is None:
+                first = info
+            self._tel_ids[path] = info.tel_ids
+            self._has_parameters[path] = info.has_parameters
+            config = info.simulation_config
+            if config is None:
+                raise ValueError(f"{path} has no simulation configuration table")
+            if len(config) == 0:
+                raise ValueError(f"{path}: simulation configuration table is empty")
+            sim_configs.extend((path, row) for row in config)
+            thrown, from_distribution = thrown_showers(info)
+            n_thrown += thrown
+            if not from_distribution:
+                missing_distribution.append(path.name)
+        telescope, geometry = first.telescope, first.geometry
+        reference_location = first.subarray.reference_location
 
         if missing_distribution:
             warnings.warn(
@@ -272,15 +249,8 @@ class DL1TrainingReader(Component):
         """The fixed pointing (alt, az) of the selected telescopes: first image that has one."""
         for path in self._files:
             with TableLoader(path, parent=self) as loader:
-                chunks = loader.read_telescope_events_chunked(
-                    self.chunk_size,
-                    telescopes=self._tel_ids[path],
-                    dl1_images=False,
-                    dl1_parameters=False,
-                    simulated=False,
-                    true_parameters=False,
-                    dl2=False,
-                    pointing=True,
+                chunks = telescope_event_chunks(
+                    loader, self.chunk_size, self._tel_ids[path], images=False, simulated=False
                 )
                 for chunk in chunks:
                     table = chunk.data
@@ -370,19 +340,9 @@ class DL1TrainingReader(Component):
         compute = self.recompute_parameters or not self._has_parameters[path]
         with TableLoader(path, parent=self) as loader:
             processor = ImageProcessor(loader.subarray, parent=self) if compute else None
-            positions = {t: loader.subarray.positions[t] for t in tel_ids}
-            chunks = loader.read_telescope_events_chunked(
-                self.chunk_size,
-                telescopes=tel_ids,
-                dl1_images=True,
-                dl1_parameters=not compute,
-                simulated=True,
-                true_parameters=False,
-                true_images=False,
-                dl2=False,
-                instrument=False,
-                observation_info=False,
-                pointing=True,
+            positions = {t: loader.subarray.positions[t].to_value(u.m) for t in tel_ids}
+            chunks = telescope_event_chunks(
+                loader, self.chunk_size, tel_ids, parameters=not compute
             )
             since_collect = 0
             for chunk in chunks:
@@ -438,22 +398,19 @@ class DL1TrainingReader(Component):
         table = table[mask]
         self._check_pointing(table, path)
 
-        tel_x = np.array([positions[t][0].to_value(u.m) for t in table["tel_id"]])
-        tel_y = np.array([positions[t][1].to_value(u.m) for t in table["tel_id"]])
         fov_lon, fov_lat = source_position_in_telescope_frame(
             u.Quantity(table["true_alt"], u.deg),
             u.Quantity(table["true_az"], u.deg),
             u.Quantity(table["telescope_pointing_altitude"], u.deg),
             u.Quantity(table["telescope_pointing_azimuth"], u.deg),
         )
-        conditions = np.column_stack(
-            [
-                np.log10(u.Quantity(table["true_energy"], u.TeV).to_value(u.TeV)),
-                u.Quantity(table["true_core_x"], u.m).to_value(u.m) - tel_x,
-                u.Quantity(table["true_core_y"], u.m).to_value(u.m) - tel_y,
-                fov_lon.to_value(u.deg),
-                fov_lat.to_value(u.deg),
-            ]
+        conditions = conditions_from_truth(
+            u.Quantity(table["true_energy"], u.TeV),
+            u.Quantity(table["true_core_x"], u.m),
+            u.Quantity(table["true_core_y"], u.m),
+            fov_lon,
+            fov_lat,
+            tel_position=u.Quantity([positions[t] for t in table["tel_id"]], u.m),
         )
         self.n_selected += len(table)
         return TrainingArrays(
@@ -477,24 +434,12 @@ def _config_to_dict(row):
     """One simulation-configuration row as JSON-able ``{name: value}`` (units as strings)."""
     out = {}
     for name in row.colnames:
-        value = row[name]
+        value = plain_value(row[name])
         unit = getattr(row.table[name], "unit", None)
-        if isinstance(value, bytes):
-            value = value.decode()
-        elif isinstance(value, np.generic):
-            value = value.item()
         if isinstance(value, float) and not np.isfinite(value):
             value = None
         out[name] = {"value": value, "unit": str(unit)} if unit is not None else value
     return out
-
-
-def _same_camera(a, b):
-    return (
-        a.n_pixels == b.n_pixels
-        and np.allclose(a.pix_x.to_value(u.m), b.pix_x.to_value(u.m))
-        and np.allclose(a.pix_y.to_value(u.m), b.pix_y.to_value(u.m))
-    )
 
 
 def _compute_parameters(processor, tel_ids, image, peak_time, keep):
@@ -509,60 +454,5 @@ def _compute_parameters(processor, tel_ids, image, peak_time, keep):
             params = event.dl1.tel[tel_id].parameters
         else:
             params = processor.default_image_container
-        rows.append(params.as_dict(recursive=True, flatten=True, add_prefix=True))
-    columns = {}
-    for name in rows[0]:
-        values = [row[name] for row in rows]
-        try:
-            columns[name] = u.Quantity(values)
-        except (TypeError, ValueError):
-            continue
-    return columns
-
-
-def find_telescope_type(subarray, telescope_type, path):
-    """The telescope type of ``subarray`` named ``telescope_type`` (type string or camera name).
-
-    ``None`` picks the only type; several types or an unknown name raise a ``ValueError``
-    listing the available types.
-    """
-    types = {str(t): t for t in subarray.telescope_types}
-    if telescope_type is None:
-        if len(types) != 1:
-            raise ValueError(
-                f"{path} holds several telescope types {sorted(types)}; "
-                "choose one with the telescope_type option (--telescope-type)"
-            )
-        return next(iter(types.values()))
-    if telescope_type in types:
-        return types[telescope_type]
-    by_camera = [t for t in types.values() if t.camera.name == telescope_type]
-    if len(by_camera) == 1:
-        return by_camera[0]
-    raise ValueError(f"Telescope type {telescope_type!r} not in {path}; available: {sorted(types)}")
-
-
-def image_telescopes(h5, path, telescope_type):
-    """Check an open DL1 file for images of one telescope type.
-
-    Returns
-    -------
-    subarray : SubarrayDescription
-    telescope : TelescopeDescription
-    tel_ids : list of int
-        Telescopes of that type that have an image table.
-    """
-    if IMAGES_GROUP not in h5.root:
-        raise ValueError(
-            f"{path} has no DL1 images ({IMAGES_GROUP}); run ctapipe-process with --write-images"
-        )
-    subarray = SubarrayDescription.from_hdf(h5)
-    telescope = find_telescope_type(subarray, telescope_type, path)
-    tel_ids = [
-        t
-        for t in sorted(subarray.get_tel_ids_for_type(telescope))
-        if f"tel_{t:03d}" in h5.root[IMAGES_GROUP]
-    ]
-    if not tel_ids:
-        raise ValueError(f"{path} has no images of telescope type {telescope}")
-    return subarray, telescope, tel_ids
+        rows.append(params)
+    return parameter_columns(rows)

@@ -3,7 +3,10 @@
 * ``samples``: DL2 proton files + their simulation bookkeeping per ``obs_id``;
 * ``weights``: pyirf weights and the balance-heuristic mixing of samples;
 * ``background``: 2D (pyirf) and 3D lon/lat background rates, GADF HDUs;
-* ``compare``: ratio, errors, z-scores, chi2/ndf, proton effective area, plots.
+* ``compare``: ratio, errors, z-scores, chi2/ndf, proton effective area;
+* ``pipeline``: the steps of ``ctapipe-genshower-background`` (read, weight, cut, HDUs);
+* ``plots``: the comparison figure (matplotlib, imported when a plot is made);
+* ``toy_dl2``: small DL2 files with an analytic detector response, for tests.
 """
 
 from .background import (
@@ -14,7 +17,13 @@ from .background import (
     create_background_3d_hdu,
     read_background_2d_hdu,
 )
-from .compare import BackgroundComparison, compare_backgrounds, proton_effective_area
+from .compare import (
+    BackgroundComparison,
+    background_hdu_ratio,
+    compare_backgrounds,
+    proton_effective_area,
+)
+from .pipeline import background_hdus, read_samples, weight_and_select
 from .samples import DL2SampleReader, ProtonSample, combine_samples, select_gh
 from .weights import (
     TARGET_SPECTRA,
@@ -33,6 +42,8 @@ __all__ = [
     "background_2d",
     "background_2d_with_errors",
     "background_3d",
+    "background_hdu_ratio",
+    "background_hdus",
     "balance_heuristic_weights",
     "combine_samples",
     "compare_backgrounds",
@@ -42,5 +53,7 @@ __all__ = [
     "proton_effective_area",
     "pyirf_weights",
     "read_background_2d_hdu",
+    "read_samples",
     "select_gh",
+    "weight_and_select",
 ]

@@ -5,15 +5,17 @@ from the weighted counts (``sigma_B = sqrt(sum w**2)`` per sample, propagated), 
 z-score ``(B_test - B_ref) / sqrt(sigma_test**2 + sigma_ref**2)`` and
 ``chi2 = sum z**2`` over the bins in which both samples have at least
 ``min_effective_events`` effective events ``(sum w)**2 / sum w**2`` (``ndf`` = that number
-of bins; nothing is fitted). Also the proton effective area versus true energy.
+of bins; nothing is fitted). Also the proton effective area versus true energy, and the
+plain ratio of the ``BKG_2D`` HDUs of two IRF files (:func:`background_hdu_ratio`). The
+plots are in :mod:`ctapipe_genshower.irf.plots`.
 """
 
-import argparse
 import json
 from dataclasses import dataclass
 
 import astropy.units as u
 import numpy as np
+from astropy.io import fits
 from pyirf.spectral import DIFFUSE_FLUX_UNIT
 from pyirf.utils import cone_solid_angle
 
@@ -30,9 +32,11 @@ __all__ = [
     "background_hdu_ratio",
     "compare_backgrounds",
     "effective_events",
-    "plot_comparison",
     "proton_effective_area",
 ]
+
+#: Bins enter chi2 when both samples have at least this many effective events.
+MIN_EFFECTIVE_EVENTS = 10
 
 
 def effective_events(sum_w, sum_w2):
@@ -126,7 +130,12 @@ class BackgroundComparison:
 
 @u.quantity_input(reco_energy_bins=u.TeV, fov_offset_bins=u.deg, obs_time=u.s)
 def compare_backgrounds(
-    test_events, ref_events, reco_energy_bins, fov_offset_bins, obs_time, min_effective_events=10
+    test_events,
+    ref_events,
+    reco_energy_bins,
+    fov_offset_bins,
+    obs_time,
+    min_effective_events=MIN_EFFECTIVE_EVENTS,
 ):
     """Compare the background rates of two weighted, selected event tables.
 
@@ -221,115 +230,29 @@ def proton_effective_area(events, components, true_energy_bins):
     return area, error
 
 
-def _log_safe_errors(value, error):
-    """Asymmetric error bars whose lower end stays positive on a log axis."""
-    return np.array([np.minimum(error, 0.95 * value), error])
-
-
-def _set_log_y(ax):
-    """Log y axis if anything positive was drawn (an empty log axis cannot be saved)."""
-    if any(np.any(np.asarray(line.get_ydata()) > 0) for line in ax.get_lines()):
-        ax.set_yscale("log")
-
-
-def plot_comparison(comparison, path, labels=("test", "reference"), effective_areas=None):
-    """Plot rates, ratio per FoV offset bin and (optionally) the proton effective areas.
-
-    Parameters
-    ----------
-    comparison : BackgroundComparison
-    path : path-like
-        Output image.
-    labels : tuple of str
-    effective_areas : tuple, optional
-        ``(true_energy_bins, (area_test, err_test), (area_ref, err_ref))``.
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    n_panels = 3 if effective_areas is not None else 2
-    fig, axes = plt.subplots(1, n_panels, figsize=(5 * n_panels, 4.2), constrained_layout=True)
-    e_bins = comparison.reco_energy_bins.to_value(u.TeV)
-    e_center = np.sqrt(e_bins[:-1] * e_bins[1:])
-    o_bins = comparison.fov_offset_bins.to_value(u.deg)
-    for j in range(len(o_bins) - 1):
-        label = f"{o_bins[j]:.1f}-{o_bins[j + 1]:.1f} deg"
-        (line,) = axes[0].plot([], [])
-        color = line.get_color()
-        for rate, err, style, name in (
-            (comparison.rate_test, comparison.error_test, "o", labels[0]),
-            (comparison.rate_ref, comparison.error_ref, "s", labels[1]),
-        ):
-            ok = rate[:, j].value > 0
-            value = rate[ok, j].to_value(BACKGROUND_UNIT)
-            axes[0].errorbar(
-                e_center[ok],
-                value,
-                yerr=_log_safe_errors(value, err[ok, j].to_value(BACKGROUND_UNIT)),
-                fmt=style,
-                color=color,
-                mfc="none" if style == "s" else color,
-                label=f"{name}, {label}",
-            )
-        ok = np.isfinite(comparison.ratio[:, j])
-        axes[1].errorbar(
-            e_center[ok] * (1 + 0.03 * j),
-            comparison.ratio[ok, j],
-            yerr=comparison.ratio_error[ok, j],
-            fmt="o",
-            color=color,
-            label=label,
-        )
-    _set_log_y(axes[0])
-    axes[0].set(
-        xlim=(e_bins[0], e_bins[-1]),
-        xscale="log",
-        xlabel="E_reco / TeV",
-        ylabel=f"background rate / ({BACKGROUND_UNIT.to_string()})",
-    )
-    axes[0].legend(fontsize="x-small")
-    axes[1].axhline(1, color="gray", lw=1)
-    axes[1].set(
-        xlim=(e_bins[0], e_bins[-1]),
-        xscale="log",
-        xlabel="E_reco / TeV",
-        ylabel=f"{labels[0]} / {labels[1]}",
-        title=f"chi2/ndf = {comparison.chi2:.1f}/{comparison.ndf}",
-    )
-    axes[1].legend(fontsize="x-small")
-    if effective_areas is not None:
-        t_bins, test, ref = effective_areas
-        t = t_bins.to_value(u.TeV)
-        t_center = np.sqrt(t[:-1] * t[1:])
-        for (area, err), name, style in ((test, labels[0], "o"), (ref, labels[1], "s")):
-            ok = area.value > 0
-            value = area[ok].to_value(u.m**2)
-            axes[2].errorbar(
-                t_center[ok], value, yerr=_log_safe_errors(value, err[ok].to_value(u.m**2)),
-                fmt=style, label=name,
-            )  # fmt: skip
-        axes[2].set(xlim=(t[0], t[-1]), xscale="log", xlabel="E_true / TeV", ylabel="A_eff(p) / m2")
-        _set_log_y(axes[2])
-        axes[2].legend(fontsize="x-small")
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
 def background_hdu_ratio(test_path, ref_path, extname="BACKGROUND"):
     """Ratio of the ``BKG_2D`` HDUs of two IRF files (e.g. two ``ctapipe-compute-irf`` outputs).
 
     The HDUs carry no statistical errors; use ``compare_backgrounds`` on the DL2 events
     (``ctapipe-genshower-background``) for errors, z-scores and chi2.
 
+    Parameters
+    ----------
+    test_path, ref_path : path-like
+        IRF FITS files.
+    extname : str
+        The HDU compared in both.
+
     Returns
     -------
     str
         A markdown table of test rate, reference rate and ratio per bin.
-    """
-    from astropy.io import fits
 
+    Examples
+    --------
+    >>> from ctapipe_genshower.irf.compare import background_hdu_ratio
+    >>> print(background_hdu_ratio("irf_generated.fits", "irf_simulated.fits"))  # doctest: +SKIP
+    """
     with fits.open(test_path) as test, fits.open(ref_path) as ref:
         rate_t, e_bins, o_bins = read_background_2d_hdu(test[extname])
         rate_r, e_ref, o_ref = read_background_2d_hdu(ref[extname])
@@ -355,17 +278,3 @@ def background_hdu_ratio(test_path, ref_path, extname="BACKGROUND"):
                 f"| {t[i, j]:.3g} | {r[i, j]:.3g} | {ratio:.3f} |"
             )
     return "\n".join(lines) + "\n"
-
-
-def main(argv=None):
-    """``python -m ctapipe_genshower.irf.compare TEST.fits REF.fits [--extname BACKGROUND]``."""
-    parser = argparse.ArgumentParser(description=background_hdu_ratio.__doc__.splitlines()[0])
-    parser.add_argument("test")
-    parser.add_argument("reference")
-    parser.add_argument("--extname", default="BACKGROUND")
-    args = parser.parse_args(argv)
-    print(background_hdu_ratio(args.test, args.reference, args.extname), end="")
-
-
-if __name__ == "__main__":
-    main()

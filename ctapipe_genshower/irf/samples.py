@@ -30,6 +30,7 @@ from ..thrown import ThrownDistribution
 from .weights import SimulatedComponent, merge_components
 
 __all__ = [
+    "POINTING_TOLERANCE",
     "DL2SampleReader",
     "ProtonSample",
     "check_pointing",
@@ -39,6 +40,9 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+#: Allowed pointing difference between the runs, files and samples that are mixed.
+POINTING_TOLERANCE = 0.05 * u.deg
 
 #: Shower columns kept beyond ctapipe's DL2 IRF schema (for the thrown-area support).
 _EXTRA_COLUMNS = ["true_core_x", "true_core_y"]
@@ -70,9 +74,9 @@ class DL2SampleReader(Component):
     classes = [DL2EventPreprocessor, DL2EventQualityQuery]
 
     chunk_size = Integer(100_000, help="Events read at once").tag(config=True)
-    pointing_tolerance = Float(0.05, help="Allowed pointing difference between runs [deg]").tag(
-        config=True
-    )
+    pointing_tolerance = Float(
+        POINTING_TOLERANCE.to_value(u.deg), help="Allowed pointing difference between runs [deg]"
+    ).tag(config=True)
 
     def __init__(self, config=None, parent=None, **kwargs):
         super().__init__(config=config, parent=parent, **kwargs)
@@ -227,7 +231,7 @@ def _derived_columns(events):
     return events
 
 
-def check_pointing(pointings, names, tolerance=0.05 * u.deg):
+def check_pointing(pointings, names, tolerance=POINTING_TOLERANCE):
     """Raise ``ValueError`` if pointings ``[(alt, az), ...]`` differ by more than ``tolerance``."""
     alt0, az0 = pointings[0]
     for (alt, az), name in zip(pointings[1:], names[1:], strict=True):
@@ -274,7 +278,9 @@ def combine_samples(samples):
         events["sample"] = np.full(len(events), i, dtype=np.int16)
         tables.append(events)
     check_pointing(
-        [(s.pointing_alt, s.pointing_az) for s in samples], [s.name for s in samples], 0.05 * u.deg
+        [(s.pointing_alt, s.pointing_az) for s in samples],
+        [s.name for s in samples],
+        POINTING_TOLERANCE,
     )
     alt, az = samples[0].pointing_alt, samples[0].pointing_az
     components = merge_components(

@@ -6,10 +6,6 @@ GADF 2D and 3D background HDUs and, with ``--reference``, compares against a ref
 proton sample (ratio, z-scores, chi2/ndf, proton effective areas; JSON, markdown, plot).
 """
 
-import os
-import tempfile
-from pathlib import Path
-
 import astropy.units as u
 import numpy as np
 from astropy.io import fits
@@ -27,24 +23,13 @@ from ctapipe.core.traits import (
 from ctapipe.core.traits import Path as PathTrait
 from ctapipe.irf.irfs import BackgroundRate2dMaker, EffectiveArea2dMaker
 from ctapipe.irf.optimize import OptimizationResult
-from pyirf.io import create_aeff2d_hdu
-from tqdm.auto import tqdm
 
-from ..irf.background import background_2d as pyirf_background_2d
-from ..irf.background import (
-    background_3d,
-    create_background_2d_hdu,
-    create_background_3d_hdu,
-)
-from ..irf.compare import compare_backgrounds, plot_comparison, proton_effective_area
-from ..irf.samples import (
-    DL2SampleReader,
-    check_pointing,
-    check_support,
-    combine_samples,
-    select_gh,
-)
-from ..irf.weights import TARGET_SPECTRA, balance_heuristic_weights
+from ..atomic import atomic_output
+from ..irf.compare import MIN_EFFECTIVE_EVENTS, compare_backgrounds, proton_effective_area
+from ..irf.pipeline import background_hdus, read_samples, weight_and_select
+from ..irf.plots import plot_comparison
+from ..irf.samples import DL2SampleReader, check_pointing, combine_samples
+from ..irf.weights import TARGET_SPECTRA
 
 __all__ = ["BackgroundTool", "main"]
 
@@ -102,7 +87,8 @@ class BackgroundTool(Tool):
     fov_lonlat_n_bins = Integer(10, help="Bins per axis of the 3D background").tag(config=True)
     progress_bar = Bool(True, help="Show a progress bar while reading").tag(config=True)
     min_effective_events = Float(
-        10.0, help="Bins enter chi2 when both samples have this many effective events"
+        MIN_EFFECTIVE_EVENTS,
+        help="Bins enter chi2 when both samples have this many effective events",
     ).tag(config=True)
 
     aliases = {
@@ -136,9 +122,7 @@ class BackgroundTool(Tool):
             raise ToolConfigurationError("No input files: give at least one with -i/--input")
         if self.output_path is None:
             raise ToolConfigurationError("No output file: give one with -o/--output")
-        for path in (self.output_path, self.plot_path, self.summary_path):
-            if path is not None and path.exists() and not self.overwrite:
-                raise ToolConfigurationError(f"Output {path} exists, use --overwrite")
+        self.check_output(self.output_path, self.plot_path, self.summary_path)
         if (self.plot_path or self.summary_path) and not self.reference_files:
             raise ToolConfigurationError("--plot/--summary need --reference files to compare with")
         self.reader = DL2SampleReader(parent=self)
@@ -157,53 +141,12 @@ class BackgroundTool(Tool):
         n = self.fov_lonlat_n_bins
         self.fov_lonlat_bins = np.linspace(-self.fov_lonlat_max, self.fov_lonlat_max, n + 1)
 
-    def _load(self, files, label):
-        samples = []
-        for path in tqdm(files, desc=f"reading {label}", disable=not self.progress_bar):
-            try:
-                sample = self.reader.read(path)
-            except (ValueError, FileNotFoundError) as err:
-                raise ToolConfigurationError(str(err)) from None
-            e_bins = self.binning.reco_energy_bins
-            check_support(sample, (e_bins[0], e_bins[-1]), self.binning.fov_offset_bins[-1])
-            samples.append(sample)
-        try:
-            events, components = combine_samples(samples)
-        except ValueError as err:
-            raise ToolConfigurationError(str(err)) from None
-        target = TARGET_SPECTRA[self.target_spectrum]
-        events["weight"] = balance_heuristic_weights(
-            events["true_energy"],
-            events["true_core_distance"],
-            events["true_source_fov_offset"],
-            components,
-            target,
-            self.obs_time,
-        )
-        outside = np.count_nonzero(events["weight"] == 0)
-        if outside:
-            self.log.warning(
-                "%s: %d of %d events lie outside every sample's thrown support (weight 0)",
-                label,
-                outside,
-                len(events),
-            )
-        if self.cuts is not None:
-            events = events[select_gh(events, self.cuts.gh_cuts)]
-        self.log.info(
-            "%s: %d selected events from %d samples, %d simulation settings",
-            label,
-            len(events),
-            len(samples),
-            len(components),
-        )
-        return events, components, samples
-
     def start(self):
         self.events, self.components, self.samples = self._load(self.input_files, "input")
         self.reference = None
         if self.reference_files:
             self.reference = self._load(self.reference_files, "reference")
+            # samples within each set were checked when mixed; the two sets not yet
             first, ref = self.samples[0], self.reference[2][0]
             try:
                 check_pointing(
@@ -213,46 +156,59 @@ class BackgroundTool(Tool):
                 )
             except ValueError as err:
                 raise ToolConfigurationError(f"Input and reference: {err}") from None
-        self.hdus = self._make_hdus()
-
-    def _make_hdus(self):
-        e_bins = self.binning.reco_energy_bins
-        o_bins = self.binning.fov_offset_bins
-        hdus = [fits.PrimaryHDU()]
-        sets = [("", self.events, self.components)]
+        bins = (
+            self.binning.reco_energy_bins,
+            self.binning.fov_offset_bins,
+            self.fov_lonlat_bins,
+            self.aeff_binning.true_energy_bins,
+            self.obs_time,
+        )
+        self.hdus = [fits.PrimaryHDU(), *background_hdus(self.events, self.components, *bins)]
         if self.reference is not None:
-            sets.append((" REFERENCE", self.reference[0], self.reference[1]))
-        for suffix, events, components in sets:
-            rate = pyirf_background_2d(events, e_bins, o_bins, self.obs_time)
-            hdus.append(
-                create_background_2d_hdu(rate, e_bins, o_bins, extname="BACKGROUND" + suffix)
+            events, components, _ = self.reference
+            self.hdus += background_hdus(events, components, *bins, suffix=" REFERENCE")
+
+    def _load(self, files, label):
+        """Read, mix and weight one set of files; apply the cuts."""
+        try:
+            samples = read_samples(
+                self.reader,
+                files,
+                self.binning.reco_energy_bins,
+                self.binning.fov_offset_bins,
+                label=label,
+                progress=self.progress_bar,
             )
-            rate3 = background_3d(
-                events, e_bins, self.fov_lonlat_bins, self.fov_lonlat_bins, self.obs_time
+            events, components = combine_samples(samples)
+        except (ValueError, FileNotFoundError) as err:
+            raise ToolConfigurationError(str(err)) from None
+        n_events = len(events)
+        events, outside = weight_and_select(
+            events,
+            components,
+            TARGET_SPECTRA[self.target_spectrum],
+            self.obs_time,
+            gh_cuts=None if self.cuts is None else self.cuts.gh_cuts,
+        )
+        if outside:
+            self.log.warning(
+                "%s: %d of %d events lie outside every sample's thrown support (weight 0)",
+                label,
+                outside,
+                n_events,
             )
-            hdus.append(
-                create_background_3d_hdu(
-                    rate3,
-                    e_bins,
-                    self.fov_lonlat_bins,
-                    self.fov_lonlat_bins,
-                    extname="BACKGROUND_3D" + suffix,
-                )
-            )
-            area, _ = proton_effective_area(events, components, self.aeff_binning.true_energy_bins)
-            hdus.append(
-                create_aeff2d_hdu(
-                    area[:, np.newaxis],
-                    self.aeff_binning.true_energy_bins,
-                    u.Quantity([0 * u.deg, max(c.thrown.max_viewcone for c in components)]),
-                    extname="EFFECTIVE AREA PROTONS" + suffix,
-                    point_like=False,
-                )
-            )
-        return hdus
+        self.log.info(
+            "%s: %d selected events from %d samples, %d simulation settings",
+            label,
+            len(events),
+            len(samples),
+            len(components),
+        )
+        return events, components, samples
 
     def finish(self):
-        _write_atomic(self.output_path, lambda p: fits.HDUList(self.hdus).writeto(p))
+        with atomic_output(self.output_path) as tmp:
+            fits.HDUList(self.hdus).writeto(tmp, overwrite=True)
         Provenance().add_output_file(self.output_path, role="IRF")
         if self.reference is None:
             return
@@ -269,9 +225,10 @@ class BackgroundTool(Tool):
             "chi2/ndf = %.2f/%d = %.3f", comparison.chi2, comparison.ndf, comparison.chi2_ndf
         )
         if self.summary_path is not None:
-            _write_atomic(self.summary_path, comparison.to_json)
-            md = self.summary_path.with_suffix(".md")
-            _write_atomic(md, lambda p: Path(p).write_text(comparison.to_markdown()))
+            with atomic_output(self.summary_path) as tmp:
+                comparison.to_json(tmp)
+            with atomic_output(self.summary_path.with_suffix(".md")) as tmp:
+                tmp.write_text(comparison.to_markdown())
             Provenance().add_output_file(
                 self.summary_path, role="background comparison", add_meta=False
             )
@@ -282,31 +239,13 @@ class BackgroundTool(Tool):
                 proton_effective_area(self.events, self.components, t_bins),
                 proton_effective_area(self.reference[0], self.reference[1], t_bins),
             )
-            _write_atomic(
-                self.plot_path,
-                lambda p: plot_comparison(
-                    comparison, p, labels=("input", "reference"), effective_areas=areas
-                ),
-            )
+            with atomic_output(self.plot_path) as tmp:
+                plot_comparison(
+                    comparison, tmp, labels=("input", "reference"), effective_areas=areas
+                )
             Provenance().add_output_file(
                 self.plot_path, role="background comparison plot", add_meta=False
             )
-
-
-def _write_atomic(path, write):
-    """Write via a temporary file in the same directory, then rename (no partial outputs)."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(
-        dir=path.parent, prefix=f".{path.stem}.", suffix="".join(path.suffixes)
-    )
-    os.close(fd)
-    try:
-        os.unlink(tmp)
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def main():

@@ -16,7 +16,7 @@ from ctapipe.tools.process import ProcessorTool
 from traitlets.config import Config
 
 from ..checkpoint import CheckpointError, read_metadata
-from ..source import DiffusionEventSource, default_model_path
+from ..io.diffusion import DiffusionEventSource, default_model_path
 
 __all__ = ["GenerateTool", "main"]
 

@@ -16,7 +16,7 @@ from ctapipe.core.traits import Path as PathTrait
 
 from .._version import __version__
 from ..checkpoint import CheckpointError, read_header, read_metadata
-from ..source import default_model_path
+from ..io.diffusion import default_model_path
 
 __all__ = ["InfoTool", "main", "model_card"]
 

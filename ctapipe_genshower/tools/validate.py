@@ -6,17 +6,15 @@ output folder gets ``metrics.json``, one PNG per plot and a self-contained ``rep
 """
 
 import json
-import os
-import shutil
-import tempfile
-from pathlib import Path
 
 from ctapipe.core import Tool, ToolConfigurationError
 from ctapipe.core.traits import Bool, Int, List, classes_with_traits, flag
 from ctapipe.core.traits import Path as PathTrait
 
-from ..validation.comparison import compare_samples, write_outputs
-from ..validation.samples import DL1ValidationReader, check_same_telescope
+from ..atomic import atomic_output
+from ..validation.comparison import GALLERY_PAIRS, compare_samples, write_outputs
+from ..validation.metrics import CLASSIFIER_FOLDS, CLASSIFIER_MAX_PER_CLASS
+from ..validation.samples import DL1ValidationReader
 
 __all__ = ["ValidateTool", "main"]
 
@@ -50,17 +48,18 @@ class ValidateTool(Tool):
     seed = Int(0, help="Seed of the subsamples, the floors, the classifier and the gallery").tag(
         config=True
     )
-    n_folds = Int(5, help="Cross-validation folds of the classifier two-sample test").tag(
-        config=True
-    )
+    n_folds = Int(
+        CLASSIFIER_FOLDS, help="Cross-validation folds of the classifier two-sample test"
+    ).tag(config=True)
     max_classifier_events = Int(
-        20000, help="At most this many events per class in each classifier test"
+        CLASSIFIER_MAX_PER_CLASS, help="At most this many events per class in each classifier test"
     ).tag(config=True)
     classifier_threads = Int(
         None, allow_none=True, help="Threads of the classifier (default: all cores)"
     ).tag(config=True)
     n_gallery = Int(
-        5, help="Reference images shown with their nearest generated ones (twice as many random)"
+        GALLERY_PAIRS,
+        help="Reference images shown with their nearest generated ones (twice as many random)",
     ).tag(config=True)
     progress_bar = Bool(True, help="Show progress bars").tag(config=True)
 
@@ -86,17 +85,12 @@ class ValidateTool(Tool):
             raise ToolConfigurationError("No reference files: give them with --reference")
         if self.output_dir is None:
             raise ToolConfigurationError("No output folder: give one with -o/--output")
-        self.output_dir = Path(self.output_dir).expanduser().absolute()
-        if self.output_dir.exists() and not self.overwrite:
-            raise ToolConfigurationError(f"Output {self.output_dir} exists, use --overwrite")
-        self.reader = DL1ValidationReader(parent=self)
-        self.reader.progress_bar = self.progress_bar
-        # check both inputs before the long part starts
+        self.check_output(self.output_dir)
+        self.reader = DL1ValidationReader(parent=self, progress_bar=self.progress_bar)
         try:
-            gen_tel, _, _ = self.reader.inspect(self.generated_files)
-            self.telescope_type = self.reader.telescope_type or str(gen_tel)
-            ref_tel, _, _ = self.reader.inspect(self.reference_files, self.telescope_type)
-            check_same_telescope(_Tel(gen_tel), _Tel(ref_tel))
+            self.telescope_type = self.reader.check_inputs(
+                self.generated_files, self.reference_files
+            )
         except (ValueError, OSError) as err:
             raise ToolConfigurationError(str(err)) from None
 
@@ -126,9 +120,7 @@ class ValidateTool(Tool):
         metrics["max_events"] = self.reader.max_events
         self.metrics = metrics
 
-        self.output_dir.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{self.output_dir.name}.", dir=self.output_dir.parent))
-        try:
+        with atomic_output(self.output_dir, directory=True) as tmp:
             write_outputs(
                 self.generated,
                 self.reference,
@@ -138,12 +130,6 @@ class ValidateTool(Tool):
                 n_gallery=self.n_gallery,
                 progress=self.progress_bar,
             )
-            if self.output_dir.exists():
-                shutil.rmtree(self.output_dir)
-            os.replace(tmp, self.output_dir)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
 
     def finish(self):
         overall = self.metrics["classifier"]["overall"]
@@ -157,14 +143,6 @@ class ValidateTool(Tool):
     def _image_processor_config(self):
         config = self.config.get("ImageProcessor", {})
         return json.loads(json.dumps(config, default=str)) if config else "ctapipe defaults"
-
-
-class _Tel:
-    """Adapter so ``check_same_telescope`` can compare TelescopeDescriptions."""
-
-    def __init__(self, tel):
-        self.telescope_type = str(tel)
-        self.geometry = tel.camera.geometry
 
 
 def main():

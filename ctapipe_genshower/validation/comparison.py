@@ -7,10 +7,25 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from .metrics import classifier_two_sample_test, common_bins, compare_parameter
+from .metrics import (
+    CLASSIFIER_FOLDS,
+    CLASSIFIER_MAX_PER_CLASS,
+    classifier_two_sample_test,
+    common_bins,
+    compare_parameter,
+)
 from .samples import PARAMETERS, check_same_telescope
 
-__all__ = ["CLASSIFIER_FEATURES", "compare_samples", "energy_bins", "write_outputs"]
+__all__ = [
+    "CLASSIFIER_FEATURES",
+    "GALLERY_PAIRS",
+    "compare_samples",
+    "energy_bins",
+    "write_outputs",
+]
+
+#: Reference images shown with their nearest generated ones (twice as many random).
+GALLERY_PAIRS = 5
 
 #: Features of the classifier two-sample test (log10 of the log-scale parameters).
 CLASSIFIER_FEATURES = [
@@ -58,7 +73,13 @@ def energy_bins(generated, reference, bins_per_decade=2):
 
 
 def compare_samples(
-    generated, reference, seed=0, n_folds=5, max_per_class=20000, n_threads=None, progress=True
+    generated,
+    reference,
+    seed=0,
+    n_folds=CLASSIFIER_FOLDS,
+    max_per_class=CLASSIFIER_MAX_PER_CLASS,
+    n_threads=None,
+    progress=True,
 ):
     """All metrics of generated vs reference as a JSON-able dict.
 
@@ -135,7 +156,9 @@ def compare_samples(
     }
 
 
-def write_outputs(generated, reference, metrics, output_dir, seed=0, n_gallery=5, progress=True):
+def write_outputs(
+    generated, reference, metrics, output_dir, seed=0, n_gallery=GALLERY_PAIRS, progress=True
+):
     """Write metrics.json, the PNG plots and report.html into ``output_dir``.
 
     ``n_gallery`` reference images are shown with their nearest generated neighbours and

@@ -17,6 +17,8 @@ import numpy as np
 from scipy import stats
 
 __all__ = [
+    "CLASSIFIER_FOLDS",
+    "CLASSIFIER_MAX_PER_CLASS",
     "classifier_two_sample_test",
     "common_bins",
     "compare_parameter",
@@ -26,6 +28,11 @@ __all__ = [
     "wasserstein_1",
     "wasserstein_floor",
 ]
+
+#: Cross-validation folds of the classifier two-sample test.
+CLASSIFIER_FOLDS = 5
+#: At most this many events per class in each classifier test (bounds the run time).
+CLASSIFIER_MAX_PER_CLASS = 20_000
 
 
 def _finite(x):
@@ -155,7 +162,13 @@ def compare_parameter(
 
 
 def classifier_two_sample_test(
-    generated, reference, seed=0, n_folds=5, max_per_class=20000, min_per_class=20, n_threads=None
+    generated,
+    reference,
+    seed=0,
+    n_folds=CLASSIFIER_FOLDS,
+    max_per_class=CLASSIFIER_MAX_PER_CLASS,
+    min_per_class=20,
+    n_threads=None,
 ):
     """Cross-validated ROC AUC of a classifier separating generated from reference.
 

@@ -14,20 +14,19 @@ efficiency) come from the files' ``/simulation/service/shower_distribution`` tab
 """
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import astropy.units as u
 import numpy as np
-import tables
 from ctapipe.containers import ArrayEventContainer, DL1CameraContainer
 from ctapipe.core import Component, QualityQuery
 from ctapipe.core.traits import Bool, Int, List, Unicode
 from ctapipe.fitting import FIT_RNG
 from ctapipe.image import ImageProcessor
-from ctapipe.io import TableLoader, read_table
+from ctapipe.io import TableLoader
 from tqdm.auto import tqdm
 
-from ..data.dl1 import DEFAULT_SELECTION, IMAGES_GROUP, image_telescopes
+from ..data import dl1_file
+from ..data.dl1 import DEFAULT_SELECTION
 
 __all__ = [
     "PARAMETERS",
@@ -36,9 +35,6 @@ __all__ = [
     "ValidationSelection",
     "check_same_telescope",
 ]
-
-SHOWER_DISTRIBUTION_TABLE = "/simulation/service/shower_distribution"
-SIMULATION_CONFIG_TABLE = "/configuration/simulation/run"
 
 #: Event-level image parameters compared (ctapipe column name -> (label, log scale)).
 PARAMETERS = {
@@ -131,23 +127,17 @@ class ValidationSample:
 
 
 def check_same_telescope(generated, reference):
-    """Raise ``ValueError`` unless both samples have the same telescope type and camera."""
-    if generated.telescope_type != reference.telescope_type:
-        raise ValueError(
-            f"Telescope types differ: generated {generated.telescope_type!r}, "
-            f"reference {reference.telescope_type!r}"
-        )
-    a, b = generated.geometry, reference.geometry
-    same = (
-        a.n_pixels == b.n_pixels
-        and np.allclose(a.pix_x.to_value(u.m), b.pix_x.to_value(u.m))
-        and np.allclose(a.pix_y.to_value(u.m), b.pix_y.to_value(u.m))
+    """Raise ``ValueError`` unless both samples have the same telescope type and camera.
+
+    Parameters
+    ----------
+    generated, reference : ValidationSample
+        Or anything with ``telescope_type`` (str) and ``geometry``.
+    """
+    dl1_file.check_same_telescope(
+        (generated.telescope_type, reference.telescope_type),
+        (generated.geometry, reference.geometry),
     )
-    if not same:
-        raise ValueError(
-            f"Cameras differ: generated {a.name} ({a.n_pixels} pixels), "
-            f"reference {b.name} ({b.n_pixels} pixels)"
-        )
 
 
 class DL1ValidationReader(Component):
@@ -187,36 +177,50 @@ class DL1ValidationReader(Component):
 
     # -- checks -------------------------------------------------------------------------
     def inspect(self, files, telescope_type=None):
-        """Check the files; return ``(telescope, {path: tel_ids}, {path: n_images})``."""
+        """Check the files of one sample (same telescope type and camera in all).
+
+        Parameters
+        ----------
+        files : list of path-like
+        telescope_type : str, optional
+            Overrides the ``telescope_type`` option.
+
+        Returns
+        -------
+        list of ctapipe_genshower.data.dl1_file.DL1ImageFile
+        """
         telescope_type = telescope_type or self.telescope_type
-        telescope, tel_ids, n_images = None, {}, {}
-        for path in map(Path, files):
-            if not path.is_file():
-                raise FileNotFoundError(f"Input file not found: {path}")
-            try:
-                h5 = tables.open_file(path, mode="r")
-            except Exception as err:
-                raise OSError(f"Cannot open {path} as HDF5: {err}") from None
-            with h5:
-                _, tel, ids = image_telescopes(h5, path, telescope_type)
-                tel_ids[path] = ids
-                n_images[path] = sum(h5.root[IMAGES_GROUP][f"tel_{t:03d}"].nrows for t in ids)
-            if telescope is None:
-                telescope = tel
-            elif str(tel) != str(telescope) or tel.camera.geometry.n_pixels != (
-                telescope.camera.geometry.n_pixels
-            ):
-                raise ValueError(f"{path}: telescope type {tel} differs from {telescope}")
-        if telescope is None:
-            raise ValueError("No input files given")
-        return telescope, tel_ids, n_images
+        return list(dl1_file.iter_image_files(files, telescope_type, same_type=True))
+
+    def check_inputs(self, generated_files, reference_files):
+        """Check both samples' files before anything long starts.
+
+        Returns
+        -------
+        str
+            The telescope type both are read with: the ``telescope_type`` option, or the
+            type of the generated files.
+
+        Raises
+        ------
+        ValueError, OSError
+            A file fails a check, or the samples differ in telescope type or camera.
+        """
+        generated = self.inspect(generated_files)[0]
+        telescope_type = self.telescope_type or str(generated.telescope)
+        reference = self.inspect(reference_files, telescope_type)[0]
+        dl1_file.check_same_telescope(
+            (str(generated.telescope), str(reference.telescope)),
+            (generated.geometry, reference.geometry),
+        )
+        return telescope_type
 
     # -- reading ------------------------------------------------------------------------
     def read(self, files, name="sample", telescope_type=None):
         """Re-parameterise and select the images of ``files``; returns a ValidationSample."""
-        files = [Path(f) for f in files]
-        telescope, tel_ids, n_images = self.inspect(files, telescope_type)
-        n_read = sum(n_images.values())
+        infos = self.inspect(files, telescope_type)
+        telescope = infos[0].telescope
+        n_read = sum(info.n_images for info in infos)
         rng = np.random.default_rng(self.seed)
         limit = self.max_events if self.max_events is not None else n_read
         keep_index = None
@@ -229,10 +233,10 @@ class DL1ValidationReader(Component):
         with tqdm(
             total=n_processed, desc=f"{name}", unit="img", disable=not self.progress_bar
         ) as bar:
-            for path in files:
-                offset = self._read_file(path, tel_ids[path], offset, keep_index, acc, bar)
+            for info in infos:
+                offset = self._read_file(info.path, info.tel_ids, offset, keep_index, acc, bar)
 
-        thrown, configs = _read_thrown(files, tel_ids)
+        thrown, configs = _thrown_and_settings(infos)
         if acc.n_selected == 0:
             raise ValueError(
                 f"{name}: selection {self.selection.quality_criteria} leaves no images "
@@ -254,7 +258,7 @@ class DL1ValidationReader(Component):
             telescope_type=str(telescope),
             camera_name=telescope.camera.name,
             geometry=telescope.camera.geometry,
-            files=[str(f) for f in files],
+            files=[str(info.path) for info in infos],
             simulation_config=configs,
         )
 
@@ -262,18 +266,8 @@ class DL1ValidationReader(Component):
         with TableLoader(path, parent=self) as loader:
             processor = ImageProcessor(loader.subarray, parent=self)
             positions = {t: loader.subarray.positions[t].to_value(u.m) for t in tel_ids}
-            chunks = loader.read_telescope_events_chunked(
-                self.chunk_size,
-                telescopes=tel_ids,
-                dl1_images=True,
-                dl1_parameters=False,
-                simulated=True,
-                true_parameters=False,
-                true_images=False,
-                dl2=False,
-                instrument=False,
-                observation_info=False,
-                pointing=False,
+            chunks = dl1_file.telescope_event_chunks(
+                loader, self.chunk_size, tel_ids, pointing=False
             )
             for chunk in chunks:
                 table = chunk.data
@@ -381,16 +375,8 @@ class _Accumulator:
 
 
 def _parameter_columns(containers):
-    """ImageParametersContainers -> {ctapipe column name: float array} (units stripped)."""
-    rows = [c.as_dict(recursive=True, flatten=True, add_prefix=True) for c in containers]
-    columns = {}
-    for name in rows[0]:
-        values = [row[name] for row in rows]
-        try:
-            q = u.Quantity(values)
-        except (TypeError, ValueError):
-            continue
-        columns[name] = q
+    """ImageParametersContainers -> {ctapipe column name: values}, PARAMETERS as floats."""
+    columns = dl1_file.parameter_columns(containers)
     missing = [name for name in PARAMETERS if name not in columns]
     if missing:
         raise ValueError(f"ImageProcessor did not produce parameters {missing}")
@@ -402,44 +388,26 @@ def _parameter_columns(containers):
     }
 
 
-def _read_thrown(files, tel_ids):
-    """Thrown-shower histogram summed over all runs, times the telescopes read per file."""
-    energy_bins = core_bins = None
-    hist = None
+def _thrown_and_settings(files):
+    """The thrown-shower histogram of all runs and the simulation settings they share.
+
+    The histogram counts one image chance per telescope of the type read, so each file's
+    counts are multiplied by its number of those telescopes; it is None when a file has
+    no shower distribution or another binning. The settings are those of the files up to
+    that one.
+    """
+    histogram = dl1_file.ThrownHistogram()
     configs = []
-    for path in files:
-        with tables.open_file(path, mode="r") as h5:
-            if SIMULATION_CONFIG_TABLE in h5.root:
-                config = read_table(h5, SIMULATION_CONFIG_TABLE)
-                configs.extend(
-                    {k: _plain(row[k]) for k in config.colnames if k != "obs_id"} for row in config
-                )
-            if SHOWER_DISTRIBUTION_TABLE not in h5.root:
-                return None, _unique(configs)
-            dist = read_table(h5, SHOWER_DISTRIBUTION_TABLE)
-        for row in dist:
-            e = u.Quantity(row["bins_energy"], u.TeV).to_value(u.TeV)
-            c = u.Quantity(row["bins_core_dist"], u.m).to_value(u.m)
-            h = np.asarray(row["histogram"], dtype=np.float64) * len(tel_ids[path])
-            if hist is None:
-                energy_bins, core_bins, hist = e, c, h
-            elif e.shape != energy_bins.shape or not (
-                np.allclose(e, energy_bins) and np.allclose(c, core_bins)
-            ):
-                return None, _unique(configs)
-            else:
-                hist = hist + h
-    if hist is None:
-        return None, _unique(configs)
-    return {"energy_bins": energy_bins, "core_bins": core_bins, "histogram": hist}, _unique(configs)
-
-
-def _plain(value):
-    if isinstance(value, bytes):
-        return value.decode()
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
+    for info in files:
+        if info.simulation_config is not None:
+            config = info.simulation_config
+            configs.extend(
+                {k: dl1_file.plain_value(row[k]) for k in config.colnames if k != "obs_id"}
+                for row in config
+            )
+        if not histogram.add(info.shower_distribution, len(info.tel_ids)):
+            break
+    return histogram.result(), _unique(configs)
 
 
 def _unique(configs):

@@ -1,4 +1,4 @@
-"""Scheduling and observation blocks of a simulated run, shared by both EventSources.
+"""Scheduling and observation blocks of a simulated run.
 
 ctapipe's DataWriter and TableLoader expect, per ``obs_id``, a scheduling block and an
 observation block with the (fixed, AltAz) pointing, as sim_telarray input provides them.
@@ -19,7 +19,24 @@ __all__ = ["simulated_run_blocks"]
 
 
 def simulated_run_blocks(obs_id, pointing_alt, pointing_az, start_time, producer_id):
-    """``({obs_id: SchedulingBlockContainer}, {obs_id: ObservationBlockContainer})`` of one run."""
+    """The scheduling and observation block of one simulated run.
+
+    Parameters
+    ----------
+    obs_id : int
+        Observation id; also used as the scheduling block id.
+    pointing_alt, pointing_az : astropy.units.Quantity
+        Fixed pointing of the run (AltAz).
+    start_time : astropy.time.Time
+        Start of the run (scheduled and actual).
+    producer_id : str
+        Name of the program that made the run.
+
+    Returns
+    -------
+    tuple of dict
+        ``({obs_id: SchedulingBlockContainer}, {obs_id: ObservationBlockContainer})``.
+    """
     scheduling_blocks = {
         obs_id: SchedulingBlockContainer(
             sb_id=np.uint64(obs_id),

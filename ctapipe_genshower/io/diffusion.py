@@ -1,0 +1,473 @@
+"""``DiffusionEventSource``: generated proton events from a trained model, as a ctapipe EventSource.
+
+``ctapipe-process -i model.safetensors -o out.dl1.h5`` picks this source because
+:meth:`DiffusionEventSource.is_compatible` recognises the project's checkpoint format from
+the file header (standard library only). ``ctapipe-process -i DiffusionEventSource`` (the
+class name, where no file of that name exists) picks it too and generates with
+``DiffusionEventSource.model_path``, by default the bundled model: ctapipe selects sources
+only through ``is_compatible(input_url)``, so the name is how a user asks for this source.
+The run then works like a sim_telarray run:
+
+1. ``n_showers`` showers are thrown from the :class:`~ctapipe_genshower.thrown.ThrownDistribution`
+   (the training simulation's settings unless overridden, and only inside the trained domain
+   unless ``allow_extrapolation``), in fixed chunks with their own seeded streams;
+2. each thrown shower is kept with the learned probability P(selected | shower);
+3. the networks run only for the kept showers, ``batch_size`` at a time, each event with its
+   own seed derived from ``(seed, obs_id, event_id)``, so an event does not depend on the
+   batch size or on the other events.
+
+Steps 1 and 2 are cheap and run in ``__init__`` (the :class:`GenerationPlan`), so the number
+of thrown showers, the shower histogram and the number of events are known before the first
+event: ``simulation_config`` (read by the DataWriter at start) and
+``simulated_shower_distributions`` (read at the end) always agree. When ``max_events`` is
+set, the run is cut right after the ``max_events``-th selected shower: the thrown count is
+the number of showers thrown up to and including that one, so the bookkeeping of a shortened
+run is that of a smaller, complete run.
+
+torch is imported only when a source is constructed (``generator`` module), never when this
+module is imported: every ctapipe tool imports the ``ctapipe_io`` entry points.
+"""
+
+import json
+from dataclasses import dataclass, replace
+from importlib.resources import files
+from pathlib import Path
+
+import astropy.units as u
+import numpy as np
+from astropy.table import QTable
+from ctapipe.containers import SimulatedShowerContainer
+from ctapipe.core import Provenance, ToolConfigurationError
+from ctapipe.core.traits import Bool, CaselessStrEnum, Float, Int
+from ctapipe.core.traits import Path as PathTrait
+
+from .. import __version__
+from ..checkpoint import FORMAT, claims_file, file_sha256, read_metadata
+from ..data.conditions import conditions_from_truth
+from .simulated_run import THROWN_TRAITS, RunPlan, SimulatedRunEventSource, quantity_trait
+
+__all__ = [
+    "DEFAULT_OBS_ID",
+    "DETECTOR_PROG_ID",
+    "PROTON_PRIMARY_ID",
+    "SOURCE_NAME",
+    "THROW_CHUNK_SIZE",
+    "UNKNOWN_TRUE_IMAGE",
+    "DiffusionEventSource",
+    "GenerationPlan",
+    "default_model_path",
+    "event_seed",
+]
+
+#: ``SimulationConfigContainer.detector_prog_id`` of generated runs (sim_telarray is 1).
+DETECTOR_PROG_ID = 100
+#: Default ``obs_id`` of generated runs, apart from the toy's and sim_telarray's first runs
+#: so that a default generated run merges with them.
+DEFAULT_OBS_ID = 1001
+#: ``input_url`` that selects this source with ``model_path`` (no file of that name exists).
+SOURCE_NAME = "DiffusionEventSource"
+#: Value of every pixel of ``true_image`` (and of ``true_image_sum``): the model generates
+#: DL1 images, not photo-electron counts. ctapipe and ctapipe-merge need the column; a
+#: negative count cannot be mistaken for simulation truth.
+UNKNOWN_TRUE_IMAGE = -1
+#: Showers are thrown in chunks of this size, chunk ``c`` from its own seeded stream.
+#: Part of the reproducibility contract: changing it changes the thrown showers.
+THROW_CHUNK_SIZE = 100_000
+#: ``SimulatedShowerContainer.shower_primary_id`` of protons (sim_telarray convention).
+PROTON_PRIMARY_ID = 101
+#: Spawn key of the per-event noise seeds (the throw uses ``THROW_STREAM``).
+_EVENT_STREAM = 1
+
+
+def event_seed(seed, obs_id, event_id):
+    """Integer seed of one event's noise, from ``SeedSequence([seed, obs_id, event_id])``."""
+    sequence = np.random.SeedSequence([seed, obs_id, event_id], spawn_key=(_EVENT_STREAM,))
+    return int(sequence.generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
+
+
+def default_model_path():
+    """Path of the bundled default model (package data; the file may be absent in a checkout)."""
+    return Path(str(files("ctapipe_genshower") / "resources" / "default_model.safetensors"))
+
+
+def _names_this_source(path):
+    """True when ``path`` is the source name (a model file of that name is still a model)."""
+    return path.name == SOURCE_NAME and not claims_file(path)
+
+
+@dataclass
+class GenerationPlan(RunPlan):
+    """The plan of a generated run: bookkeeping plus the selected showers to generate.
+
+    Attributes
+    ----------
+    event_id : numpy.ndarray
+        Shower number (1-based) of each selected shower, its ``event_id``.
+    showers : astropy.table.QTable
+        Truth of the selected showers (the columns of ``ThrownDistribution.sample``).
+    conditions : numpy.ndarray
+        ``(N, 5)`` float32 condition vectors of the selected showers.
+    seeds : numpy.ndarray
+        ``(N,)`` uint64 noise seeds of the events, :func:`event_seed`.
+    """
+
+    event_id: np.ndarray
+    showers: QTable
+    conditions: np.ndarray
+    seeds: np.ndarray
+
+
+class DiffusionEventSource(SimulatedRunEventSource):
+    """Generated single-telescope proton events from a ctapipe-genshower model file.
+
+    The input is a generator checkpoint (``*.safetensors`` written by
+    ``ctapipe-genshower-train``). Events are DL1 images (charge and peak time, float32) with
+    full shower truth, trigger, pointing and simulation bookkeeping, so ctapipe's
+    ``ctapipe-process``, ``TableLoader`` and ``ctapipe-merge`` and pyirf work unchanged.
+
+    The thrown distribution defaults to the training simulation's settings. Requests outside
+    the trained domain (a wider energy range, larger scatter radius, a viewcone outside the
+    trained one, another pointing) are refused unless ``allow_extrapolation`` is set; an
+    extrapolated run is marked in the logs, the provenance and :attr:`generation_metadata`.
+
+    Output is reproducible: the same model, ``seed``, ``obs_id`` and settings give the same
+    events whatever the ``batch_size``. Runs with different ``obs_id`` are independent and
+    can be produced in parallel and merged with ``ctapipe-merge``.
+    """
+
+    model_path = PathTrait(
+        None,
+        allow_none=True,
+        exists=True,
+        directory_ok=False,
+        help=(
+            f"Model file to generate with when the input is the name {SOURCE_NAME!r}"
+            " (None: the bundled default model)"
+        ),
+    ).tag(config=True)
+    obs_id = Int(
+        DEFAULT_OBS_ID,
+        min=1,
+        help="Observation (run) id of the events; unique per run for merging",
+    ).tag(config=True)
+    n_steps = Int(
+        None, allow_none=True, min=1, help="Sampler steps per image (None: the model's default)"
+    ).tag(config=True)
+    batch_size = Int(256, min=1, help="Images generated per network call").tag(config=True)
+    device = CaselessStrEnum(
+        ["auto", "cpu", "cuda"], default_value="auto", help="Device of the networks"
+    ).tag(config=True)
+
+    energy_min = quantity_trait(u.TeV, help="Minimum thrown energy (None: training simulation)")
+    energy_max = quantity_trait(u.TeV, help="Maximum thrown energy (None: training simulation)")
+    spectral_index = Float(
+        None, allow_none=True, help="Thrown spectral index, e.g. -2 (None: training simulation)"
+    ).tag(config=True)
+    max_scatter_radius = quantity_trait(
+        u.m, help="Maximum core distance (None: training simulation)"
+    )
+    min_viewcone = quantity_trait(u.deg, help="Inner viewcone radius (None: training simulation)")
+    max_viewcone = quantity_trait(u.deg, help="Outer viewcone radius (None: training simulation)")
+    pointing_alt = quantity_trait(u.deg, help="Pointing altitude (None: the model's pointing)")
+    pointing_az = quantity_trait(u.deg, help="Pointing azimuth (None: the model's pointing)")
+    allow_extrapolation = Bool(
+        False,
+        help="Generate even where the request lies outside the trained domain (recorded)",
+    ).tag(config=True)
+
+    producer_id = "ctapipe-genshower"
+    detector_prog_id = DETECTOR_PROG_ID
+    chunk_size = THROW_CHUNK_SIZE
+
+    def __init__(self, input_url=None, config=None, parent=None, **kwargs):
+        super().__init__(input_url=input_url, config=config, parent=parent, **kwargs)
+        path = self._resolve_model_path()
+
+        self.model_metadata = self._read_model_metadata(path)
+        self.model_sha256 = file_sha256(path)
+        self.model_file = path.resolve()
+
+        import torch
+
+        from ..generator import ShowerGenerator
+
+        if self.device == "cuda" and not torch.cuda.is_available():
+            raise ToolConfigurationError(
+                "DiffusionEventSource.device='cuda' but CUDA is not available"
+            )
+        try:
+            self._model = ShowerGenerator.from_file(path, device=self.device)
+            subarray = self._model.subarray
+        except (OSError, ValueError, KeyError, RuntimeError) as err:
+            raise ToolConfigurationError(f"Cannot load generator model {path}: {err}") from err
+
+        self._model_n_steps = int(self._model.default_n_steps)
+        tel_id = self._check_subarray(subarray, self._model.n_pixels, path)
+        thrown = self._requested_thrown(self._model.thrown)
+        self.extrapolation = self._check_domain(self._model.thrown, thrown)
+
+        Provenance().add_input_file(
+            str(self.model_file),
+            role="DiffusionEventSource model",
+            add_meta=False,
+            reference_meta={
+                "format": FORMAT,
+                "format_version": str(self.model_metadata.get("format_version")),
+                "sha256": self.model_sha256,
+            },
+        )
+
+        self._start_run(subarray, tel_id, thrown)
+        self._set_plan(self._plan_run())
+        self.log.info(
+            "obs_id %d: %d showers thrown, %d selected (to generate)",
+            self.obs_id,
+            self.n_thrown,
+            len(self),
+        )
+
+    # -- input checks -----------------------------------------------------------------
+    def _resolve_model_path(self):
+        """The model file: ``input_url``, or ``model_path`` when the input is the source name."""
+        path = Path(self.input_url).expanduser()
+        if not _names_this_source(path):
+            if self.model_path is not None:
+                raise ToolConfigurationError(
+                    f"DiffusionEventSource.model_path is set but the input {path} is a model"
+                    f" file too; give the model once (-i {SOURCE_NAME} with model_path, or"
+                    " -i <model file>)"
+                )
+            return path
+        if path.exists():
+            raise ToolConfigurationError(
+                f"The input {SOURCE_NAME!r} names the file {path}, which is not a"
+                " ctapipe-genshower model; rename it or give the model path as input"
+            )
+        return Path(self.model_path) if self.model_path is not None else default_model_path()
+
+    @staticmethod
+    def _read_model_metadata(path):
+        if not path.is_file():
+            raise ToolConfigurationError(f"Generator model file not found: {path}")
+        try:
+            # checks the format and format_version too
+            return read_metadata(path)
+        except (OSError, ValueError, KeyError) as err:
+            raise ToolConfigurationError(f"Cannot read generator model {path}: {err}") from err
+
+    @staticmethod
+    def _check_subarray(subarray, n_pixels, path):
+        """The model's single telescope; its camera must match the networks' pixel count."""
+        if len(subarray.tel_ids) != 1:
+            raise ToolConfigurationError(
+                f"Model {path} describes {len(subarray.tel_ids)} telescopes, expected one"
+            )
+        tel_id = int(subarray.tel_ids[0])
+        camera = subarray.tel[tel_id].camera
+        if camera.geometry.n_pixels != n_pixels:
+            raise ToolConfigurationError(
+                f"Model {path} is inconsistent: its networks make {n_pixels}-pixel images"
+                f" but its camera {camera.name} has {camera.geometry.n_pixels} pixels"
+            )
+        return tel_id
+
+    def _requested_thrown(self, trained):
+        """The trained thrown distribution with the configured (non-None) traits replaced."""
+        overrides = {name: getattr(self, name) for name in THROWN_TRAITS}
+        overrides = {k: v for k, v in overrides.items() if v is not None}
+        try:
+            return replace(trained, **overrides)
+        except ValueError as err:
+            raise ToolConfigurationError(f"Invalid thrown distribution: {err}") from err
+
+    def _check_domain(self, trained, requested):
+        """List the ways ``requested`` leaves the trained phase space; refuse unless allowed."""
+
+        def close(a, b):
+            return u.isclose(a, b, rtol=1e-6, atol=1e-9 * b.unit)
+
+        problems = []
+        if requested.energy_min < trained.energy_min and not close(
+            requested.energy_min, trained.energy_min
+        ):
+            problems.append(f"energy_min {requested.energy_min} < trained {trained.energy_min}")
+        if requested.energy_max > trained.energy_max and not close(
+            requested.energy_max, trained.energy_max
+        ):
+            problems.append(f"energy_max {requested.energy_max} > trained {trained.energy_max}")
+        if requested.max_scatter_radius > trained.max_scatter_radius and not close(
+            requested.max_scatter_radius, trained.max_scatter_radius
+        ):
+            problems.append(
+                f"max_scatter_radius {requested.max_scatter_radius}"
+                f" > trained {trained.max_scatter_radius}"
+            )
+        if requested.max_viewcone > trained.max_viewcone and not close(
+            requested.max_viewcone, trained.max_viewcone
+        ):
+            problems.append(
+                f"max_viewcone {requested.max_viewcone} > trained {trained.max_viewcone}"
+            )
+        if requested.min_viewcone < trained.min_viewcone and not close(
+            requested.min_viewcone, trained.min_viewcone
+        ):
+            problems.append(
+                f"min_viewcone {requested.min_viewcone} < trained {trained.min_viewcone}"
+            )
+        for key in ("pointing_alt", "pointing_az"):
+            a, b = getattr(requested, key), getattr(trained, key)
+            if not close(a.to(u.deg), b.to(u.deg)):
+                problems.append(f"{key} {a} differs from trained {b}")
+
+        if problems and not self.allow_extrapolation:
+            raise ToolConfigurationError(
+                "Request outside the trained domain of the model: "
+                + "; ".join(problems)
+                + " (set DiffusionEventSource.allow_extrapolation=True to generate anyway)"
+            )
+        for problem in problems:
+            self.log.warning("Extrapolating beyond the trained domain: %s", problem)
+        return problems
+
+    # -- the run plan: thrown showers and selection, no image generation ---------------
+    def _plan_run(self):
+        """Throw the showers chunk by chunk and draw which of them are selected."""
+        tel_position = self._subarray.positions[self._tel_id]
+        max_selected = self.max_events if self.max_events else None
+
+        selected = []
+        distribution = None
+        n_thrown = 0
+        n_selected = 0
+        for chunk in range(self.n_chunks):
+            showers, rng = self._throw(chunk)
+            conditions = conditions_from_truth(
+                true_energy=showers["true_energy"],
+                true_core_x=showers["true_core_x"],
+                true_core_y=showers["true_core_y"],
+                true_source_fov_lon=showers["true_source_fov_lon"],
+                true_source_fov_lat=showers["true_source_fov_lat"],
+                tel_position=tel_position,
+            )
+            # the selection continues the throw stream
+            is_selected = np.asarray(self._model.sample_selection(conditions, rng), dtype=bool)
+
+            if max_selected is not None and n_selected + is_selected.sum() >= max_selected:
+                # cut the run right after the max_events-th selected shower
+                last = np.flatnonzero(is_selected)[max_selected - n_selected - 1]
+                showers = showers[: last + 1]
+                conditions = conditions[: last + 1]
+                is_selected = is_selected[: last + 1]
+
+            n_thrown += len(showers)
+            distribution = self._add_to_distribution(
+                distribution, showers["true_energy"], showers["true_core_x"], showers["true_core_y"]
+            )
+            index = np.flatnonzero(is_selected)
+            n_selected += len(index)
+            selected.append((chunk * self.chunk_size + index, showers[index], conditions[index]))
+            if max_selected is not None and n_selected >= max_selected:
+                break
+
+        event_id = np.concatenate([s[0] for s in selected]) + 1  # shower number 1..n_showers
+        showers = QTable(
+            {
+                key: u.Quantity(np.concatenate([s[1][key] for s in selected]))
+                for key in selected[0][1].colnames
+            }
+        )
+        seeds = np.array(
+            [event_seed(self.seed, self.obs_id, int(e)) for e in event_id], dtype=np.uint64
+        )
+        return GenerationPlan(
+            n_thrown=n_thrown,
+            distribution=distribution,
+            event_id=event_id,
+            showers=showers,
+            conditions=np.concatenate([s[2] for s in selected]).astype(np.float32),
+            seeds=seeds,
+        )
+
+    # -- EventSource interface -----------------------------------------------------------
+    @staticmethod
+    def is_compatible(file_path):
+        """True for a ctapipe-genshower model file (reads only the safetensors header).
+
+        A damaged model whose header still names the format is claimed too, so that the
+        user gets the reader's clear error from ``__init__``.
+        """
+        return Path(file_path).name == SOURCE_NAME or claims_file(file_path)
+
+    def __len__(self):
+        """Number of events the run yields (selected showers); used by progress bars."""
+        return len(self._plan.event_id)
+
+    def __bool__(self):
+        return True
+
+    @property
+    def resolved_n_steps(self):
+        """Sampler steps actually used (``n_steps`` or the model's default)."""
+        return self.n_steps if self.n_steps is not None else self._model_n_steps
+
+    @property
+    def generation_metadata(self):
+        """Flat description of the model and settings that made this run.
+
+        Keys are ctapipe ``CONTEXT`` metadata keys (hierarchy separated by spaces); the
+        ``ctapipe-genshower-generate`` tool writes them into the output file's attributes.
+        """
+        return {
+            "GENSHOWER VERSION": __version__,
+            "GENSHOWER MODEL PATH": str(self.model_file),
+            "GENSHOWER MODEL SHA256": self.model_sha256,
+            "GENSHOWER MODEL FORMAT_VERSION": str(self.model_metadata.get("format_version")),
+            "GENSHOWER SEED": self.seed,
+            "GENSHOWER OBS_ID": self.obs_id,
+            "GENSHOWER N_SHOWERS": self.n_showers,
+            "GENSHOWER N_THROWN": self.n_thrown,
+            "GENSHOWER N_STEPS": self.resolved_n_steps,
+            "GENSHOWER THROWN": json.dumps(self.thrown.to_dict()),
+            "GENSHOWER EXTRAPOLATION": "; ".join(self.extrapolation) or "none",
+        }
+
+    def close(self):
+        self._model = None
+        super().close()
+
+    def _generator(self):
+        plan = self._plan
+        n_events = len(plan.event_id)
+        unknown_true_image = np.full(self._model.n_pixels, UNKNOWN_TRUE_IMAGE, dtype=np.int32)
+        for start in range(0, n_events, self.batch_size):
+            stop = min(start + self.batch_size, n_events)
+            out = self._model.generate(
+                plan.conditions[start:stop],
+                plan.seeds[start:stop].astype(np.int64),
+                n_steps=self.n_steps,
+                batch_size=self.batch_size,
+            )
+            images = np.asarray(out["image"], dtype=np.float32)
+            peak_times = np.asarray(out["peak_time"], dtype=np.float32)
+            for i in range(start, stop):
+                yield self._make_event(
+                    count=i,
+                    event_id=int(plan.event_id[i]),
+                    shower=self._shower(i),
+                    image=images[i - start],
+                    peak_time=peak_times[i - start],
+                    true_image=unknown_true_image,
+                    true_image_sum=UNKNOWN_TRUE_IMAGE,
+                )
+
+    def _shower(self, i):
+        """Truth of selected shower ``i``."""
+        showers = self._plan.showers
+        return SimulatedShowerContainer(
+            energy=showers["true_energy"][i],
+            alt=showers["true_alt"][i],
+            az=showers["true_az"][i],
+            core_x=showers["true_core_x"][i],
+            core_y=showers["true_core_y"][i],
+            shower_primary_id=PROTON_PRIMARY_ID,
+        )
