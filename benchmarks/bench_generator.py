@@ -16,7 +16,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from ctapipe_genshower.model.networks import UNet
 from ctapipe_genshower.model.samplers import ddim_sample, event_generators
-from ctapipe_genshower.model.training import PRESETS
+from ctapipe_genshower.model.config import PRESETS
 
 
 def load(model, preset, device):

@@ -11,36 +11,48 @@ The header's ``__metadata__`` (string -> string) holds
   training) and ``provenance`` (versions, steps, seed, creation time).
 
 Tensors: ``pixel.*`` (U-Net, EMA) and ``shower.*`` (shower-level model, EMA-free). No
-optimizer state: that lives in a separate training-state file (see ``model.training``).
+optimizer state: that lives in a separate training-state file (``training/state.py``).
 
-:func:`read_metadata` needs only the standard library (cheap enough for an EventSource's
-``is_compatible``). Writes go to a temporary file in the same directory, then ``os.replace``.
+:func:`save_generator` and :func:`load_generator_modules` turn the networks into this file
+and back; they are the only code that knows the tensor prefixes and the metadata keys.
+:func:`read_metadata`, :func:`claims_file` and :func:`parameter_counts` need only the
+standard library (cheap enough for an EventSource's ``is_compatible``); torch, safetensors
+and the model package are imported only to write or load weights. Writes are atomic
+(:func:`ctapipe_genshower.atomic.atomic_output`).
 """
 
 import hashlib
 import json
-import os
 import struct
-import tempfile
+import time
 from pathlib import Path
+from typing import NamedTuple
+
+from .atomic import atomic_output
 
 __all__ = [
     "FORMAT",
     "FORMAT_VERSION",
     "CheckpointError",
+    "GeneratorModules",
     "claims_file",
     "file_sha256",
     "is_checkpoint",
     "load_checkpoint",
+    "load_generator_modules",
+    "parameter_counts",
     "read_header",
     "read_metadata",
     "save_checkpoint",
+    "save_generator",
     "write_safetensors_atomic",
 ]
 
 FORMAT = "ctapipe-genshower-model"
 FORMAT_VERSION = "1"
 JSON_KEYS = ("config", "transforms", "training_meta", "domain", "provenance")
+#: Tensor-name prefixes of the two networks.
+PIXEL_PREFIX, SHOWER_PREFIX = "pixel", "shower"
 _MAX_HEADER = 100_000_000
 
 
@@ -167,26 +179,32 @@ def file_sha256(path, chunk_size=1 << 20):
     return digest.hexdigest()
 
 
+def parameter_counts(path):
+    """Number of weights per network (``pixel``, ``shower``) from the header alone."""
+    counts = {}
+    for key, info in read_header(path).items():
+        if key == "__metadata__":
+            continue
+        n = 1
+        for dim in info["shape"]:
+            n *= dim
+        group = key.split(".")[0]
+        counts[group] = counts.get(group, 0) + n
+    return counts
+
+
 def write_safetensors_atomic(path, tensors, metadata):
     """Write torch ``tensors`` with string ``metadata`` to ``path`` atomically."""
     from safetensors.torch import save_file
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_output(path) as tmp:
         save_file(
             {k: v.detach().contiguous().cpu() for k, v in tensors.items()}, tmp, metadata=metadata
         )
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save_checkpoint(path, tensors, config, transforms, training_meta, domain, provenance):
-    """Write a checkpoint (EMA weights ``tensors`` + metadata) atomically."""
+    """Write a checkpoint (EMA weights ``tensors`` + JSON-able metadata) atomically."""
     metadata = {"format": FORMAT, "format_version": FORMAT_VERSION}
     for key, value in zip(
         JSON_KEYS, (config, transforms, training_meta, domain, provenance), strict=True
@@ -206,3 +224,127 @@ def load_checkpoint(path, device="cpu"):
     except SafetensorError as err:
         raise CheckpointError(f"{path}: cannot read tensors: {err}") from None
     return tensors, metadata
+
+
+# -- the generator's networks <-> the file ------------------------------------------------
+class GeneratorModules(NamedTuple):
+    """What a checkpoint holds, built: networks in eval mode, transforms, metadata."""
+
+    pixel_net: object
+    shower_model: object
+    transforms: dict
+    metadata: dict
+
+
+def _prefixed(module, prefix):
+    return {f"{prefix}.{k}": v for k, v in module.state_dict().items()}
+
+
+def _unprefixed(tensors, prefix):
+    start = len(prefix) + 1
+    return {k[start:]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
+
+
+def _versions():
+    from importlib.metadata import PackageNotFoundError, version
+
+    import numpy as np
+    import torch
+
+    out = {"torch": torch.__version__, "numpy": np.__version__}
+    for pkg in ("ctapipe", "ctapipe-genshower", "safetensors"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = None
+    return out
+
+
+def _jsonable(obj):
+    return json.loads(
+        json.dumps(obj, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o))
+    )
+
+
+def save_generator(
+    path, pixel_net, shower_model, transforms, *, config, training_meta, domain, provenance
+):
+    """Write a generator's networks and metadata as a checkpoint (atomically).
+
+    Parameters
+    ----------
+    path : path-like
+    pixel_net : UNet
+        The EMA weights of the pixel model.
+    shower_model : ShowerModel
+    transforms : dict
+        ``{"grid", "image", "time", "conditions"}``.
+    config : dict
+        ``{"model": ModelConfig.to_dict(), "train": ..., "world_size": ...}``.
+    training_meta : dict
+        The training data's meta; ``grid_index`` is dropped (the grid transform holds it).
+    domain : dict
+        ``{name: [min, max]}`` of the conditions and the size seen in training.
+    provenance : dict
+        Training provenance; package versions and the creation time are added.
+
+    Returns
+    -------
+    pathlib.Path
+    """
+    from .model.transforms import transforms_to_dict
+
+    tensors = {**_prefixed(pixel_net, PIXEL_PREFIX), **_prefixed(shower_model, SHOWER_PREFIX)}
+    meta = {k: v for k, v in training_meta.items() if k != "grid_index"}
+    provenance = {
+        **provenance,
+        "versions": _versions(),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    save_checkpoint(
+        path,
+        tensors,
+        config=config,
+        transforms=transforms_to_dict(transforms),
+        training_meta=_jsonable(meta),
+        domain=domain,
+        provenance=provenance,
+    )
+    return Path(path)
+
+
+def load_generator_modules(path, device="cpu"):
+    """Build the networks and transforms of a checkpoint.
+
+    Parameters
+    ----------
+    path : path-like
+    device : str or torch.device
+        Where the networks go (weights are read on the CPU first).
+
+    Returns
+    -------
+    GeneratorModules
+
+    Raises
+    ------
+    CheckpointError
+        For a missing, truncated, corrupt or other-format file.
+    """
+    from .model.config import ModelConfig
+    from .model.networks import UNet
+    from .model.shower_model import ShowerModel
+    from .model.transforms import transforms_from_dict
+
+    tensors, metadata = load_checkpoint(path, device="cpu")
+    config = ModelConfig.from_dict(metadata["config"]["model"])
+    pixel_net = UNet(config.unet)
+    pixel_net.load_state_dict(_unprefixed(tensors, PIXEL_PREFIX))
+    shower_model = ShowerModel.from_config(config)
+    shower_model.load_state_dict(_unprefixed(tensors, SHOWER_PREFIX))
+    return GeneratorModules(
+        pixel_net.to(device).eval(),
+        shower_model.to(device).eval(),
+        transforms_from_dict(metadata["transforms"]),
+        metadata,
+    )

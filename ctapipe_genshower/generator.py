@@ -20,7 +20,7 @@ lower the efficiency twice. Callers that want the paper's post-cut can apply
 
 import numpy as np
 
-from .checkpoint import load_checkpoint
+from .checkpoint import load_generator_modules
 
 __all__ = ["ShowerGenerator"]
 
@@ -56,9 +56,27 @@ class ShowerGenerator:
     Use :meth:`from_file`. All inputs are numpy arrays; ``conditions`` are ``(N, 5)``
     in ``CONDITION_COLUMNS`` order (log10 E/TeV, impact_x m, impact_y m, fov_lon deg,
     fov_lat deg).
+
+    Parameters
+    ----------
+    pixel_net : UNet
+        The pixel model (EMA weights), on ``device``.
+    shower_model : ShowerModel
+        The shower-level model, on ``device``.
+    transforms : dict
+        ``{"grid", "image", "time", "conditions"}``.
+    metadata : dict
+        The checkpoint's decoded metadata (``config``, ``training_meta``, ``domain``,
+        ``provenance``).
+    device : torch.device
+    path : str, optional
+        The file it was read from.
     """
 
     def __init__(self, pixel_net, shower_model, transforms, metadata, device, path=None):
+        from .model.denoiser import Denoiser
+        from .model.shower_model import ThrownSampler
+
         self.pixel_net = pixel_net
         self.shower_model = shower_model
         self.transforms = transforms
@@ -71,35 +89,31 @@ class ShowerGenerator:
         self.provenance = metadata["provenance"]
         self.n_pixels = transforms["grid"].n_pixels
         self.default_n_steps = int(self.config["model"]["default_n_steps"])
+        self.denoiser = Denoiser(pixel_net, transforms, device)
         self._subarray = None
         self._thrown = None
-        from .model.shower_model import ThrownSampler
-
         self._sampler = ThrownSampler.from_dict(self.training_meta["thrown"])
 
     @classmethod
     def from_file(cls, path, device="auto"):
-        """Load a checkpoint (safetensors; raises ``CheckpointError`` for bad files)."""
-        from .model.networks import UNet
-        from .model.training import ModelConfig, transforms_from_dict
+        """Load a checkpoint (safetensors; raises ``CheckpointError`` for bad files).
 
+        Parameters
+        ----------
+        path : str or pathlib.Path
+        device : str
+            ``"auto"`` (CUDA if available), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+        """
         device = _resolve_device(device)
-        tensors, metadata = load_checkpoint(path, device="cpu")
-        mcfg = ModelConfig.from_dict(metadata["config"]["model"])
-        net = UNet(mcfg.unet)
-        net.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("pixel.")})
-        shower = mcfg.shower_model()
-        shower.load_state_dict({k[7:]: v for k, v in tensors.items() if k.startswith("shower.")})
-        net.to(device).eval()
-        shower.to(device).eval()
-        return cls(
-            net,
-            shower,
-            transforms_from_dict(metadata["transforms"]),
-            metadata,
-            device,
-            path=str(path),
-        )
+        modules = load_generator_modules(path, device=device)
+        return cls(*modules, device, path=str(path))
+
+    def resolve_n_steps(self, n_steps=None):
+        """DDIM steps to run: ``n_steps``, or the checkpoint's ``default_n_steps`` if None."""
+        n_steps = self.default_n_steps if n_steps is None else int(n_steps)
+        if n_steps < 1:
+            raise ValueError(f"n_steps must be >= 1, got {n_steps}")
+        return n_steps
 
     # -- descriptions ---------------------------------------------------------------------
     @property
@@ -125,10 +139,12 @@ class ShowerGenerator:
 
     @property
     def selection(self):
+        """The training selection, ``[[name, expression], ...]`` (not re-applied here)."""
         return self.training_meta.get("selection")
 
     @property
     def saturation(self):
+        """Largest generated charge (p.e.)."""
         return self.transforms["image"].saturation
 
     # -- shower level --------------------------------------------------------------------
@@ -196,14 +212,15 @@ class ShowerGenerator:
         """
         import torch
 
-        from .model.samplers import ddim_sample, event_generators
+        from .model.samplers import event_generators
+        from .model.transforms import decode_images
 
         conditions = self._check_conditions(conditions)
         seeds = np.asarray(seeds)
         n = len(conditions)
         if seeds.shape != (n,):
             raise ValueError(f"need one seed per event: {seeds.shape} seeds for {n} conditions")
-        n_steps = self.default_n_steps if n_steps is None else int(n_steps)
+        n_steps = self.resolve_n_steps(n_steps)
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         _, _, image_seeds = _event_streams(seeds)
@@ -213,32 +230,15 @@ class ShowerGenerator:
             size = np.asarray(size, dtype=np.float64)
             if size.shape != (n,) or not np.all(np.isfinite(size)) or np.any(size <= 0):
                 raise ValueError("size must be (N,) positive finite values")
-        grid, tf = self.transforms["grid"], self.transforms
-        mask = grid.mask(self.device)
-        shape = (2, *grid.padded_shape)
         image = np.empty((n, self.n_pixels), dtype=np.float32)
         peak_time = np.empty((n, self.n_pixels), dtype=np.float32)
-
-        def denoise(x_t, t, cond):
-            return self.pixel_net(x_t, t, cond, mask)
-
         for start in range(0, n, int(batch_size)):
             sl = slice(start, min(start + int(batch_size), n))
-            cond = tf["conditions"].pixel_condition(conditions[sl], size[sl]).to(self.device)
+            cond = self.denoiser.condition(conditions[sl], size[sl])
             with torch.inference_mode():
-                x = ddim_sample(
-                    denoise,
-                    cond,
-                    event_generators(image_seeds[sl]),
-                    shape,
-                    n_steps=n_steps,
-                    eta=eta,
-                    mask=mask,
-                    device=self.device,
-                )
-            pixels = grid.from_grid(x).cpu()
-            image[sl] = tf["image"].inverse(pixels[:, 0], torch.as_tensor(size[sl])).numpy()
-            peak_time[sl] = tf["time"].inverse(pixels[:, 1]).numpy()
+                x = self.denoiser.sample(cond, event_generators(image_seeds[sl]), n_steps, eta)
+            image_sl, peak_time_sl = decode_images(self.transforms, x, size[sl])
+            image[sl], peak_time[sl] = image_sl.numpy(), peak_time_sl.numpy()
         return {"image": image, "peak_time": peak_time, "size": size}
 
     def __repr__(self):

@@ -100,7 +100,7 @@ def synthetic_training_arrays():
 
 
 def tiny_train_config(**kwargs):
-    from ctapipe_genshower.model.training import TrainConfig
+    from ctapipe_genshower.training.config import TrainConfig
 
     settings = dict(
         steps=8,
@@ -133,9 +133,11 @@ def tiny_model_training_arrays(toy_proton_dl1_path):
 @pytest.fixture(scope="session")
 def tiny_model_path(tmp_path_factory, tiny_model_training_arrays):
     """Path of a tiny trained checkpoint (``model.safetensors``) made once per session."""
-    from ctapipe_genshower.model.training import PRESETS, split_source, train
+    from ctapipe_genshower.fit import train
+    from ctapipe_genshower.model.config import PRESETS
+    from ctapipe_genshower.training.dataset import split_dataset
 
     path = tmp_path_factory.mktemp("tiny_model") / "model.safetensors"
-    train_source, val_source = split_source(tiny_model_training_arrays, 0.1)
-    train(train_source, path, PRESETS["tiny"], tiny_train_config(), validation_source=val_source)
+    train_set, validation = split_dataset(tiny_model_training_arrays, 0.1)
+    train(train_set, path, PRESETS["tiny"], tiny_train_config(), validation=validation)
     return path

@@ -20,7 +20,7 @@ def conditions(tiny_model_training_arrays):
 def test_descriptions(generator, tiny_model_training_arrays):
     import astropy.units as u
 
-    from ctapipe_genshower.model.training import split_source
+    from ctapipe_genshower.training.dataset import split_dataset
 
     arrays = tiny_model_training_arrays
     meta = arrays.meta
@@ -28,7 +28,7 @@ def test_descriptions(generator, tiny_model_training_arrays):
     assert generator.thrown.max_scatter_radius == 400 * u.m
     assert generator.subarray.tel[1].camera.geometry.n_pixels == meta["n_pixels"]
     assert generator.selection == meta["selection"]
-    n_train = len(split_source(arrays, 0.1)[0])
+    n_train = len(split_dataset(arrays, 0.1)[0])
     lo, hi = generator.domain["log10_energy"]
     assert lo == pytest.approx(arrays.conditions[:n_train, 0].min(), abs=1e-5)
     assert hi == pytest.approx(arrays.conditions[:n_train, 0].max(), abs=1e-5)

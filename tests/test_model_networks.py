@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from ctapipe_genshower.model.networks import MLP, MLPConfig, UNet, UNetConfig
-from ctapipe_genshower.model.training import PRESETS
+from ctapipe_genshower.model.config import PRESETS, MLPConfig, UNetConfig
+from ctapipe_genshower.model.networks import MLP, UNet
 
 
 def _inputs(cfg, n=2, size=52):

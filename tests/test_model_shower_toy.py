@@ -6,10 +6,10 @@ import torch
 
 from ctapipe_genshower.instrument import single_telescope_subarray
 from ctapipe_genshower.model.shower_model import ShowerModel, ThrownSampler
-from ctapipe_genshower.model.training import fit_shower_model
 from ctapipe_genshower.model.transforms import ConditionTransform
 from ctapipe_genshower.thrown import ThrownDistribution
 from ctapipe_genshower.toymc.simulator import ToyShowerSimulator
+from ctapipe_genshower.training.shower_fit import fit_shower_model
 
 THROWN = ThrownDistribution(
     energy_min=0.2 * u.TeV,

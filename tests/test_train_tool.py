@@ -153,10 +153,10 @@ def test_torchrun_two_cpu_processes_agree(training_file, tmp_path):
             import sys
             import torch.distributed as dist
             from safetensors.torch import save_file
-            from ctapipe_genshower.model import training
+            from ctapipe_genshower.training import loop
             from ctapipe_genshower.tools.train import main
 
-            original_run = training._Trainer.run
+            original_run = loop.Trainer.run
 
             def run_and_dump(self):
                 result = original_run(self)
@@ -166,7 +166,7 @@ def test_torchrun_two_cpu_processes_agree(training_file, tmp_path):
                 save_file(state, f"rank{rank}.safetensors")
                 return result
 
-            training._Trainer.run = run_and_dump
+            loop.Trainer.run = run_and_dump
             sys.argv[0] = "ctapipe-genshower-train"
             main()
             """

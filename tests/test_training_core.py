@@ -7,19 +7,15 @@ from fixtures_model import tiny_train_config
 from safetensors.torch import load_file
 
 from ctapipe_genshower.checkpoint import read_metadata
-from ctapipe_genshower.model.training import (
-    PRESETS,
-    ArraySource,
-    split_source,
-    state_path_for,
-    train,
-)
+from ctapipe_genshower.fit import state_path_for, train
+from ctapipe_genshower.model.config import PRESETS
+from ctapipe_genshower.training.dataset import ArrayDataset, split_dataset
 
 
 @pytest.fixture(scope="module")
 def small_source(synthetic_training_arrays):
     a = synthetic_training_arrays
-    return ArraySource(a.image[:100], a.peak_time[:100], a.conditions[:100], a.meta)
+    return ArrayDataset(a.image[:100], a.peak_time[:100], a.conditions[:100], a.meta)
 
 
 def _config(**kwargs):
@@ -40,7 +36,9 @@ def smooth_source(small_source):
     c = small_source.conditions[:48]
     image = 50 * np.exp(-((x - c[:, 3:4]) ** 2 + (y - c[:, 4:5]) ** 2) / 0.1) + 0.1
     peak_time = np.broadcast_to(20 + 5 * x, image.shape)
-    return ArraySource(image.astype(np.float32), peak_time.astype(np.float32), c, small_source.meta)
+    return ArrayDataset(
+        image.astype(np.float32), peak_time.astype(np.float32), c, small_source.meta
+    )
 
 
 def test_loss_decreases(tmp_path, smooth_source):
@@ -58,7 +56,7 @@ def test_loss_decreases(tmp_path, smooth_source):
         tmp_path / "m.safetensors",
         PRESETS["tiny"],
         cfg,
-        validation_source=smooth_source,
+        validation=smooth_source,
         callback=records.append,
     )
     val = [r["val_loss"] for r in records if r["kind"] == "validation"]
@@ -122,7 +120,7 @@ def test_bad_data(tmp_path, small_source):
     image[50, 3] = np.nan
     with pytest.raises(ValueError, match="NaN or inf in 'image'"):
         train(
-            ArraySource(image, a.peak_time, a.conditions, a.meta),
+            ArrayDataset(image, a.peak_time, a.conditions, a.meta),
             tmp_path / "m.safetensors",
             PRESETS["tiny"],
             _config(steps=2),
@@ -130,14 +128,14 @@ def test_bad_data(tmp_path, small_source):
     meta = {k: v for k, v in a.meta.items() if k != "thrown"}
     with pytest.raises(ValueError, match="meta lacks thrown"):
         train(
-            ArraySource(a.image, a.peak_time, a.conditions, meta),
+            ArrayDataset(a.image, a.peak_time, a.conditions, meta),
             tmp_path / "m.safetensors",
             PRESETS["tiny"],
             _config(steps=2),
         )
     with pytest.raises(ValueError, match="fewer than one batch"):
         train(
-            ArraySource(a.image[:5], a.peak_time[:5], a.conditions[:5], a.meta),
+            ArrayDataset(a.image[:5], a.peak_time[:5], a.conditions[:5], a.meta),
             tmp_path / "m.safetensors",
             PRESETS["tiny"],
             _config(steps=2, batch_size=8),
@@ -145,13 +143,13 @@ def test_bad_data(tmp_path, small_source):
     assert not (tmp_path / "m.safetensors").exists()
 
 
-def test_split_source(small_source):
-    train_src, val_src = split_source(small_source, 0.2)
+def test_split_dataset(small_source):
+    train_src, val_src = split_dataset(small_source, 0.2)
     assert len(train_src) == 80 and len(val_src) == 20
     np.testing.assert_array_equal(val_src.read(0, 20)["image"], small_source.image[80:])
-    assert split_source(small_source, 0.0)[1] is None
+    assert split_dataset(small_source, 0.0)[1] is None
     with pytest.raises(ValueError, match="validation fraction"):
-        split_source(small_source, 1.0)
+        split_dataset(small_source, 1.0)
 
 
 def _ddp_worker(rank, world, init_file, arrays, out_dir):
@@ -160,7 +158,7 @@ def _ddp_worker(rank, world, init_file, arrays, out_dir):
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
     try:
-        source = ArraySource(*arrays)
+        source = ArrayDataset(*arrays)
         cfg = _config(steps=3, checkpoint_interval=3, shower_steps=5)
         result = train(source, f"{out_dir}/model.safetensors", PRESETS["tiny"], cfg)
         # each rank saves what it holds, to compare outside

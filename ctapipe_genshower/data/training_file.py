@@ -12,7 +12,8 @@ reads these files without ctapipe installed.
 Writing is streaming too: :class:`TrainingFileWriter` appends chunks to one raw spool file
 per tensor next to the output and assembles the safetensors file at the end (header, then
 the spools copied in blocks), so memory stays bounded by the chunk size. The result goes
-to a temporary file renamed into place, so a crash never leaves a half-written file.
+to a temporary file renamed into place (:func:`ctapipe_genshower.atomic.atomic_output`),
+so a crash never leaves a half-written file.
 """
 
 import json
@@ -24,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic import atomic_output
 from .arrays import CONDITION_COLUMNS, TrainingArrays
 
 __all__ = [
@@ -167,16 +169,15 @@ class TrainingFileWriter:
         text = json.dumps(header, separators=(",", ":")).encode()
         text += b" " * (-len(text) % 8)  # align the data like safetensors does
 
-        tmp = Path(self._dir) / "assembled"
-        with tmp.open("wb") as out:
+        with atomic_output(self.path) as tmp, Path(tmp).open("wb") as out:
             out.write(struct.pack("<Q", len(text)))
             out.write(text)
             for name in TENSORS:
                 with (Path(self._dir) / name).open("rb") as spool:
                     shutil.copyfileobj(spool, out, _COPY_BLOCK)
             out.flush()
+            # on disk before the rename, so a crash cannot leave a renamed but empty file
             os.fsync(out.fileno())
-        os.replace(tmp, self.path)
 
     def __enter__(self):
         return self

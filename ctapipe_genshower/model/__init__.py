@@ -1,31 +1,40 @@
-"""The generative model (torch + numpy only; runs on machines without ctapipe).
+"""The generative model: what a k-diffusion or EDM reader expects to find here.
 
-``networks`` (nn.Modules) · ``diffusion`` (schedule, v-prediction loss) · ``samplers``
-(DDIM as functions) · ``transforms`` (normalisation) · ``shower_model`` (selection
-probability, stochastic size) · ``training`` (loop, EMA, DDP, resume).
+``config`` (the network sizes and ``PRESETS``; standard library only) · ``networks``
+(nn.Modules) · ``diffusion`` (cosine schedule, v-prediction loss) · ``samplers`` (DDIM as
+functions) · ``denoiser`` (network + grid mask + pixel condition, shared by training and
+generation) · ``transforms`` (normalisation and its JSON form) · ``shower_model``
+(selection probability, stochastic size). Training lives in ``ctapipe_genshower.training``.
 
-Importing this package imports torch; keep it out of ``ctapipe_genshower/__init__.py``
-and the EventSource modules.
+Everything but ``config`` imports torch, so the names below are loaded on first use:
+``import ctapipe_genshower.model.config`` stays cheap enough for a Tool's option list.
 """
 
-from .networks import MLP, MLPConfig, UNet, UNetConfig
-from .samplers import ddim_sample, event_generators
-from .shower_model import ShowerModel, ThrownSampler
-from .training import PRESETS, ModelConfig, TrainConfig, TrainResult, split_source, train
+from importlib import import_module
 
-__all__ = [
-    "MLP",
-    "PRESETS",
-    "MLPConfig",
-    "ModelConfig",
-    "ShowerModel",
-    "ThrownSampler",
-    "TrainConfig",
-    "TrainResult",
-    "UNet",
-    "UNetConfig",
-    "ddim_sample",
-    "event_generators",
-    "split_source",
-    "train",
-]
+#: public name -> submodule that defines it
+_EXPORTS = {
+    "PRESETS": "config",
+    "MLPConfig": "config",
+    "ModelConfig": "config",
+    "UNetConfig": "config",
+    "MLP": "networks",
+    "UNet": "networks",
+    "Denoiser": "denoiser",
+    "ddim_sample": "samplers",
+    "event_generators": "samplers",
+    "ShowerModel": "shower_model",
+    "ThrownSampler": "shower_model",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        return getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted([*globals(), *_EXPORTS])

@@ -7,53 +7,20 @@
   Self-attention at the levels listed in ``attention_levels`` (the low resolutions).
   Output ``(N, 2, H, W)``, zero outside the camera.
 * :class:`MLP`: residual multilayer perceptron for the shower-level model.
+
+Their sizes (:class:`~.config.UNetConfig`, :class:`~.config.MLPConfig`) live in the
+torch-free ``model/config.py``.
 """
 
 import math
-from dataclasses import asdict, dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["MLP", "MLPConfig", "UNet", "UNetConfig", "timestep_embedding"]
+from .config import MLPConfig, UNetConfig
 
-
-@dataclass
-class UNetConfig:
-    """Width and depth of the pixel U-Net.
-
-    ``channel_mult[i] * base_channels`` channels at level ``i`` (resolution ``H / 2**i``);
-    the grid is padded to a multiple of ``2**(len(channel_mult) - 1)``.
-    """
-
-    in_channels: int = 2
-    out_channels: int = 2
-    cond_dim: int = 8
-    base_channels: int = 32
-    channel_mult: tuple = (1, 2, 2)
-    num_res_blocks: int = 1
-    attention_levels: tuple = (2,)
-    attention_heads: int = 4
-    emb_dim: int = 128
-    groups: int = 8
-
-    @property
-    def pad_to(self):
-        return 2 ** (len(self.channel_mult) - 1)
-
-    def to_dict(self):
-        d = asdict(self)
-        d["channel_mult"] = list(self.channel_mult)
-        d["attention_levels"] = list(self.attention_levels)
-        return d
-
-    @classmethod
-    def from_dict(cls, data):
-        data = dict(data)
-        data["channel_mult"] = tuple(data["channel_mult"])
-        data["attention_levels"] = tuple(data["attention_levels"])
-        return cls(**data)
+__all__ = ["MLP", "UNet", "timestep_embedding"]
 
 
 def timestep_embedding(t, dim, max_period=10_000.0):
@@ -215,30 +182,12 @@ class UNet(nn.Module):
         return self.out(F.silu(self.out_norm(h))) * mask
 
 
-@dataclass
-class MLPConfig:
-    """Residual MLP ``in_dim -> hidden x depth -> out_dim``."""
-
-    in_dim: int = 7
-    out_dim: int = 1
-    hidden: int = 64
-    depth: int = 3
-    extra: dict = field(default_factory=dict)
-
-    def to_dict(self):
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data):
-        return cls(**data)
-
-
 class MLP(nn.Module):
     """Residual MLP with SiLU activations and LayerNorm (used by the shower-level model)."""
 
-    def __init__(self, config):
+    def __init__(self, config=None):
         super().__init__()
-        self.config = config
+        self.config = config = config or MLPConfig()
         self.inp = nn.Linear(config.in_dim, config.hidden)
         self.blocks = nn.ModuleList(
             nn.Sequential(

@@ -26,7 +26,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .networks import MLP, MLPConfig
+from .config import MLPConfig
+from .networks import MLP
+from .transforms import FEATURE_NAMES
 
 __all__ = ["ShowerModel", "ThrownSampler"]
 
@@ -173,6 +175,17 @@ class ShowerModel(nn.Module):
         )
         # log of the calibration factor: log(f) + log(E_thrown[ratio])^-1
         self.register_buffer("log_norm", torch.zeros((), dtype=torch.float64))
+
+    @classmethod
+    def from_config(cls, config):
+        """The shower-level model of a :class:`~.config.ModelConfig` (untrained)."""
+        return cls(
+            in_dim=len(FEATURE_NAMES),
+            hidden=config.shower_hidden,
+            depth=config.shower_depth,
+            n_components=config.size_components,
+            proposal_index=config.proposal_index,
+        )
 
     def forward(self, features_selected, features_proposal, z_selected):
         """Training loss of both networks (selection BCE + size NLL), for DDP."""

@@ -37,6 +37,11 @@ __all__ = [
     "ImageTransform",
     "PixelGrid",
     "TimeTransform",
+    "decode_images",
+    "encode_images",
+    "fit_transforms",
+    "transforms_from_dict",
+    "transforms_to_dict",
 ]
 
 #: Must equal ``ctapipe_genshower.data.arrays.CONDITION_COLUMNS`` (kept here so the model
@@ -82,6 +87,7 @@ class PixelGrid:
 
     @property
     def n_pixels(self):
+        """Number of camera pixels."""
         return len(self.index)
 
     def mask(self, device=None):
@@ -101,6 +107,15 @@ class PixelGrid:
         """``(N, C, Hp, Wp)`` -> ``(N, C, n_pixels)`` in camera pixel order."""
         n, c = grid.shape[:2]
         return grid.reshape(n, c, -1)[:, :, self.padded_index.to(grid.device)]
+
+    def to_dict(self):
+        """JSON-able dict."""
+        return {"shape": list(self.shape), "index": self.index.tolist(), "pad_to": self.pad_to}
+
+    @classmethod
+    def from_dict(cls, data):
+        """Inverse of :meth:`to_dict`."""
+        return cls(data["shape"], data["index"], pad_to=data["pad_to"])
 
 
 class ImageTransform:
@@ -271,3 +286,71 @@ class ConditionTransform:
                 f"condition features {data['feature_names']} differ from {FEATURE_NAMES}"
             )
         return cls(data["mean"], data["std"], data["log_size_mean"], data["log_size_std"])
+
+
+# -- the four transforms together -------------------------------------------------------
+_TRANSFORM_TYPES = {
+    "grid": PixelGrid,
+    "image": ImageTransform,
+    "time": TimeTransform,
+    "conditions": ConditionTransform,
+}
+
+
+def transforms_to_dict(transforms):
+    """JSON-able form of the transforms dict (the checkpoint's ``transforms`` entry)."""
+    return {key: transforms[key].to_dict() for key in _TRANSFORM_TYPES}
+
+
+def transforms_from_dict(data):
+    """Inverse of :func:`transforms_to_dict`."""
+    return {key: cls.from_dict(data[key]) for key, cls in _TRANSFORM_TYPES.items()}
+
+
+def fit_transforms(batch, grid_shape, grid_index, pad_to=1, saturation=None):
+    """Fit all transforms on a batch of training events.
+
+    Parameters
+    ----------
+    batch : dict
+        ``image``, ``peak_time`` ``(N, n_pixels)`` and ``conditions`` ``(N, 5)`` numpy arrays.
+    grid_shape, grid_index
+        The camera's grid (``meta["grid_shape"]``, ``meta["grid_index"]``).
+    pad_to : int
+        Grid padding of the U-Net (``UNetConfig.pad_to``).
+    saturation : float, optional
+        Largest generated charge; default the largest charge in ``batch``.
+
+    Returns
+    -------
+    dict
+        ``{"grid", "image", "time", "conditions"}``.
+    """
+    image_tf = ImageTransform()
+    size = image_tf.size(batch["image"])
+    image_tf.fit(batch["image"], saturation=saturation)
+    return {
+        "grid": PixelGrid(grid_shape, grid_index, pad_to=pad_to),
+        "image": image_tf,
+        "time": TimeTransform().fit(batch["peak_time"]),
+        "conditions": ConditionTransform().fit(batch["conditions"], size),
+    }
+
+
+def encode_images(transforms, image, peak_time, size):
+    """Camera images (p.e., ns) -> network space on the padded grid, ``(N, 2, Hp, Wp)``."""
+    pixels = torch.stack(
+        [transforms["image"].forward(image, size), transforms["time"].forward(peak_time)], dim=1
+    )
+    return transforms["grid"].to_grid(pixels)
+
+
+def decode_images(transforms, x, size):
+    """Inverse of :func:`encode_images`: ``(image, peak_time)``, each ``(N, n_pixels)`` float32.
+
+    Charges are scaled by ``size`` and clipped at the saturation value, peak times clipped
+    to the fitted range (both on the CPU).
+    """
+    pixels = transforms["grid"].from_grid(x).cpu()
+    image = transforms["image"].inverse(pixels[:, 0], torch.as_tensor(size))
+    return image, transforms["time"].inverse(pixels[:, 1])

@@ -6,7 +6,6 @@ Reads only the checkpoint header (standard library), so it is fast and needs no 
     ctapipe-process -i $(ctapipe-genshower-info --model-path) -o protons.dl1.h5
 """
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -15,18 +14,10 @@ from ctapipe.core.traits import Bool, flag
 from ctapipe.core.traits import Path as PathTrait
 
 from .._version import __version__
-from ..checkpoint import CheckpointError, read_header, read_metadata
+from ..checkpoint import CheckpointError, file_sha256, parameter_counts, read_metadata
 from ..io.diffusion import default_model_path
 
 __all__ = ["InfoTool", "main", "model_card"]
-
-
-def _sha256(path, chunk_size=1 << 20):
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(chunk_size):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _quantity(value):
@@ -60,22 +51,12 @@ def model_card(path):
     """
     path = Path(path)
     meta = read_metadata(path)
-    header = read_header(path)
-    n_parameters = {}
-    for key, info in header.items():
-        if key == "__metadata__":
-            continue
-        n = 1
-        for dim in info["shape"]:
-            n *= dim
-        group = key.split(".")[0]
-        n_parameters[group] = n_parameters.get(group, 0) + n
-
+    n_parameters = parameter_counts(path)
     training = meta.get("training_meta") or {}
     lines = [
         f"model: {path.resolve()}",
         f"  format: {meta['format']} version {meta['format_version']}",
-        f"  size: {path.stat().st_size / 1e6:.2f} MB, sha256: {_sha256(path)}",
+        f"  size: {path.stat().st_size / 1e6:.2f} MB, sha256: {file_sha256(path)}",
         "  parameters: " + ", ".join(f"{k} {v:,}" for k, v in sorted(n_parameters.items())),
         f"  telescope: {training.get('telescope_type', '?')},"
         f" camera {training.get('camera_name', '?')} ({training.get('n_pixels', '?')} pixels)",

@@ -1,6 +1,6 @@
 """``ctapipe-genshower-train``: train the generator on ctapipe DL1 files or a training file.
 
-A thin ctapipe Tool around :func:`ctapipe_genshower.model.training.train`:
+A thin ctapipe Tool around :func:`ctapipe_genshower.fit.train`:
 
 1. inputs: ctapipe DL1 HDF5 files with images (several, globs) are converted chunk by chunk
    into a compact training file (:mod:`ctapipe_genshower.data`), or an already prepared
@@ -13,12 +13,11 @@ Under ``torchrun --nproc_per_node=N`` the tool joins the process group (NCCL on 
 on CPU); rank 0 prepares the data and writes the files.
 """
 
-import csv
 import glob
-import math
 import os
 import sys
-from contextlib import contextmanager
+from contextlib import nullcontext
+from dataclasses import fields
 from pathlib import Path
 
 from ctapipe.core import Tool, ToolConfigurationError
@@ -38,11 +37,23 @@ from traitlets.config import Config
 
 from ..data import DL1TrainingReader, TrainingFile, is_training_file
 from ..data.dl1 import TrainingSelection
+from ..fit import sibling_path, state_path_for
+from ..model.config import PRESETS
+from ..training.config import MIXED_PRECISION, TrainConfig
+from ..training.history import LossLog, plot_loss_curve
 
 __all__ = ["TrainTool", "main"]
 
-MODEL_PRESETS = ("tiny", "small", "base")
-CSV_COLUMNS = ("kind", "step", "epoch", "loss", "val_loss", "val_size_nll", "lr")
+#: the TrainConfig fields, whose defaults and help texts the tool's options take over
+_TRAIN_FIELDS = {f.name: f for f in fields(TrainConfig)}
+
+
+def _train_option(trait_type, name, *args, **kwargs):
+    """A configurable trait for ``TrainConfig.<name>`` (same name, default and help)."""
+    setting = _TRAIN_FIELDS[name]
+    return trait_type(
+        *args, default_value=setting.default, help=setting.metadata["help"], **kwargs
+    ).tag(config=True)
 
 
 class _StopRequested(Exception):
@@ -92,48 +103,34 @@ class TrainTool(Tool):
     prepare_only = Bool(False, help="Only convert the DL1 inputs to a training file").tag(
         config=True
     )
-    model = CaselessStrEnum(MODEL_PRESETS, default_value="small", help="Network size preset").tag(
+    model = CaselessStrEnum(tuple(PRESETS), default_value="small", help="Network size preset").tag(
         config=True
     )
     validation_fraction = Float(
         0.1, help="Fraction of the events (the last ones) kept for the validation loss"
     ).tag(config=True)
-    steps = Int(10_000, help="Optimizer steps of the pixel model").tag(config=True)
+    steps = _train_option(Int, "steps")
     epochs = Float(
         default_value=None,
         allow_none=True,
         help="If given, train this many epochs (overrides steps)",
     ).tag(config=True)
-    batch_size = Int(32, help="Images per optimizer step and process").tag(config=True)
-    learning_rate = Float(3e-4, help="Peak learning rate (AdamW, warm-up + cosine)").tag(
-        config=True
-    )
-    warmup_steps = Int(200, help="Linear learning-rate warm-up steps").tag(config=True)
-    ema_decay = Float(0.999, help="Decay of the exponential moving average of the weights").tag(
-        config=True
-    )
-    grad_clip = Float(1.0, help="Clip the gradient norm to this value").tag(config=True)
-    seed = Int(0, help="Seed of weights, data order and diffusion noise").tag(config=True)
-    device = Unicode("auto", help="'auto', 'cpu', 'cuda' or 'cuda:N'").tag(config=True)
-    mixed_precision = CaselessStrEnum(
-        ["auto", "bf16", "no"],
-        default_value="auto",
-        help="bf16 autocast on GPUs ('auto' = bf16 on CUDA, off on CPU)",
-    ).tag(config=True)
-    chunk_size = Int(4096, help="Events read from the training file at once").tag(config=True)
-    checkpoint_interval = Int(1000, help="Write checkpoint and state every N steps").tag(
-        config=True
-    )
-    validation_interval = Int(0, help="Validation loss every N steps (0: once per epoch)").tag(
-        config=True
-    )
-    validation_events = Int(2048, help="Events used for the validation loss").tag(config=True)
-    log_interval = Int(10, help="Running-loss record every N steps").tag(config=True)
-    shower_steps = Int(3000, help="Optimizer steps of the shower-level model").tag(config=True)
-    fit_events = Int(20_000, help="Events used to fit the normalisations").tag(config=True)
-    calibration_events = Int(
-        500_000, help="Thrown showers sampled to calibrate the selection probability"
-    ).tag(config=True)
+    batch_size = _train_option(Int, "batch_size")
+    learning_rate = _train_option(Float, "learning_rate")
+    warmup_steps = _train_option(Int, "warmup_steps")
+    ema_decay = _train_option(Float, "ema_decay")
+    grad_clip = _train_option(Float, "grad_clip")
+    seed = _train_option(Int, "seed")
+    device = _train_option(Unicode, "device")
+    mixed_precision = _train_option(CaselessStrEnum, "mixed_precision", list(MIXED_PRECISION))
+    chunk_size = _train_option(Int, "chunk_size")
+    checkpoint_interval = _train_option(Int, "checkpoint_interval")
+    validation_interval = _train_option(Int, "validation_interval")
+    validation_events = _train_option(Int, "validation_events")
+    log_interval = _train_option(Int, "log_interval")
+    shower_steps = _train_option(Int, "shower_steps")
+    fit_events = _train_option(Int, "fit_events")
+    calibration_events = _train_option(Int, "calibration_events")
     resume = Bool(False, help="Continue from <output>.state.safetensors").tag(config=True)
     stop_after = Int(
         default_value=None,
@@ -224,7 +221,7 @@ class TrainTool(Tool):
     # -- setup --------------------------------------------------------------------------
     def setup(self):
         self._pbar = None
-        self._csv_file = None
+        self._loss_log = None
         self.rank, self.world_size = self._init_distributed()
         self.inputs = self._expand_inputs()
         self.from_dl1 = not (len(self.inputs) == 1 and is_training_file(self.inputs[0]))
@@ -238,7 +235,7 @@ class TrainTool(Tool):
         if self.prepare_only and self.prepared_file is None:
             raise ToolConfigurationError("--prepare-only needs --prepared-file")
         if self.prepared_file is None:
-            self.prepared_file = _with_suffix(self.output_path, ".training.safetensors")
+            self.prepared_file = sibling_path(self.output_path, ".training.safetensors")
         if self.stop_after is not None and self.world_size > 1:
             raise ToolConfigurationError("--stop-after works in a single process only")
         if not 0 <= self.validation_fraction < 1:
@@ -248,9 +245,9 @@ class TrainTool(Tool):
 
         if self.output_path is not None:
             self.output_path = Path(self.output_path).expanduser()
-            self.state_path = _with_suffix(self.output_path, ".state.safetensors")
-            self.csv_path = _with_suffix(self.output_path, ".loss.csv")
-            self.png_path = _with_suffix(self.output_path, ".loss.png")
+            self.state_path = state_path_for(self.output_path)
+            self.csv_path = sibling_path(self.output_path, ".loss.csv")
+            self.png_path = sibling_path(self.output_path, ".loss.png")
 
         if self.selection is not None:
             if not self.selection:
@@ -271,46 +268,26 @@ class TrainTool(Tool):
                     except (OSError, ValueError) as err:
                         raise ToolConfigurationError(str(err)) from None
 
-    @contextmanager
-    def _all_ranks_agree(self):
-        """Run rank-specific work; if it fails on one rank, every rank stops (no hang)."""
-        if self.world_size == 1:
-            yield
-            return
-        import torch
-        import torch.distributed as dist
-
-        failed = None
-        try:
-            yield
-        except Exception as err:
-            failed = err
-        flag = torch.tensor([0 if failed is None else 1])
-        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-        if failed is not None:
-            raise failed
-        if int(flag) != 0:
-            raise ToolConfigurationError("stopping: another process failed (see its log)")
-
     def _init_distributed(self):
         """Join the process group started by torchrun (env WORLD_SIZE > 1)."""
-        world = int(os.environ.get("WORLD_SIZE", "1"))
-        if world <= 1:
+        # checked here so that a single process converting DL1 files never imports torch
+        if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
             return 0, 1
-        import torch
-        import torch.distributed as dist
+        from ..training.distributed import process_group_from_env
 
-        if not dist.is_initialized():
-            cuda = self.device != "cpu" and torch.cuda.is_available()
-            if cuda:
-                torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-            dist.init_process_group(backend="nccl" if cuda else "gloo")
-            self._exit_stack.callback(dist.destroy_process_group)
-        rank = dist.get_rank()
+        rank, world_size = self.enter_context(process_group_from_env(self.device))
         if rank != 0:
             self.progress_bar = False
-        self.log.info("distributed: rank %d of %d", rank, dist.get_world_size())
-        return rank, dist.get_world_size()
+        self.log.info("distributed: rank %d of %d", rank, world_size)
+        return rank, world_size
+
+    def _all_ranks_agree(self):
+        """If rank-specific work fails on one rank, every rank stops with a clear error."""
+        if self.world_size == 1:
+            return nullcontext()
+        from ..training.distributed import all_ranks_agree
+
+        return all_ranks_agree(ToolConfigurationError)
 
     def _expand_inputs(self):
         if not self.input_files:
@@ -355,48 +332,36 @@ class TrainTool(Tool):
         self._prepare_data()
         if self.prepare_only:
             return
-        from ..model.training import PRESETS, TrainConfig, split_source, train
+        from ..fit import train
+        from ..training.dataset import split_dataset
+        from ..training.state import read_state_metadata
 
-        source = TrainingFile(self.prepared_file)
-        if source.meta.get("thrown") is None:
+        dataset = TrainingFile(self.prepared_file)
+        if dataset.meta.get("thrown") is None:
             raise ToolConfigurationError(
                 f"{self.prepared_file}: the simulation settings are not a thrown distribution "
                 "(power law between two energies, disc, cone), so the shower-level model "
                 "cannot be trained; see meta['simulation_config']"
             )
-        train_source, validation_source = split_source(source, self.validation_fraction)
-        steps = self._n_steps(len(train_source))
-        config = TrainConfig(
-            steps=steps,
-            batch_size=self.batch_size,
-            learning_rate=self.learning_rate,
-            warmup_steps=min(self.warmup_steps, steps),
-            ema_decay=self.ema_decay,
-            grad_clip=self.grad_clip,
-            seed=self.seed,
-            chunk_size=self.chunk_size,
-            fit_events=self.fit_events,
-            validation_interval=self.validation_interval,
-            validation_events=self.validation_events,
-            checkpoint_interval=self.checkpoint_interval,
-            log_interval=self.log_interval,
-            mixed_precision=self.mixed_precision,
-            shower_steps=self.shower_steps,
-            calibration_events=self.calibration_events,
-            device=self.device,
+        train_set, validation = split_dataset(dataset, self.validation_fraction)
+        config = TrainConfig.from_settings(
+            {name: getattr(self, name) for name in _TRAIN_FIELDS if self.has_trait(name)},
+            epochs=self.epochs,
+            n_events=len(train_set),
+            world_size=self.world_size,
         )
         self.log.info(
             "training %s model on %d events (%d validation), %d steps, %d process(es)",
             self.model,
-            len(train_source),
-            0 if validation_source is None else len(validation_source),
-            steps,
+            len(train_set),
+            0 if validation is None else len(validation),
+            config.steps,
             self.world_size,
         )
-        start_step = self._start_step() if self.resume else 0
+        start_step = read_state_metadata(self.state_path)["step"] if self.resume else 0
         if self.rank == 0:
-            self._open_csv(start_step)
-            self._open_progress(steps, start_step)
+            self._loss_log = LossLog(self.csv_path, start_step if self.resume else None)
+            self._open_progress(config.steps, start_step)
         provenance = {
             "tool": self.name,
             "command_line": " ".join(sys.argv),
@@ -405,11 +370,11 @@ class TrainTool(Tool):
         }
         try:
             self.result = train(
-                train_source,
+                train_set,
                 self.output_path,
                 model_config=PRESETS[self.model],
                 train_config=config,
-                validation_source=validation_source,
+                validation=validation,
                 state_path=self.state_path,
                 resume=self.resume,
                 callback=self._on_record,
@@ -425,7 +390,8 @@ class TrainTool(Tool):
             raise ToolConfigurationError(f"{self.prepared_file}: {err}") from None
         finally:
             self._close_progress()
-            self._close_csv()
+            if self._loss_log is not None:
+                self._loss_log.close()
 
     def _prepare_data(self):
         if not self.from_dl1:
@@ -449,73 +415,21 @@ class TrainTool(Tool):
             meta["n_thrown"],
         )
 
-    def _n_steps(self, n_train):
-        if self.epochs is None:
-            return self.steps
-        per_step = self.batch_size * self.world_size
-        return max(1, math.ceil(self.epochs * n_train / per_step))
-
-    def _start_step(self):
-        from ..checkpoint import read_metadata
-        from ..model.training import STATE_FORMAT, STATE_FORMAT_VERSION
-
-        return int(read_metadata(self.state_path, STATE_FORMAT, STATE_FORMAT_VERSION)["step"])
-
-    # -- records: progress bar and CSV ---------------------------------------------------
+    # -- records: loss log and progress bar -----------------------------------------------
     def _on_record(self, record):
+        if self._loss_log is not None:
+            self._loss_log.write(record)
         kind = record["kind"]
-        if kind == "train":
-            self._write_row(
-                kind, record["step"], record["epoch"], loss=record["loss"], lr=record["lr"]
-            )
-            if self._pbar is not None:
-                self._pbar.n = record["step"]
-                self._pbar.set_postfix(loss=f"{record['loss']:.4f}", refresh=False)
-                self._pbar.refresh()
+        if kind == "train" and self._pbar is not None:
+            self._pbar.n = record["step"]
+            self._pbar.set_postfix(loss=f"{record['loss']:.4f}", refresh=False)
+            self._pbar.refresh()
         elif kind == "validation":
-            self._write_row(
-                kind,
-                record["step"],
-                record["epoch"],
-                loss=record["train_loss"],
-                val_loss=record["val_loss"],
-                val_size_nll=record["val_size_nll"],
-            )
             self.log.info("step %d: validation loss %.5f", record["step"], record["val_loss"])
-        elif kind == "shower":
-            self._write_row(kind, record["step"], None, loss=record["loss"])
         elif kind == "checkpoint":
             self.log.debug("checkpoint at step %d", record["step"])
             if self.stop_after is not None and record["step"] >= self.stop_after:
                 raise _StopRequested(record["step"])
-
-    def _open_csv(self, start_step):
-        rows = []
-        if self.resume and self.csv_path.is_file():
-            with self.csv_path.open(newline="") as f:
-                rows = [
-                    r
-                    for r in csv.DictReader(f)
-                    if r["kind"] == "shower" or int(r["step"]) <= start_step
-                ]
-        self._csv_file = self.csv_path.open("w", newline="")
-        self._csv = csv.DictWriter(self._csv_file, fieldnames=CSV_COLUMNS)
-        self._csv.writeheader()
-        self._csv.writerows(rows)
-        self._csv_file.flush()
-
-    def _write_row(self, kind, step, epoch, **values):
-        if self._csv_file is None:
-            return
-        row = {"kind": kind, "step": step, "epoch": "" if epoch is None else epoch}
-        row.update({k: f"{v:.6g}" for k, v in values.items() if v is not None})
-        self._csv.writerow(row)
-        self._csv_file.flush()
-
-    def _close_csv(self):
-        if self._csv_file is not None:
-            self._csv_file.close()
-            self._csv_file = None
 
     def _open_progress(self, steps, start_step):
         if not self.progress_bar:
@@ -545,46 +459,8 @@ class TrainTool(Tool):
             )
 
 
-def plot_loss_curve(csv_path, png_path):
-    """PNG of the running training loss and the validation loss versus step."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    train, val = ([], []), ([], [])
-    with Path(csv_path).open(newline="") as f:
-        for row in csv.DictReader(f):
-            if row["kind"] == "train":
-                train[0].append(int(row["step"]))
-                train[1].append(float(row["loss"]))
-            elif row["kind"] == "validation" and row["val_loss"]:
-                val[0].append(int(row["step"]))
-                val[1].append(float(row["val_loss"]))
-    fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
-    ax.plot(*train, label="training (running mean)", lw=1)
-    ax.plot(*val, "o-", label="validation (EMA weights)", ms=3)
-    ax.set_xlabel("step")
-    ax.set_ylabel("v-prediction loss")
-    ax.set_yscale("log")
-    ax.legend()
-    tmp = Path(png_path).with_name(Path(png_path).name + ".tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, png_path)
-    return png_path
-
-
-def _with_suffix(path, suffix):
-    """``model.safetensors`` -> ``model<suffix>`` (any other name gets the suffix appended)."""
-    path = Path(path)
-    name = path.name
-    if name.endswith(".safetensors"):
-        name = name[: -len(".safetensors")]
-    return path.with_name(name + suffix)
-
-
 def main():
+    """Run the tool."""
     TrainTool().run()
 
 

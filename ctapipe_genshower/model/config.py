@@ -1,0 +1,157 @@
+"""Model configuration: network sizes, sampler defaults and the named presets (no torch).
+
+These dataclasses are stored as JSON in every checkpoint (``config["model"]``) and rebuild
+the networks when a checkpoint is read. They import nothing but the standard library, so
+a Tool can offer ``--model tiny|small|base`` (``PRESETS``) without paying for torch.
+"""
+
+from dataclasses import asdict, dataclass, field
+
+__all__ = ["PRESETS", "MLPConfig", "ModelConfig", "UNetConfig"]
+
+
+@dataclass
+class UNetConfig:
+    """Width and depth of the pixel U-Net.
+
+    ``channel_mult[i] * base_channels`` channels at level ``i`` (resolution ``H / 2**i``);
+    the grid is padded to a multiple of ``2**(len(channel_mult) - 1)``.
+    """
+
+    in_channels: int = 2
+    out_channels: int = 2
+    cond_dim: int = 8
+    base_channels: int = 32
+    channel_mult: tuple = (1, 2, 2)
+    num_res_blocks: int = 1
+    attention_levels: tuple = (2,)
+    attention_heads: int = 4
+    emb_dim: int = 128
+    groups: int = 8
+
+    @property
+    def pad_to(self):
+        """Grid sides must be multiples of this (one halving per level below the top)."""
+        return 2 ** (len(self.channel_mult) - 1)
+
+    def to_dict(self):
+        """JSON-able dict (tuples as lists)."""
+        d = asdict(self)
+        d["channel_mult"] = list(self.channel_mult)
+        d["attention_levels"] = list(self.attention_levels)
+        return d
+
+    @classmethod
+    def from_dict(cls, data):
+        """Inverse of :meth:`to_dict`."""
+        data = dict(data)
+        data["channel_mult"] = tuple(data["channel_mult"])
+        data["attention_levels"] = tuple(data["attention_levels"])
+        return cls(**data)
+
+
+@dataclass
+class MLPConfig:
+    """Residual MLP ``in_dim -> hidden x depth -> out_dim``."""
+
+    in_dim: int = 7
+    out_dim: int = 1
+    hidden: int = 64
+    depth: int = 3
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self):
+        """JSON-able dict."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data):
+        """Inverse of :meth:`to_dict`."""
+        return cls(**data)
+
+
+@dataclass
+class ModelConfig:
+    """Both networks and the sampler default (stored in the checkpoint).
+
+    Attributes
+    ----------
+    unet : UNetConfig
+        The pixel model.
+    shower_hidden, shower_depth : int
+        Width and residual blocks of the two shower-level MLPs.
+    size_components : int
+        Gaussians in the size mixture density network.
+    proposal_index : float
+        Spectral index of the selection classifier's energy proposal (-1: log-uniform).
+    channel_weights : tuple of float
+        Weights of the charge and peak-time channels in the diffusion loss.
+    default_n_steps : int
+        DDIM steps when the caller gives none.
+    """
+
+    unet: UNetConfig = field(default_factory=UNetConfig)
+    shower_hidden: int = 64
+    shower_depth: int = 3
+    size_components: int = 4
+    proposal_index: float = -1.0
+    channel_weights: tuple = (1.0, 1.0)
+    default_n_steps: int = 20
+
+    def to_dict(self):
+        """JSON-able dict (the ``config["model"]`` entry of a checkpoint)."""
+        d = asdict(self)
+        d["unet"] = self.unet.to_dict()
+        d["channel_weights"] = list(self.channel_weights)
+        return d
+
+    @classmethod
+    def from_dict(cls, data):
+        """Inverse of :meth:`to_dict`."""
+        data = dict(data)
+        data["unet"] = UNetConfig.from_dict(data["unet"])
+        data["channel_weights"] = tuple(data["channel_weights"])
+        return cls(**data)
+
+
+#: Named model sizes: ``tiny`` for tests (seconds), ``small`` for the bundled CPU model,
+#: ``base`` for GPUs.
+PRESETS = {
+    "tiny": ModelConfig(
+        unet=UNetConfig(
+            base_channels=4,
+            channel_mult=(1, 1, 2),
+            num_res_blocks=1,
+            attention_levels=(2,),
+            attention_heads=1,
+            emb_dim=8,
+            groups=2,
+        ),
+        shower_hidden=16,
+        shower_depth=1,
+        default_n_steps=4,
+    ),
+    "small": ModelConfig(
+        unet=UNetConfig(
+            base_channels=16,
+            channel_mult=(1, 2, 4, 4),
+            num_res_blocks=1,
+            attention_levels=(2, 3),
+            attention_heads=4,
+            emb_dim=64,
+        ),
+        default_n_steps=20,
+    ),
+    "base": ModelConfig(
+        unet=UNetConfig(
+            base_channels=64,
+            channel_mult=(1, 2, 2, 4),
+            num_res_blocks=2,
+            attention_levels=(2, 3),
+            attention_heads=4,
+            emb_dim=256,
+        ),
+        shower_hidden=128,
+        default_n_steps=50,
+    ),
+}

@@ -1,0 +1,80 @@
+"""The pixel model as the loss and the samplers see it: ``denoise(x_t, t, cond) -> v``.
+
+:class:`Denoiser` binds a network to the camera's grid mask and owns the one way the pixel
+condition (standardised shower features + standardised ``log10 size``) is built from the
+shower conditions and the image size. Training (:mod:`ctapipe_genshower.training.loop`)
+and generation (:mod:`ctapipe_genshower.generator`) both use it, so the two cannot drift
+apart (k-diffusion's model wrappers play the same role).
+"""
+
+import torch
+
+from .diffusion import v_loss
+from .samplers import ddim_sample
+
+__all__ = ["Denoiser"]
+
+
+class Denoiser:
+    """A pixel network on the padded camera grid, callable as ``denoise(x_t, t, cond)``.
+
+    Parameters
+    ----------
+    net : torch.nn.Module
+        ``net(x_t, t, cond, mask) -> v`` (a ``UNet``, or the same wrapped in
+        ``DistributedDataParallel``).
+    transforms : dict
+        ``{"grid", "image", "time", "conditions"}`` (see :mod:`.transforms`).
+    device : str or torch.device
+        Where the mask and the condition vectors live.
+    """
+
+    def __init__(self, net, transforms, device="cpu"):
+        self.net = net
+        self.transforms = transforms
+        self.device = torch.device(device)
+        grid = transforms["grid"]
+        self.mask = grid.mask(self.device)
+        #: one sample: [charge, peak time] on the padded grid
+        self.sample_shape = (2, *grid.padded_shape)
+
+    def condition(self, conditions, size):
+        """Pixel-model condition vectors ``(N, 8)`` on :attr:`device`.
+
+        Parameters
+        ----------
+        conditions : array-like, shape (N, 5)
+            ``CONDITION_COLUMNS`` of each shower.
+        size : array-like, shape (N,)
+            Image sizes (p.e.).
+        """
+        return self.transforms["conditions"].pixel_condition(conditions, size).to(self.device)
+
+    def __call__(self, x_t, t, cond):
+        return self.net(x_t, t, cond, self.mask)
+
+    def loss(self, x0, cond, channel_weights=None, generator=None, t=None, eps=None):
+        """Masked v-prediction loss of one batch (see :func:`.diffusion.v_loss`)."""
+        return v_loss(
+            self,
+            x0,
+            cond,
+            self.mask,
+            generator=generator,
+            channel_weights=channel_weights,
+            t=t,
+            eps=eps,
+        )
+
+    def sample(self, cond, generators, n_steps, eta=0.0):
+        """DDIM samples ``(N, 2, Hp, Wp)`` from per-event generators (see :func:`.ddim_sample`)."""
+        return ddim_sample(
+            self,
+            cond,
+            generators,
+            self.sample_shape,
+            n_steps=n_steps,
+            eta=eta,
+            mask=self.mask,
+            device=self.device,
+        )

@@ -1,0 +1,105 @@
+"""Optimisation settings of a training run (no torch).
+
+:class:`TrainConfig` is the one place of every training default and its description:
+``ctapipe-genshower-train`` takes the defaults and help texts of its options from the
+fields' ``metadata`` and maps its options back by field name. The whole config is stored
+in the checkpoint and in the training-state file; ``--resume`` refuses a changed one.
+"""
+
+import math
+from dataclasses import asdict, dataclass, field, replace
+
+__all__ = ["MIXED_PRECISION", "TrainConfig"]
+
+#: Values of ``TrainConfig.mixed_precision``.
+MIXED_PRECISION = ("auto", "bf16", "no")
+
+#: Settings that must be positive integers.
+_AT_LEAST_ONE = (
+    "steps",
+    "batch_size",
+    "chunk_size",
+    "fit_events",
+    "shower_batch_size",
+    "checkpoint_interval",
+    "log_interval",
+)
+
+
+def _setting(default, help):
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation settings of both models (each field's ``metadata["help"]`` says what)."""
+
+    steps: int = _setting(10_000, "Optimizer steps of the pixel model")
+    batch_size: int = _setting(32, "Images per optimizer step and process")
+    learning_rate: float = _setting(3e-4, "Peak learning rate (AdamW, warm-up + cosine)")
+    weight_decay: float = _setting(0.01, "AdamW weight decay of the pixel model")
+    warmup_steps: int = _setting(200, "Linear learning-rate warm-up steps")
+    cosine_decay: bool = _setting(True, "Decay the learning rate to 10 % on a cosine")
+    ema_decay: float = _setting(0.999, "Decay of the exponential moving average of the weights")
+    grad_clip: float = _setting(1.0, "Clip the gradient norm to this value")
+    seed: int = _setting(0, "Seed of weights, data order and diffusion noise")
+    chunk_size: int = _setting(4096, "Events read from the training file at once")
+    fit_events: int = _setting(20_000, "Events used to fit the normalisations")
+    validation_interval: int = _setting(0, "Validation loss every N steps (0: once per epoch)")
+    validation_events: int = _setting(2048, "Events used for the validation loss")
+    checkpoint_interval: int = _setting(1000, "Write checkpoint and state every N steps")
+    log_interval: int = _setting(10, "Running-loss record every N steps")
+    mixed_precision: str = _setting(
+        "auto", "bf16 autocast on GPUs ('auto' = bf16 on CUDA, off on CPU)"
+    )
+    shower_steps: int = _setting(3000, "Optimizer steps of the shower-level model")
+    shower_batch_size: int = _setting(1024, "Showers per optimizer step of the shower model")
+    shower_learning_rate: float = _setting(2e-3, "Peak learning rate of the shower model")
+    calibration_events: int = _setting(
+        500_000, "Thrown showers sampled to calibrate the selection probability"
+    )
+    saturation: float | None = _setting(
+        None, "Largest generated charge, p.e. (default: the data's saturation_pe, else its maximum)"
+    )
+    device: str = _setting("auto", "'auto', 'cpu', 'cuda' or 'cuda:N'")
+
+    def __post_init__(self):
+        for name in _AT_LEAST_ONE:
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"TrainConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if not 0 <= self.ema_decay < 1:
+            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+        if self.mixed_precision not in MIXED_PRECISION:
+            raise ValueError(
+                f"mixed_precision must be 'auto', 'bf16' or 'no', got {self.mixed_precision!r}"
+            )
+
+    @classmethod
+    def from_settings(cls, settings, epochs=None, n_events=None, world_size=1):
+        """A config from settings named like the fields, with the run length resolved.
+
+        Parameters
+        ----------
+        settings : dict
+            Field values (e.g. a Tool's options); missing fields keep their defaults.
+        epochs : float, optional
+            Train this many passes over ``n_events`` instead of ``settings["steps"]``.
+        n_events : int, optional
+            Training events (needed with ``epochs``).
+        world_size : int
+            Processes, each taking ``batch_size`` events per step.
+
+        Returns
+        -------
+        TrainConfig
+            With ``warmup_steps`` at most ``steps``, so a short run reaches the peak rate.
+        """
+        config = cls(**settings)
+        steps = config.steps
+        if epochs is not None:
+            steps = max(1, math.ceil(epochs * n_events / (config.batch_size * world_size)))
+        return replace(config, steps=steps, warmup_steps=min(config.warmup_steps, steps))
+
+    def to_dict(self):
+        """JSON-able dict (stored in the checkpoint and the training state)."""
+        return asdict(self)

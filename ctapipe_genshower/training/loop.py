@@ -1,0 +1,452 @@
+"""The training loop: shower-level model, then the pixel diffusion model, with exact resume.
+
+:func:`train` runs
+
+1. the shower-level model fit (:mod:`.shower_fit`) on the conditions and sizes of the
+   rank's shard, and
+2. the pixel model: AdamW, linear warm-up and cosine decay, gradient clipping, an EMA copy,
+   bf16 autocast on CUDA, the masked v-prediction loss of the shared
+   :class:`~ctapipe_genshower.model.denoiser.Denoiser` on the streamed batches
+   (:mod:`.stream`), the validation loss of the EMA weights at fixed times and noise.
+
+Every ``checkpoint_interval`` steps rank 0 writes the training state (:mod:`.state`) and
+hands the EMA pixel network, the shower model and their metadata to ``save_model`` (the
+model file format is not the loop's business: ``ctapipe_genshower.fit`` passes
+``checkpoint.save_generator``). The data order, the diffusion noise and the learning rate
+are functions of ``(seed, rank, step)`` and the saved generator state, so a run killed
+after step ``k`` and resumed ends at the same weights as an uninterrupted one.
+
+Under ``torch.distributed`` (initialised by the caller, see :mod:`.distributed`) each rank
+trains on its own contiguous shard with ``DistributedDataParallel``.
+"""
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..model.config import PRESETS
+from ..model.denoiser import Denoiser
+from ..model.networks import UNet
+from ..model.shower_model import ShowerModel, ThrownSampler
+from ..model.transforms import fit_transforms, transforms_from_dict, transforms_to_dict
+from .config import TrainConfig
+from .dataset import as_dataset, check_training_meta, read_checked
+from .distributed import barrier, rank_and_world_size, resolve_device, wrap_ddp
+from .shower_fit import fit_shower_model, shower_training_data, trained_domain
+from .state import (
+    StateFileError,
+    check_resumable,
+    read_state_metadata,
+    read_state_tensors,
+    restore_state,
+    state_tensors,
+    write_state,
+)
+from .stream import BatchStream, encode_batch
+
+__all__ = ["TrainResult", "Trainer", "train"]
+
+
+@dataclass
+class TrainResult:
+    """What a finished :func:`train` reports.
+
+    Attributes
+    ----------
+    step : int
+        Optimizer steps done.
+    train_loss : float
+        The last running training loss (NaN if none was logged).
+    val_loss : float or None
+        The last validation loss of the EMA weights.
+    output : str or None
+        The model file (set by ``ctapipe_genshower.fit.train``).
+    state_path : str
+        The training-state file.
+    history : list of dict
+        Every record of this rank (see :func:`train`).
+    models : dict
+        The trained modules of this rank: ``net`` (raw U-Net), ``ema`` (EMA U-Net),
+        ``shower``.
+    """
+
+    step: int
+    train_loss: float
+    val_loss: float | None
+    output: str | None
+    state_path: str
+    history: list = field(default_factory=list)
+    models: dict = field(default_factory=dict)
+
+
+class Trainer:
+    """One training run; use :func:`train` (see there for the parameters)."""
+
+    def __init__(
+        self,
+        dataset,
+        state_path,
+        model_config=None,
+        train_config=None,
+        validation=None,
+        save_model=None,
+        callback=None,
+        provenance=None,
+    ):
+        self.dataset = as_dataset(dataset)
+        self.validation = None if validation is None else as_dataset(validation)
+        self.state_path = Path(state_path)
+        self.mcfg = model_config or PRESETS["small"]
+        self.cfg = train_config or TrainConfig()
+        self.save_model = save_model
+        self.callback = callback or (lambda record: None)
+        self.provenance = dict(provenance or {})
+        self.rank, self.world = rank_and_world_size()
+        self.device = resolve_device(self.cfg.device, self.rank)
+        self.amp = self.device.type == "cuda" and self.cfg.mixed_precision in ("auto", "bf16")
+        check_training_meta(self.dataset)
+        self.history = []
+
+    def emit(self, record):
+        """Keep a record; rank 0 passes it to the callback."""
+        self.history.append(record)
+        if self.rank == 0:
+            self.callback(record)
+
+    # set-up ----------------------------------------------------------------------------
+    def _build_models(self):
+        # the same seed on every rank: DDP needs identical initial weights
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.cfg.seed)
+            self.net = UNet(self.mcfg.unet).to(self.device)
+            self.shower = ShowerModel.from_config(self.mcfg).to(self.device)
+            self.ema = UNet(self.mcfg.unet).to(self.device)
+        self.ema.load_state_dict(self.net.state_dict())
+        self.ema.requires_grad_(False)
+        self.opt = torch.optim.AdamW(
+            self.net.parameters(), lr=self.cfg.learning_rate, weight_decay=self.cfg.weight_decay
+        )
+        self.gen = torch.Generator(device=self.device).manual_seed(
+            int(np.random.SeedSequence([self.cfg.seed, self.rank, 1]).generate_state(1)[0])
+        )
+
+    def _fit_transforms(self):
+        meta = self.dataset.meta
+        n = min(len(self.dataset), int(self.cfg.fit_events))
+        if n < 2:
+            raise ValueError(f"need at least 2 training events, got {len(self.dataset)}")
+        batch = read_checked(self.dataset, 0, n)
+        saturation = self.cfg.saturation
+        if saturation is None:
+            saturation = meta.get("saturation_pe")
+        return fit_transforms(
+            batch,
+            meta["grid_shape"],
+            meta["grid_index"],
+            pad_to=self.mcfg.unet.pad_to,
+            saturation=saturation,
+        )
+
+    def setup(self, resume):
+        """Build the models; fit the transforms, or load the state to resume from."""
+        self._build_models()
+        self.step = 0
+        self.shower_done = False
+        self.domain = None
+        if resume:
+            if not self.state_path.is_file():
+                raise FileNotFoundError(
+                    f"cannot resume: training-state file {self.state_path} does not exist"
+                )
+            self._load_state()
+        else:
+            self.transforms = self._fit_transforms()
+        n = len(self.dataset)
+        self.lo, self.hi = n * self.rank // self.world, n * (self.rank + 1) // self.world
+        self.stream = BatchStream(
+            self.dataset,
+            self.lo,
+            self.hi,
+            self.transforms,
+            self.cfg.batch_size,
+            self.cfg.chunk_size,
+            self.cfg.seed,
+            self.rank,
+        )
+        self.ema_denoiser = Denoiser(self.ema, self.transforms, self.device)
+        self.sampler = ThrownSampler.from_dict(self.dataset.meta["thrown"])
+
+    # shower-level model ----------------------------------------------------------------
+    def train_shower(self):
+        """Phase 1: fit and calibrate the shower-level model, record the trained domain."""
+        cfg, meta = self.cfg, self.dataset.meta
+        features, z, raw = shower_training_data(
+            self.dataset, self.lo, self.hi, self.transforms, cfg.chunk_size
+        )
+        self.domain = trained_domain(raw, self.device)
+        fit_shower_model(
+            self.shower,
+            features,
+            z,
+            self.sampler,
+            self.transforms["conditions"],
+            selected_fraction=int(meta["n_selected"]) / int(meta["n_thrown"]),
+            steps=cfg.shower_steps,
+            batch_size=cfg.shower_batch_size,
+            learning_rate=cfg.shower_learning_rate,
+            calibration_events=cfg.calibration_events,
+            seed=cfg.seed,
+            rank=self.rank,
+            device=self.device,
+            callback=self.emit,
+        )
+        self.shower_done = True
+
+    # pixel model -----------------------------------------------------------------------
+    def lr_at(self, step):
+        """Learning rate of step ``step``: linear warm-up, then cosine decay to 10 %."""
+        cfg = self.cfg
+        warm = min(1.0, (step + 1) / max(1, cfg.warmup_steps))
+        decay = (
+            0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(step, cfg.steps) / cfg.steps))
+            if cfg.cosine_decay
+            else 1.0
+        )
+        return cfg.learning_rate * warm * decay
+
+    @torch.no_grad()
+    def update_ema(self, step):
+        """EMA of the weights; the decay ramps up so early weights are forgotten quickly."""
+        decay = min(self.cfg.ema_decay, (1 + step) / (10 + step))
+        for e, p in zip(self.ema.parameters(), self.net.parameters(), strict=True):
+            e.lerp_(p.detach(), 1 - decay)
+        for e, b in zip(self.ema.buffers(), self.net.buffers(), strict=True):
+            e.copy_(b)
+
+    def loss(self, denoiser, x, cond, generator=None, t=None, eps=None):
+        """The denoiser's loss with the model's channel weights, under autocast on CUDA."""
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+            return denoiser.loss(
+                x,
+                cond,
+                channel_weights=self.mcfg.channel_weights,
+                generator=generator,
+                t=t,
+                eps=eps,
+            )
+
+    @torch.no_grad()
+    def validate(self):
+        """``(v-loss, size NLL)`` of the EMA weights on the validation events, or None."""
+        if self.validation is None or len(self.validation) == 0:
+            return None
+        if not hasattr(self, "_val"):
+            n = min(len(self.validation), self.cfg.validation_events)
+            x, conditions, size = encode_batch(read_checked(self.validation, 0, n), self.transforms)
+            cond = self.ema_denoiser.condition(conditions, size)
+            # fixed times and noise: the validation loss changes only with the weights
+            g = torch.Generator().manual_seed(self.cfg.seed + 7919)
+            t = torch.rand(len(x), generator=g)
+            eps = torch.randn(x.shape, generator=g)
+            self._val = (x, cond, t, eps)
+        x, cond, t, eps = self._val
+        total, bs = 0.0, self.cfg.batch_size
+        self.ema.eval()
+        for i in range(0, len(x), bs):
+            d = [a[i : i + bs].to(self.device) for a in (x, cond, t, eps)]
+            total += float(self.loss(self.ema_denoiser, d[0], d[1], t=d[2], eps=d[3])) * len(d[0])
+        # the pixel condition is the shower features followed by the standardised log size
+        nll = float(self.shower.size_nll(cond[:, :-1], cond[:, -1]))
+        return total / len(x), nll
+
+    def run(self):
+        """Train to ``steps`` (after the shower model, unless resumed past it)."""
+        cfg = self.cfg
+        if not self.shower_done:
+            self.train_shower()
+            self._save()
+        denoiser = Denoiser(wrap_ddp(self.net, self.device), self.transforms, self.device)
+        self.net.train()
+        val_interval = cfg.validation_interval or self.stream.batches_per_epoch
+        running, n_running, last_val, t0 = 0.0, 0, None, time.monotonic()
+        for x, conditions, size in self.stream.batches(self.step):
+            if self.step >= cfg.steps:
+                break
+            for group in self.opt.param_groups:
+                group["lr"] = self.lr_at(self.step)
+            x = x.to(self.device, non_blocking=True)
+            loss = self.loss(denoiser, x, denoiser.condition(conditions, size), generator=self.gen)
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            grad_norm = torch.nn.utils.clip_grad_norm_(self.net.parameters(), cfg.grad_clip)
+            self.opt.step()
+            self.update_ema(self.step)
+            self.step += 1
+            value = loss.item()
+            if not math.isfinite(value):
+                raise FloatingPointError(f"training loss became {value} at step {self.step}")
+            running, n_running = running + value, n_running + 1
+            epoch = self.stream.epoch_of(self.step - 1)
+            if self.step % cfg.log_interval == 0 or self.step == cfg.steps:
+                self.emit(
+                    {
+                        "kind": "train",
+                        "step": self.step,
+                        "epoch": epoch,
+                        "loss": running / n_running,
+                        "lr": self.lr_at(self.step - 1),
+                        "grad_norm": float(grad_norm),
+                        "seconds": time.monotonic() - t0,
+                    }
+                )
+                self.last_train_loss, running, n_running = running / n_running, 0.0, 0
+            if self.step % val_interval == 0 or self.step == cfg.steps:
+                val = self.validate()
+                if val is not None:
+                    last_val = val[0]
+                    self.emit(
+                        {
+                            "kind": "validation",
+                            "step": self.step,
+                            "epoch": epoch,
+                            "train_loss": getattr(self, "last_train_loss", value),
+                            "val_loss": val[0],
+                            "val_size_nll": val[1],
+                        }
+                    )
+            if self.step % cfg.checkpoint_interval == 0 or self.step == cfg.steps:
+                self._save()
+        barrier()
+        return TrainResult(
+            step=self.step,
+            train_loss=getattr(self, "last_train_loss", float("nan")),
+            val_loss=last_val,
+            output=None,
+            state_path=str(self.state_path),
+            history=self.history,
+            models=self._modules(),
+        )
+
+    # files ---------------------------------------------------------------------------
+    def _config_dict(self):
+        return {"model": self.mcfg.to_dict(), "train": self.cfg.to_dict(), "world_size": self.world}
+
+    def _save(self):
+        if self.rank == 0:
+            self._write_state()
+            path = None
+            if self.shower_done and self.save_model is not None:
+                path = self._write_model()
+            path = None if path is None else str(path)
+            self.emit({"kind": "checkpoint", "step": self.step, "path": path})
+        barrier()
+
+    def _modules(self):
+        return {"net": self.net, "ema": self.ema, "shower": self.shower}
+
+    def _write_state(self):
+        tensors, opt_info = state_tensors(self._modules(), self.opt, self.gen)
+        write_state(
+            self.state_path,
+            tensors,
+            self.step,
+            shower_done=self.shower_done,
+            config=self._config_dict(),
+            transforms=transforms_to_dict(self.transforms),
+            domain=self.domain,
+            optimizer=opt_info,
+        )
+
+    def _load_state(self):
+        try:
+            meta = read_state_metadata(self.state_path)
+        except StateFileError as err:
+            raise StateFileError(f"cannot resume: {err}") from None
+        check_resumable(self.state_path, meta["config"], self._config_dict())
+        tensors = read_state_tensors(self.state_path)
+        restore_state(tensors, meta["optimizer"], self._modules(), self.opt, self.gen)
+        self.step = meta["step"]
+        self.shower_done = bool(meta["shower_done"])
+        self.domain = meta["domain"]
+        self.transforms = transforms_from_dict(meta["transforms"])
+
+    def _write_model(self):
+        meta = self.dataset.meta
+        provenance = {
+            **self.provenance,
+            "steps": self.step,
+            "target_steps": self.cfg.steps,
+            "seed": self.cfg.seed,
+            "world_size": self.world,
+            "n_train_events": len(self.dataset),
+            "n_validation_events": 0 if self.validation is None else len(self.validation),
+            "input_files": meta.get("input_files", []),
+        }
+        return self.save_model(
+            pixel_net=self.ema,
+            shower_model=self.shower,
+            transforms=self.transforms,
+            config=self._config_dict(),
+            training_meta=meta,
+            domain=self.domain,
+            provenance=provenance,
+        )
+
+
+def train(
+    dataset,
+    state_path,
+    model_config=None,
+    train_config=None,
+    validation=None,
+    save_model=None,
+    resume=False,
+    callback=None,
+    provenance=None,
+):
+    """Train the shower-level and pixel models; write the training state periodically.
+
+    Parameters
+    ----------
+    dataset : dataset or TrainingArrays
+        Training events (``len``, ``meta``, ``read(start, stop)``, see :mod:`.dataset`).
+    state_path : path-like
+        Training-state file (written periodically, atomically; read with ``resume``).
+    model_config : ModelConfig, optional
+        Default ``PRESETS["small"]``.
+    train_config : TrainConfig, optional
+    validation : dataset or TrainingArrays, optional
+        Events for the validation loss (see :func:`.dataset.split_dataset`).
+    save_model : callable, optional
+        Called on rank 0 at every checkpoint with keyword arguments ``pixel_net`` (EMA
+        U-Net), ``shower_model``, ``transforms``, ``config``, ``training_meta``, ``domain``,
+        ``provenance``; returns the path written. Without it no model file is written.
+    resume : bool
+        Continue from ``state_path``; model and training settings must be unchanged.
+    callback : callable, optional
+        ``callback(record)`` with dict records of kind ``"shower"``, ``"train"``,
+        ``"validation"`` (``step``, ``epoch``, ``train_loss``, ``val_loss``,
+        ``val_size_nll``) and ``"checkpoint"`` (``step``, ``path``) (rank 0 only).
+    provenance : dict, optional
+        Extra provenance passed on to ``save_model`` (e.g. the tool's command line).
+
+    Returns
+    -------
+    TrainResult
+    """
+    trainer = Trainer(
+        dataset,
+        state_path,
+        model_config,
+        train_config,
+        validation,
+        save_model,
+        callback,
+        provenance,
+    )
+    trainer.setup(resume)
+    return trainer.run()
