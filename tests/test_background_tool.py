@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 from astropy.io import fits
 from astropy.table import QTable
-from ctapipe.core import run_tool
+from ctapipe.core import ToolConfigurationError, run_tool
 from ctapipe.irf.optimize import OptimizationResult
 
+from ctapipe_genshower.io.diffusion import default_model_path
 from ctapipe_genshower.irf.background import read_background_2d_hdu
 from ctapipe_genshower.irf.toy_dl2 import write_toy_dl2
 from ctapipe_genshower.thrown import ThrownDistribution
@@ -158,3 +159,155 @@ def test_reference_with_other_pointing_is_an_error(dl2_files, tmp_path):
     argv = [f"-i={dl2_files['a']}", f"--reference={path}", f"-o={out}"]
     assert _run(argv, tmp_path) == 2
     assert not out.exists()
+
+
+# --- errors: one line, exit 2, nothing written ------------------------------------------
+
+
+def _error(argv, cwd, match):
+    """Exit code 2 and a ``ToolConfigurationError`` whose message matches ``match``."""
+    assert _run(argv, cwd) == 2
+    with pytest.raises(ToolConfigurationError, match=match):
+        _run(argv, cwd, raises=True)
+
+
+def test_missing_output_directory_fails_in_setup(dl2_files, tmp_path):
+    out = tmp_path / "no" / "such" / "dir" / "bkg.fits"
+    _error([f"-i={dl2_files['a']}", f"-o={out}"], tmp_path, "Output directory .* does not exist")
+    assert not (tmp_path / "no").exists()  # not created either
+    summary = tmp_path / "nodir" / "bkg.json"
+    argv = [
+        f"-i={dl2_files['a']}",
+        f"--reference={dl2_files['ref']}",
+        f"-o={tmp_path / 'bkg.fits'}",
+        f"--summary={summary}",
+    ]
+    _error(argv, tmp_path, "does not exist")
+    assert not (tmp_path / "bkg.fits").exists()
+    argv = [f"-i={dl2_files['a']}", f"-o={tmp_path}", "--overwrite"]
+    _error(argv, tmp_path, "is a directory")
+
+
+def _dl1_file(request):
+    try:
+        return Path(request.getfixturevalue("toy_proton_dl1_path"))
+    except pytest.FixtureLookupError:
+        pytest.skip("fixture toy_proton_dl1_path is not available")
+
+
+@pytest.mark.parametrize(
+    ("kind", "match"),
+    [
+        ("missing", "no such file"),
+        ("empty", "the file is empty, expected a DL2 file"),
+        ("model", "this is a model file, expected a DL2 file"),
+        ("text", "not an HDF5 file"),
+        ("dl1", r"no DL2 tables \(/dl2\): a DL1 file"),
+    ],
+)
+def test_unusable_input_is_one_line_exit_2(kind, match, dl2_files, tmp_path, request):
+    path = tmp_path / f"{kind}.h5"
+    if kind == "empty":
+        path.touch()
+    elif kind == "model":
+        path = default_model_path()
+    elif kind == "text":
+        path.write_text("not hdf5\n")
+    elif kind == "dl1":
+        path = _dl1_file(request)
+    out = tmp_path / "bkg.fits"
+    _error([f"-i={dl2_files['a']}", f"-i={path}", f"-o={out}"], tmp_path, match)
+    _error([f"-i={dl2_files['a']}", f"--reference={path}", f"-o={out}"], tmp_path, match)
+    assert not out.exists()
+    assert not list(tmp_path.glob(".bkg.fits*"))
+
+
+def test_missing_or_unreadable_cuts_file_is_exit_2(dl2_files, tmp_path):
+    out = tmp_path / "bkg.fits"
+    argv = [f"-i={dl2_files['a']}", f"--cuts={tmp_path / 'cuts.fits'}", f"-o={out}"]
+    _error(argv, tmp_path, "Cuts file .* no such file")
+    (tmp_path / "cuts.fits").write_text("not fits")
+    _error(argv, tmp_path, "Cuts file .* not a ctapipe-optimize-event-selection output")
+    assert not out.exists()
+
+
+@pytest.fixture(scope="module")
+def point_like_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("point") / "point.dl2.h5"
+    point = ThrownDistribution(
+        energy_min=0.1 * u.TeV,
+        energy_max=100 * u.TeV,
+        spectral_index=-2.0,
+        max_scatter_radius=800 * u.m,
+        max_viewcone=0 * u.deg,
+    )
+    write_toy_dl2(path, point, 2000, seed=4, obs_id=4)
+    return path
+
+
+def test_weight_errors_are_configuration_errors(dl2_files, point_like_file, tmp_path):
+    out = tmp_path / "bkg.fits"
+    argv = [f"-i={dl2_files['a']}", f"-i={point_like_file}", f"-o={out}"]
+    _error(argv, tmp_path, "Cannot mix point-like and diffuse")
+    # a point-like sample needs a point-source target; the proton spectra are diffuse
+    _error([f"-i={point_like_file}", f"-o={out}"], tmp_path, "Target spectrum unit")
+    assert not out.exists()
+
+
+@pytest.fixture(scope="module")
+def tilted_files(tmp_path_factory):
+    """Samples pointing 0.03 deg and 0.08 deg higher than ``WIDE`` (alt 70 deg)."""
+    d = tmp_path_factory.mktemp("tilted")
+    out = {}
+    for d_alt in (0.03, 0.08):
+        data = WIDE.to_dict()
+        data["pointing_alt"] = {"value": 70 + d_alt, "unit": "deg"}
+        out[d_alt] = d / f"alt{d_alt}.dl2.h5"
+        write_toy_dl2(out[d_alt], ThrownDistribution.from_dict(data), 1000, seed=5, obs_id=5)
+    return out
+
+
+def test_configured_pointing_tolerance_applies_between_samples(dl2_files, tilted_files, tmp_path):
+    out = tmp_path / "bkg.fits"
+    strict = [f"-i={dl2_files['a']}", f"-i={tilted_files[0.03]}", f"-o={out}"]
+    _error([*strict, "--DL2SampleReader.pointing_tolerance=0.01"], tmp_path, "Mismatched pointing")
+    assert not out.exists()
+    loose = [f"-i={dl2_files['a']}", f"-i={tilted_files[0.08]}", f"-o={out}"]
+    assert _run([*loose, "--DL2SampleReader.pointing_tolerance=0.1"], tmp_path) == 0
+    assert out.is_file()
+
+
+# --- sparse tables ------------------------------------------------------------------------
+
+
+TABLES = ("BACKGROUND", "BACKGROUND_3D")
+
+
+def test_sparse_tables_are_reported_and_smoothing_fills_them(dl2_files, tmp_path, capfd):
+    occupancy, tables = {}, {}
+    for name, extra in (("plain", []), ("smoothed", ["--fov-smoothing=1.5 deg"])):
+        out = tmp_path / f"{name}.fits"
+        tool = BackgroundTool()
+        argv = [f"-i={dl2_files['a']}", f"-o={out}", f"--config={CONFIG}", "--no-progress", *extra]
+        assert run_tool(tool, argv=argv, cwd=tmp_path, raises=True) == 0
+        occupancy[name] = tool.occupancy
+        with fits.open(out) as hdul:
+            tables[name] = {
+                h: QTable.read(hdul[h])["BKG"][0] for h in ("BACKGROUND", "BACKGROUND_3D")
+            }
+            assert hdul["BACKGROUND_3D"].header["FOVSMOOT"] == (1.5 if extra else 0.0)
+    log = capfd.readouterr().err
+    assert "BACKGROUND_3D: " in log and "are empty" in log and "--fov-smoothing" in log
+    occ = occupancy["plain"]["BACKGROUND_3D"]
+    assert occ["n_bins"] == 12 * 10 * 10
+    assert occ["n_empty"] > 0.5 * occ["n_bins"]  # 6000 showers: most 3D bins are empty
+    assert occ["scale"] > 1
+    # the counts are those of the events, not of the smoothed rates
+    assert occupancy["smoothed"] == occupancy["plain"]
+    for name in ("BACKGROUND", "BACKGROUND_3D"):
+        plain, smoothed = tables["plain"][name], tables["smoothed"][name]
+        assert np.count_nonzero(smoothed.value) > np.count_nonzero(plain.value)
+    # the smoothing moves rate between FoV bins, not between energy bins: the 3D rate summed
+    # over the FoV (equal solid angles to 0.5 %) is conserved per energy bin
+    sums = [tables[k]["BACKGROUND_3D"].value.sum(axis=(0, 1)) for k in ("plain", "smoothed")]
+    np.testing.assert_allclose(sums[1], sums[0], rtol=0.01)

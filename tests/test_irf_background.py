@@ -11,10 +11,13 @@ from pyirf.utils import cone_solid_angle, rectangle_solid_angle
 from ctapipe_genshower.irf.background import (
     BACKGROUND_UNIT,
     background_2d,
+    background_2d_smoothed,
     background_2d_with_errors,
     background_3d,
+    bin_occupancy,
     create_background_2d_hdu,
     create_background_3d_hdu,
+    fov_smoothed_rate,
     read_background_2d_hdu,
 )
 from ctapipe_genshower.irf.compare import (
@@ -22,6 +25,7 @@ from ctapipe_genshower.irf.compare import (
     effective_events,
     proton_effective_area,
 )
+from ctapipe_genshower.irf.pipeline import table_counts
 from ctapipe_genshower.irf.plots import plot_comparison
 from ctapipe_genshower.irf.toy_dl2 import trigger_probability
 from ctapipe_genshower.irf.weights import SimulatedComponent, simulated_events_info
@@ -187,3 +191,78 @@ def test_background_rate_unit_and_solid_angle(n_bins):
     total = rate * np.diff(E_BINS)[:, None] * np.diff(cone_solid_angle(o_bins))[None] * T_OBS
     inside = events["reco_source_fov_offset"] < 3 * u.deg
     np.testing.assert_allclose(total.to_value(u.one).sum(), inside.sum())
+
+
+# --- sparse tables: occupancy and FoV smoothing --------------------------------------------
+
+
+def test_bin_occupancy():
+    counts = np.array([[0, 0, 1, 2], [5, 20, 40, 100]])
+    occ = bin_occupancy(counts, min_events=10, quantile=0.9)
+    assert (occ["n_bins"], occ["n_empty"], occ["n_low"]) == (8, 2, 3)
+    # 10 events in 90 % of the 6 non-empty bins: 10 over their 10 % quantile (1.5 events)
+    assert occ["scale"] == pytest.approx(10 / np.quantile([1, 2, 5, 20, 40, 100], 0.1))
+    assert bin_occupancy(np.full(4, 50))["scale"] == 1.0
+    assert np.isnan(bin_occupancy(np.zeros(3))["scale"])
+
+
+def test_table_counts_are_raw_events():
+    events = _events(3000, 4, weight=0.3)
+    counts = table_counts(events, E_BINS, O_BINS, LONLAT)
+    assert counts["BACKGROUND"].shape == (6, 3)
+    assert counts["BACKGROUND_3D"].shape == (6, 6, 6)
+    assert counts["BACKGROUND_3D"].sum() == 3000
+    inside = events["reco_source_fov_offset"] < 3 * u.deg
+    assert counts["BACKGROUND"].sum() == np.count_nonzero(inside)
+
+
+def test_fov_smoothed_rate_without_smoothing_is_the_plain_rate():
+    events = _events(2000, 5, weight=0.7)
+    np.testing.assert_array_equal(
+        background_2d_smoothed(events, E_BINS, O_BINS, T_OBS, 0 * u.deg),
+        background_2d(events, E_BINS, O_BINS, T_OBS),
+    )
+    np.testing.assert_allclose(
+        background_3d(events, E_BINS, LONLAT, LONLAT, T_OBS, fov_smoothing=0 * u.deg),
+        background_3d(events, E_BINS, LONLAT, LONLAT, T_OBS),
+        rtol=1e-12,
+    )
+
+
+def test_fov_smoothed_rate_conserves_totals_and_fills_holes():
+    rng = np.random.default_rng(3)
+    sum_w = rng.poisson(0.7, size=(4, 6, 6)).astype(float)
+    sum_w[1] = 0.0  # an empty energy bin stays empty
+    omega = rectangle_solid_angle(
+        LONLAT[:-1, None], LONLAT[1:, None], LONLAT[None, :-1], LONLAT[None, 1:]
+    )
+    centres = 0.5 * (LONLAT[1:] + LONLAT[:-1])
+    rate = fov_smoothed_rate(sum_w, omega, [centres, centres], 1 * u.deg)
+    assert rate.unit == u.sr**-1
+    np.testing.assert_allclose((rate * omega).to_value(u.one).sum(axis=(1, 2)), sum_w.sum((1, 2)))
+    assert np.all(rate[[0, 2, 3]] > 0)
+    assert np.all(rate[1] == 0)
+    # no smoothing: the plain rate; a uniform rate in the 2D offset annuli stays ~uniform
+    plain = fov_smoothed_rate(sum_w, omega, [centres, centres], 0 * u.deg)
+    np.testing.assert_allclose(plain, sum_w / omega.to_value(u.sr) / u.sr)
+    offsets = np.linspace(0, 3, 13) * u.deg
+    annuli = np.diff(cone_solid_angle(offsets))
+    uniform = fov_smoothed_rate(
+        5.0 * annuli.to_value(u.sr)[None, :],
+        annuli,
+        [0.5 * (offsets[1:] + offsets[:-1])],
+        0.3 * u.deg,
+    )
+    # bins 3 sigma from both edges (0.9 .. 2.1 deg)
+    np.testing.assert_allclose(uniform.to_value(u.sr**-1)[0, 4:8], 5.0, rtol=0.01)
+
+
+def test_smoothed_2d_rate_keeps_the_total_per_energy_bin():
+    events = _events(500, 6, weight=2.0)
+    plain = background_2d(events, E_BINS, O_BINS, T_OBS)
+    smoothed = background_2d_smoothed(events, E_BINS, O_BINS, T_OBS, 0.8 * u.deg)
+    omega = np.diff(cone_solid_angle(O_BINS))
+    np.testing.assert_allclose(
+        (smoothed * omega).sum(axis=1).to_value(BACKGROUND_UNIT * u.sr),
+        (plain * omega).sum(axis=1).to_value(BACKGROUND_UNIT * u.sr),
+    )

@@ -11,8 +11,10 @@ from ctapipe.io.dl2_tables_preprocessing import DL2EventLoader
 from ctapipe.irf import Spectra
 from traitlets.config import Config
 
+from ctapipe_genshower.io.diffusion import default_model_path
 from ctapipe_genshower.irf.samples import (
     DL2SampleReader,
+    check_dl2_file,
     check_support,
     combine_samples,
 )
@@ -129,8 +131,14 @@ def test_missing_simulation_config_is_an_error(tmp_path):
 def test_wrong_prefix_is_a_clear_error(toy_dl2):
     config = copy.deepcopy(CONFIG)
     config.DL2EventPreprocessor.energy_reconstructor = "RandomForestRegressor"
-    with pytest.raises(ValueError, match="RandomForestRegressor_energy is missing"):
-        DL2SampleReader(config=config).read(toy_dl2[0])
+    reader = DL2SampleReader(config=config)
+    match = (
+        r"no DL2 table /dl2/event/subarray/\*/RandomForestRegressor .*energy/ExtraTreesRegressor"
+    )
+    with pytest.raises(ValueError, match=match):
+        reader.read(toy_dl2[0])
+    with pytest.raises(ValueError, match=match):
+        check_dl2_file(toy_dl2[0], reader.preprocessor)
 
 
 def test_mismatched_pointing_is_an_error(tmp_path, toy_dl2):
@@ -152,3 +160,48 @@ def test_check_support_warns(toy_dl2, samples_log):
     messages = check_support(sample, (0.03 * u.TeV, 100 * u.TeV), 6 * u.deg)
     assert len(messages) == 2
     assert "do not cover" in samples_log.text
+
+
+def test_check_dl2_file(tmp_path, toy_dl2):
+    check_dl2_file(toy_dl2[0], DL2SampleReader(config=CONFIG).preprocessor)
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        check_dl2_file(tmp_path / "missing.h5")
+    with pytest.raises(ValueError, match="is a directory"):
+        check_dl2_file(tmp_path)
+    (tmp_path / "empty.h5").touch()
+    with pytest.raises(ValueError, match="the file is empty"):
+        check_dl2_file(tmp_path / "empty.h5")
+    with pytest.raises(ValueError, match="this is a model file, expected a DL2 file"):
+        check_dl2_file(default_model_path())
+    truncated = tmp_path / "truncated.h5"
+    truncated.write_bytes(toy_dl2[0].read_bytes()[:4096])
+    with pytest.raises(ValueError, match=r"truncated\.h5: the HDF5 file cannot be opened"):
+        check_dl2_file(truncated)
+    # ctapipe-apply-models writes the classifier under particle_type, not classification
+    applied = tmp_path / "applied.h5"
+    applied.write_bytes(toy_dl2[0].read_bytes())
+    with tables.open_file(applied, "a") as f:
+        f.rename_node("/dl2/event/subarray/classification", "particle_type")
+    check_dl2_file(applied, DL2SampleReader(config=CONFIG).preprocessor)
+    assert len(DL2SampleReader(config=CONFIG).read(applied).events) > 0
+    dl1 = tmp_path / "dl1.h5"
+    dl1.write_bytes(toy_dl2[0].read_bytes())
+    with tables.open_file(dl1, "a") as f:
+        f.remove_node("/dl2", recursive=True)
+    with pytest.raises(ValueError, match="a DL1 file"):
+        check_dl2_file(dl1)
+
+
+def test_combine_samples_uses_the_given_pointing_tolerance(tmp_path, toy_dl2):
+    data = THROWN.to_dict()
+    data["pointing_alt"] = {"value": 70.08, "unit": "deg"}
+    path = tmp_path / "alt70.08.h5"
+    write_toy_dl2(path, ThrownDistribution.from_dict(data), 500)
+    reader = DL2SampleReader(config=CONFIG)
+    samples = [reader.read(toy_dl2[0]), reader.read(path)]
+    with pytest.raises(ValueError, match="Mismatched pointing"):
+        combine_samples(samples)  # default 0.05 deg
+    _, components = combine_samples(samples, pointing_tolerance=0.1 * u.deg)
+    assert len(components) == 1
+    with pytest.raises(ValueError, match="Mismatched pointing"):
+        combine_samples(samples, pointing_tolerance=0.01 * u.deg)

@@ -11,10 +11,13 @@
 
 from .background import (
     background_2d,
+    background_2d_smoothed,
     background_2d_with_errors,
     background_3d,
+    bin_occupancy,
     create_background_2d_hdu,
     create_background_3d_hdu,
+    fov_smoothed_rate,
     read_background_2d_hdu,
 )
 from .compare import (
@@ -23,8 +26,8 @@ from .compare import (
     compare_backgrounds,
     proton_effective_area,
 )
-from .pipeline import background_hdus, read_samples, weight_and_select
-from .samples import DL2SampleReader, ProtonSample, combine_samples, select_gh
+from .pipeline import background_hdus, read_samples, table_counts, weight_and_select
+from .samples import DL2SampleReader, ProtonSample, check_dl2_file, combine_samples, select_gh
 from .weights import (
     TARGET_SPECTRA,
     SimulatedComponent,
@@ -40,20 +43,25 @@ __all__ = [
     "ProtonSample",
     "SimulatedComponent",
     "background_2d",
+    "background_2d_smoothed",
     "background_2d_with_errors",
     "background_3d",
     "background_hdu_ratio",
     "background_hdus",
     "balance_heuristic_weights",
+    "bin_occupancy",
+    "check_dl2_file",
     "combine_samples",
     "compare_backgrounds",
     "create_background_2d_hdu",
     "create_background_3d_hdu",
+    "fov_smoothed_rate",
     "merge_components",
     "proton_effective_area",
     "pyirf_weights",
     "read_background_2d_hdu",
     "read_samples",
     "select_gh",
+    "table_counts",
     "weight_and_select",
 ]

@@ -5,6 +5,11 @@ here from the same pieces: a weighted histogram in reconstructed energy and the
 reconstructed ``TelescopeFrame``/nominal FoV coordinates (ctapipe's ``reco_fov_lon``,
 ``reco_fov_lat``, GADF sign convention), divided by energy bin width, pyirf's
 ``rectangle_solid_angle`` and the observation time.
+
+Sparse tables: :func:`bin_occupancy` counts the empty and low-statistics bins of a table and
+:func:`fov_smoothed_rate` is the one remedy built in (``BackgroundTool.fov_smoothing``): the
+weight of every FoV bin is shared with its neighbours by a Gaussian kernel times their solid
+angles, in each reco-energy bin, keeping the total rate of the energy bin.
 """
 
 import astropy.units as u
@@ -20,14 +25,23 @@ from pyirf.utils import cone_solid_angle, rectangle_solid_angle
 
 __all__ = [
     "BACKGROUND_UNIT",
+    "OCCUPANCY_QUANTILE",
     "background_2d",
+    "background_2d_smoothed",
     "background_2d_with_errors",
     "background_3d",
+    "bin_occupancy",
     "create_background_2d_hdu",
     "create_background_3d_hdu",
+    "fov_kernel",
+    "fov_smoothed_rate",
     "read_background_2d_hdu",
     "weighted_histogram",
 ]
+
+#: ``bin_occupancy`` estimates the statistics for enough events in this fraction of the
+#: non-empty bins.
+OCCUPANCY_QUANTILE = 0.9
 
 
 def weighted_histogram(values, bins, weights):
@@ -85,7 +99,9 @@ def background_2d_with_errors(events, reco_energy_bins, fov_offset_bins, obs_tim
 
 
 @u.quantity_input(reco_energy_bins=u.TeV, fov_lon_bins=u.deg, fov_lat_bins=u.deg, obs_time=u.s)
-def background_3d(events, reco_energy_bins, fov_lon_bins, fov_lat_bins, obs_time):
+def background_3d(
+    events, reco_energy_bins, fov_lon_bins, fov_lat_bins, obs_time, fov_smoothing=0 * u.deg
+):
     """Background rate in reconstructed energy and FoV longitude/latitude.
 
     Parameters
@@ -97,6 +113,8 @@ def background_3d(events, reco_energy_bins, fov_lon_bins, fov_lat_bins, obs_time
         Bin edges.
     obs_time : astropy.units.Quantity
         Observation time the weights were computed for.
+    fov_smoothing : astropy.units.Quantity
+        Gaussian sigma of :func:`fov_smoothed_rate` along lon and lat (0: none).
 
     Returns
     -------
@@ -113,8 +131,123 @@ def background_3d(events, reco_energy_bins, fov_lon_bins, fov_lat_bins, obs_time
     solid_angle = rectangle_solid_angle(
         lon_lo[:, np.newaxis], lon_hi[:, np.newaxis], lat_lo[np.newaxis, :], lat_hi[np.newaxis, :]
     )
-    rate = sum_w / np.diff(reco_energy_bins)[:, np.newaxis, np.newaxis]
-    return (rate / solid_angle[np.newaxis] / obs_time).to(BACKGROUND_UNIT)
+    per_sr = fov_smoothed_rate(
+        sum_w, solid_angle, [_centres(fov_lon_bins), _centres(fov_lat_bins)], fov_smoothing
+    )
+    rate = per_sr / np.diff(reco_energy_bins)[:, np.newaxis, np.newaxis]
+    return (rate / obs_time).to(BACKGROUND_UNIT)
+
+
+@u.quantity_input(reco_energy_bins=u.TeV, fov_offset_bins=u.deg, obs_time=u.s)
+def background_2d_smoothed(events, reco_energy_bins, fov_offset_bins, obs_time, fov_smoothing):
+    """pyirf's ``background_2d`` averaged over FoV-offset bins with :func:`fov_smoothed_rate`.
+
+    With ``fov_smoothing = 0`` this is pyirf's ``background_2d`` itself.
+    """
+    if fov_smoothing <= 0 * u.deg:
+        return background_2d(events, reco_energy_bins, fov_offset_bins, obs_time)
+    sum_w, _ = weighted_histogram(
+        [events["reco_energy"], events["reco_source_fov_offset"]],
+        [reco_energy_bins, fov_offset_bins],
+        events["weight"],
+    )
+    solid_angle = np.diff(cone_solid_angle(fov_offset_bins))
+    per_sr = fov_smoothed_rate(sum_w, solid_angle, [_centres(fov_offset_bins)], fov_smoothing)
+    rate = per_sr / np.diff(reco_energy_bins)[:, np.newaxis]
+    return (rate / obs_time).to(BACKGROUND_UNIT)
+
+
+def _centres(edges):
+    return 0.5 * (edges[:-1] + edges[1:])
+
+
+@u.quantity_input(centres=u.deg, sigma=u.deg)
+def fov_kernel(centres, sigma):
+    """Gaussian weights ``exp(-(c_i - c_j)**2 / (2 sigma**2))`` between bin centres.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n, n)``; the identity for ``sigma = 0``.
+    """
+    if sigma <= 0 * u.deg:
+        return np.eye(len(centres))
+    d = (centres[:, np.newaxis] - centres[np.newaxis, :]).to_value(u.deg)
+    return np.exp(-0.5 * (d / sigma.to_value(u.deg)) ** 2)
+
+
+@u.quantity_input(solid_angle=u.sr, sigma=u.deg)
+def fov_smoothed_rate(sum_w, solid_angle, fov_centres, sigma):
+    """Weighted counts per solid angle, spread over neighbouring FoV bins, totals conserved.
+
+    In every energy bin (axis 0), the weight ``S_j`` of each FoV bin ``j`` is shared among
+    the FoV bins ``i`` in proportion to ``K_ij Omega_i``: Gaussian weights ``K``
+    (:func:`fov_kernel`, separable over the FoV axes) times the bin solid angles ``Omega``,
+    i.e. ``rate_i = sum_j K_ij S_j / sum_k K_kj Omega_k``. The sum of weights of every energy
+    bin is kept exactly (the FoV edges do not lose rate), empty bins get rate from their
+    neighbours, a uniform rate stays (nearly) uniform away from the edges, and ``sigma = 0`` gives
+    ``S / Omega``. There is no smoothing in energy (the rate falls by decades).
+
+    Parameters
+    ----------
+    sum_w : numpy.ndarray
+        ``(n_energy, *fov_shape)`` sums of weights.
+    solid_angle : astropy.units.Quantity
+        ``fov_shape`` solid angles of the FoV bins.
+    fov_centres : list of astropy.units.Quantity
+        Bin centres per FoV axis (one for offset, two for lon/lat).
+    sigma : astropy.units.Quantity
+        Gaussian sigma.
+
+    Returns
+    -------
+    astropy.units.Quantity
+        ``(n_energy, *fov_shape)`` in ``1 / sr``.
+    """
+    kernels = [fov_kernel(centres, sigma) for centres in fov_centres]
+
+    def apply(values, first_axis):
+        for axis, kernel in enumerate(kernels, start=first_axis):
+            values = np.moveaxis(np.tensordot(kernel, values, axes=([1], [axis])), 0, axis)
+        return values
+
+    omega = solid_angle.to_value(u.sr)
+    share = apply(omega, 0)  # sum_k K_kj Omega_k (K is symmetric)
+    return apply(np.asarray(sum_w, dtype=float) / share, 1) / u.sr
+
+
+def bin_occupancy(n_events, min_events=10, quantile=OCCUPANCY_QUANTILE):
+    """How sparse a table is, from its raw event counts per bin.
+
+    Parameters
+    ----------
+    n_events : numpy.ndarray
+        Raw (unweighted) events per bin.
+    min_events : int
+        Bins with fewer events (but at least one) count as low statistics.
+    quantile : float
+        The statistics factor is for ``min_events`` in this fraction of the non-empty bins.
+
+    Returns
+    -------
+    dict
+        ``n_bins``, ``n_empty``, ``n_low`` (``0 < n < min_events``), and ``scale``: by how
+        much the statistics would have to grow for ``min_events`` in the fraction
+        ``quantile`` of the non-empty bins (``min_events`` over the ``1 - quantile``
+        quantile of their counts; nan for an empty table). The non-empty bins of the sample
+        at hand stand in for the populated ones, so it is an estimate.
+    """
+    n = np.asarray(n_events)
+    filled = n[n > 0]
+    scale = float("nan")
+    if filled.size:
+        scale = max(1.0, min_events / np.quantile(filled, 1 - quantile))
+    return {
+        "n_bins": int(n.size),
+        "n_empty": int(np.count_nonzero(n == 0)),
+        "n_low": int(np.count_nonzero((n > 0) & (n < min_events))),
+        "scale": scale,
+    }
 
 
 @u.quantity_input(

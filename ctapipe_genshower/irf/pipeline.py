@@ -7,8 +7,9 @@ The steps of ``ctapipe-genshower-background`` between its options and its output
 2. :func:`~ctapipe_genshower.irf.samples.combine_samples` stacks them;
    :func:`weight_and_select` gives every event its balance-heuristic weight for the target
    spectrum and applies the G/H cuts of ``ctapipe-optimize-event-selection``;
-3. :func:`background_hdus`: the 2D and 3D background rates and the proton effective area
-   as GADF HDUs.
+3. :func:`background_hdus`: the 2D and 3D background rates (optionally smoothed over the
+   FoV) and the proton effective area as GADF HDUs; :func:`table_counts` the raw events per
+   bin of both tables, for the sparse-table warnings.
 """
 
 import astropy.units as u
@@ -17,16 +18,17 @@ from pyirf.io import create_aeff2d_hdu
 from tqdm.auto import tqdm
 
 from .background import (
-    background_2d,
+    background_2d_smoothed,
     background_3d,
     create_background_2d_hdu,
     create_background_3d_hdu,
+    weighted_histogram,
 )
 from .compare import proton_effective_area
 from .samples import check_support, select_gh
 from .weights import balance_heuristic_weights
 
-__all__ = ["background_hdus", "read_samples", "weight_and_select"]
+__all__ = ["background_hdus", "read_samples", "table_counts", "weight_and_select"]
 
 
 @u.quantity_input(reco_energy_bins=u.TeV, fov_offset_bins=u.deg)
@@ -101,6 +103,7 @@ def weight_and_select(events, components, target_spectrum, obs_time, gh_cuts=Non
     fov_lonlat_bins=u.deg,
     true_energy_bins=u.TeV,
     obs_time=u.s,
+    fov_smoothing=u.deg,
 )
 def background_hdus(
     events,
@@ -111,6 +114,7 @@ def background_hdus(
     true_energy_bins,
     obs_time,
     suffix="",
+    fov_smoothing=0 * u.deg,
 ):
     """The IRF HDUs of one weighted, selected proton sample.
 
@@ -130,6 +134,10 @@ def background_hdus(
         Observation time the weights were computed for.
     suffix : str
         Appended to the HDU names (e.g. ``" REFERENCE"``).
+    fov_smoothing : astropy.units.Quantity
+        Gaussian sigma of the FoV smoothing of both background tables
+        (:func:`~ctapipe_genshower.irf.background.fov_smoothed_rate`; 0: none), written to
+        the header card ``FOVSMOOT`` [deg].
 
     Returns
     -------
@@ -138,13 +146,18 @@ def background_hdus(
         ``EFFECTIVE AREA PROTONS`` (``AEFF_2D`` with one offset bin over the viewcone),
         each name followed by ``suffix``.
     """
-    rate = background_2d(events, reco_energy_bins, fov_offset_bins, obs_time)
-    rate_3d = background_3d(events, reco_energy_bins, fov_lonlat_bins, fov_lonlat_bins, obs_time)
+    rate = background_2d_smoothed(
+        events, reco_energy_bins, fov_offset_bins, obs_time, fov_smoothing
+    )
+    rate_3d = background_3d(
+        events, reco_energy_bins, fov_lonlat_bins, fov_lonlat_bins, obs_time, fov_smoothing
+    )
     area, _ = proton_effective_area(events, components, true_energy_bins)
     viewcone = u.Quantity([0 * u.deg, max(c.thrown.max_viewcone for c in components)])
+    smoothing = {"FOVSMOOT": (fov_smoothing.to_value(u.deg), "FoV smoothing sigma [deg]")}
     return [
         create_background_2d_hdu(
-            rate, reco_energy_bins, fov_offset_bins, extname="BACKGROUND" + suffix
+            rate, reco_energy_bins, fov_offset_bins, extname="BACKGROUND" + suffix, **smoothing
         ),
         create_background_3d_hdu(
             rate_3d,
@@ -152,6 +165,7 @@ def background_hdus(
             fov_lonlat_bins,
             fov_lonlat_bins,
             extname="BACKGROUND_3D" + suffix,
+            **smoothing,
         ),
         create_aeff2d_hdu(
             area[:, np.newaxis],
@@ -161,3 +175,27 @@ def background_hdus(
             point_like=False,
         ),
     ]
+
+
+@u.quantity_input(reco_energy_bins=u.TeV, fov_offset_bins=u.deg, fov_lonlat_bins=u.deg)
+def table_counts(events, reco_energy_bins, fov_offset_bins, fov_lonlat_bins):
+    """Raw (unweighted) events per bin of the tables :func:`background_hdus` writes.
+
+    Returns
+    -------
+    dict
+        ``{"BACKGROUND": (n_energy, n_offset), "BACKGROUND_3D": (n_energy, n_lon, n_lat)}``
+        integer arrays.
+    """
+    ones = np.ones(len(events))
+    n_2d, _ = weighted_histogram(
+        [events["reco_energy"], events["reco_source_fov_offset"]],
+        [reco_energy_bins, fov_offset_bins],
+        ones,
+    )
+    n_3d, _ = weighted_histogram(
+        [events["reco_energy"], events["reco_fov_lon"], events["reco_fov_lat"]],
+        [reco_energy_bins, fov_lonlat_bins, fov_lonlat_bins],
+        ones,
+    )
+    return {"BACKGROUND": n_2d.astype(int), "BACKGROUND_3D": n_3d.astype(int)}

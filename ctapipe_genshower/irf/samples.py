@@ -6,6 +6,9 @@ so the same configuration as ``ctapipe-compute-irf`` applies) and the thrown sho
 every run (``obs_id``), read from ``/configuration/simulation/run`` and
 ``/simulation/service/shower_distribution``. Runs with identical settings are merged into
 one ``SimulatedComponent``; different settings stay separate for the balance heuristic.
+:func:`check_dl2_file` tells in one line, before anything is read, why a file is not a DL2
+file that can be used (missing, empty, a model file, not HDF5, DL1 only, no simulation
+bookkeeping).
 """
 
 import logging
@@ -15,10 +18,12 @@ from pathlib import Path
 
 import astropy.units as u
 import numpy as np
+import tables
 from astropy.coordinates import AltAz, SkyCoord
 from astropy.table import QTable, vstack
 from ctapipe.coordinates import NominalFrame
 from ctapipe.core import Component
+from ctapipe.core.expression_engine import ExpressionError
 from ctapipe.core.traits import Float, Integer
 from ctapipe.io import TableLoader
 from ctapipe.io.dl2_tables_preprocessing import DL2EventPreprocessor, DL2EventQualityQuery
@@ -26,6 +31,7 @@ from pyirf.cuts import evaluate_binned_cut
 from pyirf.utils import calculate_source_fov_offset, calculate_theta
 from tables import NoSuchNodeError
 
+from ..checkpoint import claims_file
 from ..thrown import ThrownDistribution
 from .weights import SimulatedComponent, merge_components
 
@@ -33,6 +39,7 @@ __all__ = [
     "POINTING_TOLERANCE",
     "DL2SampleReader",
     "ProtonSample",
+    "check_dl2_file",
     "check_pointing",
     "check_support",
     "combine_samples",
@@ -43,6 +50,14 @@ log = logging.getLogger(__name__)
 
 #: Allowed pointing difference between the runs, files and samples that are mixed.
 POINTING_TOLERANCE = 0.05 * u.deg
+
+#: The subarray DL2 tables, ``<group>/<kind>/<algorithm>``; ``ctapipe-apply-models`` writes
+#: the classifier under ``particle_type``, ctapipe's ``DataWriter`` under ``classification``
+#: (``TableLoader`` reads every kind).
+DL2_SUBARRAY_GROUP = "/dl2/event/subarray"
+#: The ``DL2EventPreprocessor`` traits naming the algorithms whose DL2 tables are needed.
+DL2_PREFIX_TRAITS = ("energy_reconstructor", "geometry_reconstructor", "gammaness_classifier")
+SIMULATION_CONFIG_TABLE = "/configuration/simulation/run"
 
 #: Shower columns kept beyond ctapipe's DL2 IRF schema (for the thrown-area support).
 _EXTRA_COLUMNS = ["true_core_x", "true_core_y"]
@@ -112,6 +127,8 @@ class DL2SampleReader(Component):
         paths = [Path(p) for p in (paths if isinstance(paths, list | tuple) else [paths])]
         tables, components, pointings, n_raw = [], [], [], 0
         for path in paths:
+            check_dl2_file(path, self.preprocessor)
+        for path in paths:
             events, comps, pointing, n = self._read_file(path)
             tables.append(events)
             components.extend(comps)
@@ -134,8 +151,6 @@ class DL2SampleReader(Component):
         )
 
     def _read_file(self, path):
-        if not path.is_file():
-            raise FileNotFoundError(f"DL2 file not found: {path}")
         epp = self.preprocessor
         opts = dict(dl2=True, simulated=True, observation_info=True)
         with TableLoader(path, parent=self, **opts) as loader:
@@ -143,7 +158,10 @@ class DL2SampleReader(Component):
             chunks, n_raw = [_empty_table(epp)], 0
             for _, _, events in loader.read_subarray_events_chunked(self.chunk_size, **opts):
                 n_raw += len(events)
-                selected = events[epp.quality_query.get_table_mask(events)]
+                try:
+                    selected = events[epp.quality_query.get_table_mask(events)]
+                except ExpressionError as err:
+                    raise ValueError(f"{path}: quality criteria: {err}") from None
                 try:
                     normalised = epp.normalise_column_names(selected)
                 except ValueError as err:
@@ -231,6 +249,77 @@ def _derived_columns(events):
     return events
 
 
+def check_dl2_file(path, preprocessor=None):
+    """Raise a one-line error unless ``path`` looks like a usable proton DL2 file.
+
+    Cheap (a header and the table names, no events): the checks ``ctapipe-genshower-background``
+    runs on every input in ``setup``, before any work.
+
+    Parameters
+    ----------
+    path : path-like
+    preprocessor : ctapipe.io.dl2_tables_preprocessing.DL2EventPreprocessor, optional
+        When given, the DL2 tables of its ``energy_reconstructor``, ``geometry_reconstructor``
+        and ``gammaness_classifier`` must exist.
+
+    Raises
+    ------
+    FileNotFoundError
+        The file does not exist.
+    ValueError
+        A directory, an empty file, a model file, not HDF5, no DL2 tables (a DL1 file, or
+        other prefixes), no simulation configuration table.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file")
+    if path.is_dir():
+        raise ValueError(f"{path}: is a directory, expected a DL2 file")
+    if path.stat().st_size == 0:
+        raise ValueError(f"{path}: the file is empty, expected a DL2 file")
+    if claims_file(path):
+        raise ValueError(
+            f"{path}: this is a model file, expected a DL2 file (generate events with "
+            "ctapipe-process -i MODEL, then ctapipe-apply-models)"
+        )
+    if not tables.is_hdf5_file(str(path)):
+        raise ValueError(f"{path}: not an HDF5 file, expected a DL2 file")
+    try:
+        with tables.open_file(path, "r") as h5:
+            _check_dl2_nodes(h5, path, preprocessor)
+    except tables.HDF5ExtError:
+        raise ValueError(
+            f"{path}: the HDF5 file cannot be opened (truncated or damaged?)"
+        ) from None
+    except OSError as err:
+        raise ValueError(f"{path}: cannot be read ({err.strerror or err})") from None
+
+
+def _check_dl2_nodes(h5, path, preprocessor):
+    if "/dl2" not in h5:
+        raise ValueError(
+            f"{path}: no DL2 tables (/dl2): a DL1 file? Apply the reconstruction models first "
+            "(ctapipe-apply-models)"
+        )
+    if preprocessor is not None:
+        found = []
+        if DL2_SUBARRAY_GROUP in h5:
+            for kind in h5.get_node(DL2_SUBARRAY_GROUP)._v_groups.values():
+                found += [f"{kind._v_name}/{name}" for name in kind._v_children]
+        for trait in DL2_PREFIX_TRAITS:
+            prefix = getattr(preprocessor, trait)
+            if not any(name.endswith(f"/{prefix}") for name in found):
+                raise ValueError(
+                    f"{path}: no DL2 table {DL2_SUBARRAY_GROUP}/*/{prefix} "
+                    f"(DL2EventPreprocessor.{trait}); the file has {sorted(found) or 'none'}"
+                )
+    if SIMULATION_CONFIG_TABLE not in h5:
+        raise ValueError(
+            f"{path}: no simulation configuration table ({SIMULATION_CONFIG_TABLE}); "
+            "background weights need simulated (or generated) protons"
+        )
+
+
 def check_pointing(pointings, names, tolerance=POINTING_TOLERANCE):
     """Raise ``ValueError`` if pointings ``[(alt, az), ...]`` differ by more than ``tolerance``."""
     alt0, az0 = pointings[0]
@@ -270,8 +359,21 @@ def check_support(sample, energy_range, fov_offset_max):
     return messages
 
 
-def combine_samples(samples):
-    """Stack the events of several samples (column ``sample``) and collect their components."""
+def combine_samples(samples, pointing_tolerance=POINTING_TOLERANCE):
+    """Stack the events of several samples (column ``sample``) and collect their components.
+
+    Parameters
+    ----------
+    samples : list of ProtonSample
+    pointing_tolerance : astropy.units.Quantity
+        Allowed pointing difference between the samples (``DL2SampleReader.pointing_tolerance``
+        in the tool).
+
+    Raises
+    ------
+    ValueError
+        The samples' pointings differ by more than ``pointing_tolerance``.
+    """
     tables = []
     for i, sample in enumerate(samples):
         events = sample.events.copy()
@@ -280,7 +382,7 @@ def combine_samples(samples):
     check_pointing(
         [(s.pointing_alt, s.pointing_az) for s in samples],
         [s.name for s in samples],
-        POINTING_TOLERANCE,
+        u.Quantity(pointing_tolerance, u.deg),
     )
     alt, az = samples[0].pointing_alt, samples[0].pointing_az
     components = merge_components(

@@ -4,7 +4,10 @@ Reads proton DL2 files, mixes samples with different simulation settings with th
 balance heuristic, applies the G/H cuts of ``ctapipe-optimize-event-selection``, writes
 GADF 2D and 3D background HDUs and, with ``--reference``, compares against a reference
 proton sample (ratio, z-scores, chi2/ndf, proton effective areas; JSON, markdown, plot).
+Warns about sparse tables (empty and low-statistics bins) and can smooth them over the FoV.
 """
+
+import os
 
 import astropy.units as u
 import numpy as np
@@ -25,10 +28,11 @@ from ctapipe.irf.irfs import BackgroundRate2dMaker, EffectiveArea2dMaker
 from ctapipe.irf.optimize import OptimizationResult
 
 from ..atomic import atomic_output
+from ..irf.background import OCCUPANCY_QUANTILE, bin_occupancy
 from ..irf.compare import MIN_EFFECTIVE_EVENTS, compare_backgrounds, proton_effective_area
-from ..irf.pipeline import background_hdus, read_samples, weight_and_select
+from ..irf.pipeline import background_hdus, read_samples, table_counts, weight_and_select
 from ..irf.plots import plot_comparison
-from ..irf.samples import DL2SampleReader, check_pointing, combine_samples
+from ..irf.samples import DL2SampleReader, check_dl2_file, check_pointing, combine_samples
 from ..irf.weights import TARGET_SPECTRA
 
 __all__ = ["BackgroundTool", "main"]
@@ -45,30 +49,28 @@ class BackgroundTool(Tool):
         --plot background.png --summary background.json
     """
 
+    # no ``exists=True``: a missing file would be a TraitError at parse time (exit 1 and a
+    # traitlets message); ``setup`` checks the files instead (exit 2, one line)
     input_files = List(
-        PathTrait(exists=True, directory_ok=False),
+        PathTrait(),
         help="Proton DL2 files of the sample under study (mixed with the balance heuristic)",
     ).tag(config=True)
     reference_files = List(
-        PathTrait(exists=True, directory_ok=False),
+        PathTrait(),
         default_value=[],
         help="Reference proton DL2 files (e.g. simulated protons) to compare with",
     ).tag(config=True)
     cuts_file = PathTrait(
         None,
         allow_none=True,
-        exists=True,
-        directory_ok=False,
         help="G/H cuts and quality criteria from ctapipe-optimize-event-selection",
     ).tag(config=True)
-    output_path = PathTrait(directory_ok=False, help="Output FITS file").tag(config=True)
-    plot_path = PathTrait(None, allow_none=True, directory_ok=False, help="Comparison plot").tag(
-        config=True
-    )
+    # outputs likewise: ``setup`` refuses directories and missing or read-only parents
+    output_path = PathTrait(help="Output FITS file").tag(config=True)
+    plot_path = PathTrait(None, allow_none=True, help="Comparison plot").tag(config=True)
     summary_path = PathTrait(
         None,
         allow_none=True,
-        directory_ok=False,
         help="Comparison summary JSON (a markdown table is written beside it, .md)",
     ).tag(config=True)
     target_spectrum = CaselessStrEnum(
@@ -90,6 +92,21 @@ class BackgroundTool(Tool):
         MIN_EFFECTIVE_EVENTS,
         help="Bins enter chi2 when both samples have this many effective events",
     ).tag(config=True)
+    min_events_per_bin = Integer(
+        10,
+        min=1,
+        help="Warn about background table bins with fewer raw events than this",
+    ).tag(config=True)
+    fov_smoothing = AstroQuantity(
+        default_value=u.Quantity(0, u.deg),
+        physical_type=u.physical.angle,
+        help=(
+            "Gaussian sigma with which the rate of every FoV bin (offset; lon and lat) is "
+            "shared with its neighbours, per reco-energy bin, keeping each energy bin's total; "
+            "0: none. Applies to the written background HDUs; the comparison statistics "
+            "always use the unsmoothed rates"
+        ),
+    ).tag(config=True)
 
     aliases = {
         ("i", "input"): "BackgroundTool.input_files",
@@ -99,6 +116,7 @@ class BackgroundTool(Tool):
         "plot": "BackgroundTool.plot_path",
         "summary": "BackgroundTool.summary_path",
         "target-spectrum": "BackgroundTool.target_spectrum",
+        "fov-smoothing": "BackgroundTool.fov_smoothing",
     }
 
     flags = {
@@ -122,13 +140,19 @@ class BackgroundTool(Tool):
             raise ToolConfigurationError("No input files: give at least one with -i/--input")
         if self.output_path is None:
             raise ToolConfigurationError("No output file: give one with -o/--output")
-        self.check_output(self.output_path, self.plot_path, self.summary_path)
+        outputs = [self.output_path, self.plot_path, self.summary_path]
+        if self.summary_path is not None:
+            outputs.append(self.summary_path.with_suffix(".md"))
+        self.check_output(*outputs)
+        _check_output_directories(outputs)
         if (self.plot_path or self.summary_path) and not self.reference_files:
             raise ToolConfigurationError("--plot/--summary need --reference files to compare with")
+        if self.fov_smoothing < 0 * u.deg:
+            raise ToolConfigurationError(f"fov_smoothing must be >= 0, got {self.fov_smoothing}")
         self.reader = DL2SampleReader(parent=self)
         self.cuts = None
         if self.cuts_file is not None:
-            self.cuts = OptimizationResult.read(self.cuts_file)
+            self.cuts = _read_cuts(self.cuts_file)
             if self.reader.preprocessor.gammaness_classifier != self.cuts.clf_prefix:
                 raise ToolConfigurationError(
                     f"G/H cuts were made for classifier {self.cuts.clf_prefix!r}, but "
@@ -136,6 +160,11 @@ class BackgroundTool(Tool):
                     f"{self.reader.preprocessor.gammaness_classifier!r}"
                 )
             self.reader.set_quality_criteria(self.cuts.quality_query.quality_criteria)
+        for path in [*self.input_files, *self.reference_files]:
+            try:
+                check_dl2_file(path, self.reader.preprocessor)
+            except (ValueError, OSError) as err:
+                raise ToolConfigurationError(str(err)) from None
         self.binning = BackgroundRate2dMaker(parent=self)
         self.aeff_binning = EffectiveArea2dMaker(parent=self)
         n = self.fov_lonlat_n_bins
@@ -163,10 +192,50 @@ class BackgroundTool(Tool):
             self.aeff_binning.true_energy_bins,
             self.obs_time,
         )
-        self.hdus = [fits.PrimaryHDU(), *background_hdus(self.events, self.components, *bins)]
+        smoothing = dict(fov_smoothing=self.fov_smoothing)
+        self.occupancy = {}  # table name -> bin_occupancy
+        self.hdus = [fits.PrimaryHDU()]
+        self.hdus += background_hdus(self.events, self.components, *bins, **smoothing)
+        self._warn_sparse(self.events, "")
         if self.reference is not None:
             events, components, _ = self.reference
-            self.hdus += background_hdus(events, components, *bins, suffix=" REFERENCE")
+            self.hdus += background_hdus(
+                events, components, *bins, suffix=" REFERENCE", **smoothing
+            )
+            self._warn_sparse(events, " REFERENCE")
+
+    def _warn_sparse(self, events, suffix):
+        """One warning per background table with empty or low-statistics bins."""
+        b = self.binning
+        counts = table_counts(events, b.reco_energy_bins, b.fov_offset_bins, self.fov_lonlat_bins)
+        for name, n_events in counts.items():
+            occ = bin_occupancy(n_events, self.min_events_per_bin)
+            self.occupancy[name + suffix] = occ
+            if occ["n_empty"] == 0 and occ["n_low"] == 0:
+                continue
+            if occ["n_empty"] == occ["n_bins"]:
+                self.log.warning(
+                    "%s: all %d bins are empty: no selected event in the table's range",
+                    name + suffix,
+                    occ["n_bins"],
+                )
+                continue
+            self.log.warning(
+                "%s: %d of %d bins (%.0f %%) are empty and %d have fewer than %d events "
+                "(before any smoothing); %d events in %.0f %% of the non-empty bins need at "
+                "least ~%.3g times these statistics. gammapy interpolates such tables badly "
+                "between bin centres: coarsen the binning or set --fov-smoothing (docs/irf.md, "
+                "'Sparse background tables')",
+                name + suffix,
+                occ["n_empty"],
+                occ["n_bins"],
+                100 * occ["n_empty"] / occ["n_bins"],
+                occ["n_low"],
+                self.min_events_per_bin,
+                self.min_events_per_bin,
+                100 * OCCUPANCY_QUANTILE,
+                occ["scale"],
+            )
 
     def _load(self, files, label):
         """Read, mix and weight one set of files; apply the cuts."""
@@ -179,17 +248,22 @@ class BackgroundTool(Tool):
                 label=label,
                 progress=self.progress_bar,
             )
-            events, components = combine_samples(samples)
-        except (ValueError, FileNotFoundError) as err:
+            events, components = combine_samples(
+                samples, pointing_tolerance=self.reader.pointing_tolerance * u.deg
+            )
+        except (ValueError, OSError) as err:
             raise ToolConfigurationError(str(err)) from None
         n_events = len(events)
-        events, outside = weight_and_select(
-            events,
-            components,
-            TARGET_SPECTRA[self.target_spectrum],
-            self.obs_time,
-            gh_cuts=None if self.cuts is None else self.cuts.gh_cuts,
-        )
+        try:
+            events, outside = weight_and_select(
+                events,
+                components,
+                TARGET_SPECTRA[self.target_spectrum],
+                self.obs_time,
+                gh_cuts=None if self.cuts is None else self.cuts.gh_cuts,
+            )
+        except ValueError as err:  # point-like mixed with diffuse, target spectrum unit
+            raise ToolConfigurationError(f"{label}: {err}") from None
         if outside:
             self.log.warning(
                 "%s: %d of %d events lie outside every sample's thrown support (weight 0)",
@@ -246,6 +320,32 @@ class BackgroundTool(Tool):
             Provenance().add_output_file(
                 self.plot_path, role="background comparison plot", add_meta=False
             )
+
+
+def _check_output_directories(paths):
+    """Every output must go into an existing, writable directory (checked before any work)."""
+    for path in paths:
+        if path is None:
+            continue
+        if path.is_dir():
+            raise ToolConfigurationError(f"Output {path} is a directory, expected a file name")
+        parent = path.absolute().parent
+        if not parent.is_dir():
+            raise ToolConfigurationError(f"Output directory {parent} of {path} does not exist")
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise ToolConfigurationError(f"Output directory {parent} of {path} is not writable")
+
+
+def _read_cuts(path):
+    """``OptimizationResult.read`` with a one-line error for a missing or unreadable file."""
+    if not path.is_file():
+        raise ToolConfigurationError(f"Cuts file {path}: no such file")
+    try:
+        return OptimizationResult.read(path)
+    except (OSError, KeyError, ValueError, TypeError) as err:
+        raise ToolConfigurationError(
+            f"Cuts file {path}: not a ctapipe-optimize-event-selection output ({err})"
+        ) from None
 
 
 def main():
