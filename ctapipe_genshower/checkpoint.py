@@ -6,9 +6,15 @@ The header's ``__metadata__`` (string -> string) holds
 * ``format = "ctapipe-genshower-model"`` and ``format_version``;
 * JSON strings ``config`` (networks, sampler defaults, training settings), ``transforms``
   (normalisation statistics, grid mapping, saturation), ``training_meta`` (the training
-  data's ``meta``: camera, ``subarray_hdf5``, ``thrown``, ``n_thrown``, ``n_selected``,
-  selection, input files), ``domain`` (min/max of every condition and of the size seen in
-  training) and ``provenance`` (versions, steps, seed, creation time).
+  data's ``meta``: camera, ``subarray`` (the training files' ``SubarrayDescription`` as
+  plain JSON, :mod:`ctapipe_genshower.instrument.description`), ``thrown``, ``n_thrown``,
+  ``n_selected``, selection, input files), ``domain`` (min/max of every condition and of
+  the size seen in training) and ``provenance`` (versions, steps, seed, creation time).
+
+Nothing in the file can run code when it is loaded: tensors are read with safetensors,
+everything else is JSON decoded into plain values. Format version 1 embedded the subarray
+as an HDF5 image, which PyTables would unpickle; such files are refused, and
+:func:`upgrade_checkpoint` converts one the user trusts.
 
 Tensors: ``pixel.*`` (U-Net, EMA) and ``shower.*`` (shower-level model, EMA-free). No
 optimizer state: that lives in a separate training-state file (``training/state.py``).
@@ -45,11 +51,14 @@ __all__ = [
     "read_metadata",
     "save_checkpoint",
     "save_generator",
+    "upgrade_checkpoint",
     "write_safetensors_atomic",
 ]
 
 FORMAT = "ctapipe-genshower-model"
-FORMAT_VERSION = "1"
+FORMAT_VERSION = "2"
+#: The version whose instrument description was an HDF5 image (unsafe to decode).
+_HDF5_SUBARRAY_VERSION = "1"
 JSON_KEYS = ("config", "transforms", "training_meta", "domain", "provenance")
 #: Tensor-name prefixes of the two networks.
 PIXEL_PREFIX, SHOWER_PREFIX = "pixel", "shower"
@@ -118,6 +127,13 @@ def read_metadata(path, expected_format=FORMAT, expected_version=FORMAT_VERSION)
     if fmt != expected_format:
         raise CheckpointError(f"{path}: not a {expected_format} file (format {fmt!r})")
     version = meta.get("format_version")
+    if expected_format == FORMAT and version == _HDF5_SUBARRAY_VERSION != expected_version:
+        raise CheckpointError(
+            f"{path}: format_version 1 model files embed their instrument as HDF5, which can"
+            " run code when decoded, and are refused; convert a file you trust with"
+            " ctapipe_genshower.checkpoint.upgrade_checkpoint(path, new_path,"
+            " trust_embedded_hdf5=True), or retrain"
+        )
     if version != expected_version:
         raise CheckpointError(
             f"{path}: {expected_format} format_version {version!r} is not supported "
@@ -337,14 +353,110 @@ def load_generator_modules(path, device="cpu"):
     from .model.transforms import transforms_from_dict
 
     tensors, metadata = load_checkpoint(path, device="cpu")
-    config = ModelConfig.from_dict(metadata["config"]["model"])
-    pixel_net = UNet(config.unet)
-    pixel_net.load_state_dict(_unprefixed(tensors, PIXEL_PREFIX))
-    shower_model = ShowerModel.from_config(config)
-    shower_model.load_state_dict(_unprefixed(tensors, SHOWER_PREFIX))
+    non_finite = [name for name, tensor in tensors.items() if not tensor.isfinite().all()]
+    if non_finite:
+        raise CheckpointError(
+            f"{path}: {len(non_finite)} weight tensors hold NaN or inf"
+            f" (first: {non_finite[0]}); the model cannot generate"
+        )
+    try:
+        config = ModelConfig.from_dict(metadata["config"]["model"])
+        pixel_net = UNet(config.unet)
+        shower_model = ShowerModel.from_config(config)
+        transforms = transforms_from_dict(metadata["transforms"])
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        raise CheckpointError(
+            f"{path}: corrupt model metadata ({type(err).__name__}: {err})"
+        ) from None
+    for module, prefix in ((pixel_net, PIXEL_PREFIX), (shower_model, SHOWER_PREFIX)):
+        _load_weights(path, module, _unprefixed(tensors, prefix), prefix)
     return GeneratorModules(
         pixel_net.to(device).eval(),
         shower_model.to(device).eval(),
-        transforms_from_dict(metadata["transforms"]),
+        transforms,
         metadata,
     )
+
+
+def _load_weights(path, module, state, prefix):
+    """Load ``state`` into ``module``, or say in one line how the file does not fit it."""
+    expected = module.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong_shape = [k for k in expected if k in state and state[k].shape != expected[k].shape]
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} missing (first: {prefix}.{missing[0]})")
+    if unexpected:
+        problems.append(f"{len(unexpected)} unexpected (first: {prefix}.{unexpected[0]})")
+    if wrong_shape:
+        k = wrong_shape[0]
+        problems.append(
+            f"{len(wrong_shape)} of the wrong shape (first: {prefix}.{k}"
+            f" {tuple(state[k].shape)}, network expects {tuple(expected[k].shape)})"
+        )
+    if problems:
+        raise CheckpointError(
+            f"{path}: the weights do not fit the network its config describes: "
+            + "; ".join(problems)
+        )
+    module.load_state_dict(state)
+
+
+def upgrade_checkpoint(path, output, *, trust_embedded_hdf5=False):
+    """Convert a format-version-1 model file into the current format.
+
+    Version 1 stored the training subarray as an HDF5 image; decoding it with PyTables can
+    run code hidden in the file (pickled attributes). Only convert files you trust.
+
+    Parameters
+    ----------
+    path : path-like
+        The version-1 model file.
+    output : path-like
+        The converted file (written atomically; weights are copied unchanged).
+    trust_embedded_hdf5 : bool
+        Must be True: the caller vouches for the file.
+
+    Returns
+    -------
+    pathlib.Path
+    """
+    if not trust_embedded_hdf5:
+        raise CheckpointError(
+            f"{path}: converting decodes its embedded HDF5, which can run code;"
+            " pass trust_embedded_hdf5=True only for a file you trust"
+        )
+    from safetensors.torch import load_file
+
+    from .instrument.description import subarray_to_dict
+
+    metadata = read_metadata(path, expected_version=_HDF5_SUBARRAY_VERSION)
+    training_meta = dict(metadata["training_meta"])
+    subarray = _decode_trusted_hdf5_subarray(training_meta.pop("subarray_hdf5"))
+    training_meta["subarray"] = subarray_to_dict(subarray)
+    save_checkpoint(
+        output,
+        load_file(str(path)),
+        **{key: metadata[key] for key in JSON_KEYS if key != "training_meta"},
+        training_meta=training_meta,
+    )
+    return Path(output)
+
+
+def _decode_trusted_hdf5_subarray(text):
+    """The ``SubarrayDescription`` of a version-1 file's base64 HDF5 image (trusted input)."""
+    import base64
+    import os
+
+    import tables
+    from ctapipe.instrument import SubarrayDescription
+
+    with tables.open_file(
+        f"genshower-upgrade-{os.getpid()}.h5",  # the core driver wants a (never created) name
+        mode="r",
+        driver="H5FD_CORE",
+        driver_core_image=base64.b64decode(text),
+        driver_core_backing_store=0,
+    ) as h5file:
+        return SubarrayDescription.from_hdf(h5file)

@@ -129,12 +129,12 @@ class ShowerGenerator:
     def subarray(self):
         """``SubarrayDescription`` the model was trained for (decoded lazily, needs ctapipe)."""
         if self._subarray is None:
-            from .data.subarray_bytes import subarray_from_base64
+            from .instrument.description import subarray_from_dict
 
-            data = self.training_meta.get("subarray_hdf5")
+            data = self.training_meta.get("subarray")
             if not data:
                 raise ValueError(f"{self.path}: the checkpoint holds no subarray description")
-            self._subarray = subarray_from_base64(data)
+            self._subarray = subarray_from_dict(data)
         return self._subarray
 
     @property

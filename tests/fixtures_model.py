@@ -53,8 +53,8 @@ def synthetic_images(conditions, geometry, rng):
 def make_synthetic_arrays(n_thrown=4000, seed=1, size_cut=150.0):
     """Synthetic ``TrainingArrays`` (selected showers) with a complete ``meta``."""
     from ctapipe_genshower.data.arrays import TrainingArrays
-    from ctapipe_genshower.data.subarray_bytes import subarray_to_base64
     from ctapipe_genshower.instrument import CameraGridMapping, single_telescope_subarray
+    from ctapipe_genshower.instrument.description import subarray_to_dict
     from ctapipe_genshower.thrown import ThrownDistribution
 
     rng = np.random.default_rng(seed)
@@ -82,7 +82,8 @@ def make_synthetic_arrays(n_thrown=4000, seed=1, size_cut=150.0):
         "n_pixels": int(geometry.n_pixels),
         "grid_shape": list(mapping.shape),
         "grid_index": mapping.flat_index.tolist(),
-        "subarray_hdf5": subarray_to_base64(subarray),
+        "subarray": subarray_to_dict(subarray),
+        "tel_ids": [1],
         "thrown": thrown.to_dict(),
         "n_thrown": int(n_thrown),
         "n_selected": int(selected.sum()),

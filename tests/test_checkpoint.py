@@ -8,6 +8,7 @@ import torch
 
 from ctapipe_genshower.checkpoint import (
     FORMAT,
+    FORMAT_VERSION,
     CheckpointError,
     is_checkpoint,
     load_checkpoint,
@@ -25,13 +26,13 @@ META = dict(
 )
 
 
-def _write(path, version="1", fmt=FORMAT):
+def _write(path, version=FORMAT_VERSION, fmt=FORMAT):
     tensors = {
         "pixel.w": torch.arange(6, dtype=torch.float32).reshape(2, 3),
         "shower.b": torch.ones(4),
     }
     save_checkpoint(path, tensors, **META)
-    if version != "1" or fmt != FORMAT:
+    if version != FORMAT_VERSION or fmt != FORMAT:
         metadata = {
             "format": fmt,
             "format_version": version,
@@ -45,7 +46,7 @@ def test_round_trip(tmp_path):
     path = tmp_path / "m.safetensors"
     tensors = _write(path)
     meta = read_metadata(path)
-    assert meta["format"] == FORMAT and meta["format_version"] == "1"
+    assert meta["format"] == FORMAT and meta["format_version"] == FORMAT_VERSION == "2"
     for key, value in META.items():
         assert meta[key] == value
     loaded, meta2 = load_checkpoint(path)
@@ -102,9 +103,9 @@ def test_corrupt_header(tmp_path):
 
 
 def test_wrong_version_and_format(tmp_path):
-    path = tmp_path / "v2.safetensors"
-    _write(path, version="2")
-    with pytest.raises(CheckpointError, match="format_version '2' is not supported"):
+    path = tmp_path / "v3.safetensors"
+    _write(path, version="3")
+    with pytest.raises(CheckpointError, match="format_version '3' is not supported"):
         read_metadata(path)
     path = tmp_path / "other.safetensors"
     _write(path, fmt="ctapipe-genshower-training")

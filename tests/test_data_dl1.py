@@ -14,8 +14,8 @@ from traitlets.config import Config
 
 from ctapipe_genshower.data import CONDITION_COLUMNS, DL1TrainingReader, TrainingFile
 from ctapipe_genshower.data.dl1 import source_position_in_telescope_frame
-from ctapipe_genshower.data.subarray_bytes import subarray_from_base64
 from ctapipe_genshower.instrument import CameraGridMapping
+from ctapipe_genshower.instrument.description import subarray_from_dict
 from ctapipe_genshower.thrown import ThrownDistribution, fov_to_altaz
 
 HESS_FILE = "gamma_with_obslevel_particles.simtel.zst"  # 1 event, HESS-1U camera
@@ -94,11 +94,11 @@ def test_hess_camera_from_sim_telarray(simtel_dl1):
     cartesian = geometry.image_to_cartesian_representation(arrays.image[0])
     valid = np.isfinite(cartesian)
     assert np.array_equal(grid.to_grid(arrays.image[0])[valid], cartesian[valid])
-    # the stored subarray is one telescope of this type at the array centre
-    single = subarray_from_base64(meta["subarray_hdf5"])
-    assert single.tel_ids.tolist() == [1]
-    assert str(single.tel[1]) == meta["telescope_type"]
-    assert np.allclose(single.positions[1].to_value(u.m), 0)
+    # the stored subarray is the file's own instrument, as plain JSON
+    stored = subarray_from_dict(meta["subarray"])
+    with TableLoader(simtel_dl1["hess"]) as loader:
+        assert stored == loader.subarray
+    assert [str(stored.tel[t]) for t in meta["tel_ids"]] == [meta["telescope_type"]]
 
 
 @pytest.mark.simtel

@@ -20,7 +20,7 @@ def test_card_of_given_model(capsys, tiny_model_path, tmp_path):
     assert f"ctapipe-genshower {__version__}" in out
     assert str(default_model_path()) in out
     assert str(tiny_model_path.resolve()) in out
-    assert "ctapipe-genshower-model version 1" in out
+    assert "ctapipe-genshower-model version 2" in out
     assert "sha256: " in out
     assert "thrown distribution" in out and "max_scatter_radius: " in out
     assert out.strip().endswith(model_card(tiny_model_path).strip())

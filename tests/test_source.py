@@ -245,8 +245,8 @@ def test_model_for_another_camera(tiny_model_path, tmp_path):
     """A checkpoint whose camera does not match its networks' pixel count is refused."""
     from ctapipe.instrument import SubarrayDescription
 
-    from ctapipe_genshower.data.subarray_bytes import subarray_to_base64
     from ctapipe_genshower.instrument import single_telescope_subarray
+    from ctapipe_genshower.instrument.description import subarray_to_dict
 
     subarray = single_telescope_subarray()
     tel = subarray.tel[1]
@@ -261,7 +261,7 @@ def test_model_for_another_camera(tiny_model_path, tmp_path):
 
     def update(meta):
         training = json.loads(meta["training_meta"])
-        training["subarray_hdf5"] = subarray_to_base64(other)
+        training["subarray"] = subarray_to_dict(other)
         meta["training_meta"] = json.dumps(training)
 
     path = _rewrite_metadata(tiny_model_path, tmp_path / "other_camera.safetensors", update)

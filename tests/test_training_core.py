@@ -69,7 +69,7 @@ def test_loss_decreases(tmp_path, smooth_source):
     assert meta["provenance"]["steps"] == 16
     assert meta["config"]["train"]["seed"] == 0
     assert "grid_index" not in meta["training_meta"] and meta["transforms"]["grid"]["index"]
-    assert meta["training_meta"]["subarray_hdf5"] == smooth_source.meta["subarray_hdf5"]
+    assert meta["training_meta"]["subarray"] == smooth_source.meta["subarray"]
 
 
 class Killed(Exception):

@@ -34,10 +34,10 @@ from ctapipe.core import Component, QualityQuery
 from ctapipe.core.traits import Bool, CaselessStrEnum, Int, List, Unicode
 from ctapipe.core.traits import Path as PathTrait
 from ctapipe.image import ImageProcessor
-from ctapipe.instrument import SubarrayDescription
 from ctapipe.io import TableLoader
 
 from ..instrument import CameraGridMapping
+from ..instrument.description import subarray_to_dict
 from ..thrown import ThrownDistribution
 from .arrays import CONDITION_COLUMNS, TrainingArrays
 from .conditions import conditions_from_truth
@@ -48,7 +48,6 @@ from .dl1_file import (
     telescope_event_chunks,
     thrown_showers,
 )
-from .subarray_bytes import subarray_to_base64
 from .training_file import TrainingFileWriter
 
 __all__ = [
@@ -134,7 +133,8 @@ class DL1TrainingReader(Component):
     """
 
     input_files = List(
-        PathTrait(directory_ok=False),
+        # existence and type are checked by the file layer (one-line errors)
+        PathTrait(),
         default_value=[],
         help="ctapipe DL1 HDF5 files with images (ctapipe-process --write-images)",
     ).tag(config=True)
@@ -206,7 +206,6 @@ class DL1TrainingReader(Component):
             if not from_distribution:
                 missing_distribution.append(path.name)
         telescope, geometry = first.telescope, first.geometry
-        reference_location = first.subarray.reference_location
 
         if missing_distribution:
             warnings.warn(
@@ -221,20 +220,16 @@ class DL1TrainingReader(Component):
         self.pointing_alt, self.pointing_az = self._read_pointing()
         self.thrown = self._shared_thrown_distribution(sim_configs)
         self.n_thrown = n_thrown
-        single = SubarrayDescription(
-            name=f"{telescope}-single",
-            tel_positions={1: [0.0, 0.0, 0.0] * u.m},
-            tel_descriptions={1: telescope},
-            reference_location=reference_location,
-        )
-        self.subarray = single
+        # the training files' instrument as it is, so that generated runs merge with them
+        self.subarray = first.subarray
         self._base_meta = {
             "camera_name": geometry.name,
             "telescope_type": str(telescope),
             "n_pixels": int(geometry.n_pixels),
             "grid_shape": [int(s) for s in self.grid.shape],
             "grid_index": [int(i) for i in self.grid.flat_index],
-            "subarray_hdf5": subarray_to_base64(single),
+            "subarray": subarray_to_dict(first.subarray),
+            "tel_ids": [int(t) for t in first.tel_ids],
             "thrown": None if self.thrown is None else self.thrown.to_dict(),
             "simulation_config": _config_to_dict(sim_configs[0][1]),
             "n_thrown": int(n_thrown),

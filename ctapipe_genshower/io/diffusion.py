@@ -42,7 +42,14 @@ from ctapipe.core.traits import Bool, CaselessStrEnum, Float, Int
 from ctapipe.core.traits import Path as PathTrait
 
 from .. import __version__
-from ..checkpoint import FORMAT, claims_file, file_sha256, read_metadata
+from ..checkpoint import (
+    FORMAT,
+    CheckpointError,
+    claims_file,
+    file_sha256,
+    read_header,
+    read_metadata,
+)
 from ..data.conditions import conditions_from_truth
 from .simulated_run import THROWN_TRAITS, RunPlan, SimulatedRunEventSource, quantity_trait
 
@@ -61,6 +68,8 @@ __all__ = [
 
 #: ``SimulationConfigContainer.detector_prog_id`` of generated runs (sim_telarray is 1).
 DETECTOR_PROG_ID = 100
+#: File name suffix of model files.
+MODEL_SUFFIX = ".safetensors"
 #: Default ``obs_id`` of generated runs, apart from the toy's and sim_telarray's first runs
 #: so that a default generated run merges with them.
 DEFAULT_OBS_ID = 1001
@@ -88,6 +97,15 @@ def event_seed(seed, obs_id, event_id):
 def default_model_path():
     """Path of the bundled default model (package data; the file may be absent in a checkout)."""
     return Path(str(files("ctapipe_genshower") / "resources" / "default_model.safetensors"))
+
+
+def _readable_header(path):
+    """Whether ``path`` has a readable safetensors header (of any format; never raises)."""
+    try:
+        read_header(path)
+    except (CheckpointError, OSError):
+        return False
+    return True
 
 
 def _names_this_source(path):
@@ -150,6 +168,11 @@ class DiffusionEventSource(SimulatedRunEventSource):
         min=1,
         help="Observation (run) id of the events; unique per run for merging",
     ).tag(config=True)
+    tel_id = Int(
+        None,
+        allow_none=True,
+        help="Telescope that gets the events (None: the first the model was trained on)",
+    ).tag(config=True)
     n_steps = Int(
         None, allow_none=True, min=1, help="Sampler steps per image (None: the model's default)"
     ).tag(config=True)
@@ -202,7 +225,7 @@ class DiffusionEventSource(SimulatedRunEventSource):
             raise ToolConfigurationError(f"Cannot load generator model {path}: {err}") from err
 
         self._model_n_steps = int(self._model.default_n_steps)
-        tel_id = self._check_subarray(subarray, self._model.n_pixels, path)
+        tel_id = self._choose_telescope(subarray, self._model.n_pixels, path)
         thrown = self._requested_thrown(self._model.thrown)
         self.extrapolation = self._check_domain(self._model.thrown, thrown)
 
@@ -255,14 +278,22 @@ class DiffusionEventSource(SimulatedRunEventSource):
         except (OSError, ValueError, KeyError) as err:
             raise ToolConfigurationError(f"Cannot read generator model {path}: {err}") from err
 
-    @staticmethod
-    def _check_subarray(subarray, n_pixels, path):
-        """The model's single telescope; its camera must match the networks' pixel count."""
-        if len(subarray.tel_ids) != 1:
+    def _choose_telescope(self, subarray, n_pixels, path):
+        """The telescope that gets the events: ``tel_id``, else the model's first one.
+
+        The subarray is the training files' own (all their telescopes, so that generated
+        runs merge with them); the model was trained on the telescopes ``tel_ids`` of one
+        type, and a run generates the images of one of them.
+        """
+        trained = self._model.training_meta.get("tel_ids") or [int(subarray.tel_ids[0])]
+        tel_id = trained[0] if self.tel_id is None else self.tel_id
+        if tel_id not in trained:
             raise ToolConfigurationError(
-                f"Model {path} describes {len(subarray.tel_ids)} telescopes, expected one"
+                f"DiffusionEventSource.tel_id={tel_id}: model {path} was trained on the"
+                f" telescopes {trained}"
             )
-        tel_id = int(subarray.tel_ids[0])
+        if tel_id not in subarray.tel:
+            raise ToolConfigurationError(f"Model {path} is inconsistent: no telescope {tel_id}")
         camera = subarray.tel[tel_id].camera
         if camera.geometry.n_pixels != n_pixels:
             raise ToolConfigurationError(
@@ -316,7 +347,11 @@ class DiffusionEventSource(SimulatedRunEventSource):
             )
         for key in ("pointing_alt", "pointing_az"):
             a, b = getattr(requested, key), getattr(trained, key)
-            if not close(a.to(u.deg), b.to(u.deg)):
+            # azimuths 360 deg and 0 deg (or -10 deg and 350 deg) are one direction
+            difference = (a - b).to(u.deg)
+            if key == "pointing_az":
+                difference = (difference + 180 * u.deg) % (360 * u.deg) - 180 * u.deg
+            if not close(b.to(u.deg) + difference, b.to(u.deg)):
                 problems.append(f"{key} {a} differs from trained {b}")
 
         if problems and not self.allow_extrapolation:
@@ -393,10 +428,16 @@ class DiffusionEventSource(SimulatedRunEventSource):
     def is_compatible(file_path):
         """True for a ctapipe-genshower model file (reads only the safetensors header).
 
-        A damaged model whose header still names the format is claimed too, so that the
-        user gets the reader's clear error from ``__init__``.
+        A damaged model whose header still names the format is claimed too, and so is a
+        ``*.safetensors`` file whose header cannot be read at all (empty, truncated,
+        random bytes; no reader of any format can use it), so that the user gets the
+        reader's clear error from ``__init__`` instead of "no compatible EventSource".
+        Readable safetensors files of other formats are left alone.
         """
-        return Path(file_path).name == SOURCE_NAME or claims_file(file_path)
+        path = Path(file_path)
+        if path.name == SOURCE_NAME or claims_file(path):
+            return True
+        return path.suffix == MODEL_SUFFIX and path.is_file() and not _readable_header(path)
 
     def __len__(self):
         """Number of events the run yields (selected showers); used by progress bars."""
@@ -449,6 +490,7 @@ class DiffusionEventSource(SimulatedRunEventSource):
             )
             images = np.asarray(out["image"], dtype=np.float32)
             peak_times = np.asarray(out["peak_time"], dtype=np.float32)
+            self._check_finite(images, peak_times, start)
             for i in range(start, stop):
                 yield self._make_event(
                     count=i,
@@ -459,6 +501,17 @@ class DiffusionEventSource(SimulatedRunEventSource):
                     true_image=unknown_true_image,
                     true_image_sum=UNKNOWN_TRUE_IMAGE,
                 )
+
+    def _check_finite(self, images, peak_times, start):
+        """Refuse a batch with non-finite pixels (a broken model): nothing of it is yielded."""
+        bad = ~(np.all(np.isfinite(images), axis=1) & np.all(np.isfinite(peak_times), axis=1))
+        n_bad = int(np.count_nonzero(bad))
+        if n_bad:
+            raise ToolConfigurationError(
+                f"Model {self.model_file} generated {n_bad} of {len(bad)} images with"
+                f" non-finite (NaN or inf) pixels (events {start + 1}-{start + len(bad)} of"
+                " the run); the model is broken, e.g. NaN weights from a diverged training"
+            )
 
     def _shower(self, i):
         """Truth of selected shower ``i``."""

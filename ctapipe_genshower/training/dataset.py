@@ -20,7 +20,7 @@ __all__ = [
 ]
 
 #: Meta keys training needs: the camera grid and the thrown/selected bookkeeping.
-REQUIRED_META = ("grid_shape", "grid_index", "thrown", "n_thrown", "n_selected")
+REQUIRED_META = ("grid_shape", "grid_index", "subarray", "thrown", "n_thrown", "n_selected")
 _ARRAYS = ("image", "peak_time", "conditions")
 
 
