@@ -73,8 +73,10 @@ def test_is_compatible(tiny_model_path, tmp_path):
     other_format = _rewrite_metadata(
         tiny_model_path, tmp_path / "training.safetensors", lambda m: m.update(format="other")
     )
-    for path in (text, other_format, tmp_path / "missing.safetensors", tmp_path):
+    for path in (other_format, tmp_path / "missing.safetensors", tmp_path):
         assert not DiffusionEventSource.is_compatible(path)
+    # an unreadable file with the model suffix is claimed, then refused with the reason
+    assert DiffusionEventSource.is_compatible(text)
 
     # a truncated model is still claimed, so that its loading error reaches the user
     truncated = tmp_path / "truncated.safetensors"

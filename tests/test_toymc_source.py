@@ -102,10 +102,14 @@ def test_source_selected_by_settings_file(toy_settings_path):
 
     other = path.parent / "plain.yaml"
     other.write_text(path.read_text())
+    for bad in (other, path.parent / "missing.toymc.yaml"):
+        assert not ToyShowerEventSource.is_compatible(bad)
+    # a file with the suffix is claimed, then refused with the reason
     listing = path.parent / "list.toymc.yaml"
     listing.write_text("- 1\n- 2\n")
-    for bad in (other, listing, path.parent / "missing.toymc.yaml"):
-        assert not ToyShowerEventSource.is_compatible(bad)
+    assert ToyShowerEventSource.is_compatible(listing)
+    with pytest.raises(ToolConfigurationError, match="must be a YAML mapping"):
+        EventSource(listing)
 
 
 @pytest.mark.parametrize(

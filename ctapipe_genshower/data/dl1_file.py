@@ -6,8 +6,9 @@ The one file layer under both readers of DL1 images, the training reader
 
 * the HDF5 paths ctapipe writes (:data:`IMAGES_GROUP`, ...);
 * :func:`iter_image_files`: open and check every input up front (exists, is HDF5, has
-  images of the chosen telescope type, same camera as the first file), one
-  :class:`DL1ImageFile` per file with the small tables the readers need;
+  images of the chosen telescope type, same camera as the first file, a generated or toy
+  run is complete: :func:`check_complete_runs`), one :class:`DL1ImageFile` per file with
+  the small tables the readers need;
 * :func:`find_telescope_type`, :func:`same_camera`, :func:`check_same_telescope`;
 * the simulation bookkeeping: :func:`thrown_showers` (number thrown) and
   :class:`ThrownHistogram` (thrown showers per energy and core-distance bin);
@@ -16,6 +17,7 @@ The one file layer under both readers of DL1 images, the training reader
 * :func:`parameter_columns`: ctapipe's DL1 parameter columns from image-parameter containers.
 """
 
+import struct
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,13 +29,17 @@ from astropy.table import Table
 from ctapipe.instrument import SubarrayDescription, TelescopeDescription
 from ctapipe.io import read_table
 
+from .training_file import TRAINING_FILE_FORMAT
+
 __all__ = [
     "IMAGES_GROUP",
+    "OWN_RUNS",
     "PARAMETERS_GROUP",
     "SHOWER_DISTRIBUTION_TABLE",
     "SIMULATION_CONFIG_TABLE",
     "DL1ImageFile",
     "ThrownHistogram",
+    "check_complete_runs",
     "check_same_telescope",
     "find_telescope_type",
     "image_telescopes",
@@ -50,6 +56,19 @@ IMAGES_GROUP = "/dl1/event/telescope/images"
 PARAMETERS_GROUP = "/dl1/event/telescope/parameters"
 SIMULATION_CONFIG_TABLE = "/configuration/simulation/run"
 SHOWER_DISTRIBUTION_TABLE = "/simulation/service/shower_distribution"
+
+_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+_DL1_HINT = " (ctapipe-process --write-images or ctapipe-genshower-generate output)"
+#: safetensors formats of the package, recognised in a file given where DL1 is expected.
+#: The model format is ``checkpoint.FORMAT``, spelled out: data/ sits below checkpoint.
+_SAFETENSORS_FORMATS = {
+    "ctapipe-genshower-model": "a ctapipe-genshower model file",
+    TRAINING_FILE_FORMAT: "a ctapipe-genshower training file",
+}
+_MAX_SCANNED_HEADER = 1 << 20
+#: ``detector_prog_id`` of the runs of the package's sources (``io.diffusion`` and
+#: ``io.toymc`` ``DETECTOR_PROG_ID``), spelled out: data/ sits below io/.
+OWN_RUNS = {100: "a generated run (DiffusionEventSource)", 101: "a toy run (ToyShowerEventSource)"}
 
 
 @dataclass
@@ -92,24 +111,78 @@ class DL1ImageFile:
 
 @contextmanager
 def open_dl1(path):
-    """Open a DL1 file for reading, with one-line errors for a missing or non-HDF5 file.
+    """Open a DL1 file for reading, with one-line errors for anything that is not one.
+
+    A missing file, a directory, an empty file, a ctapipe-genshower model or training
+    file, any other non-HDF5 file and a damaged (truncated) HDF5 file each get a one-line
+    message naming the problem, never HDF5's C backtrace.
 
     Raises
     ------
     FileNotFoundError
-        ``path`` is not a file.
+        ``path`` does not exist.
     OSError
-        ``path`` is not an HDF5 file.
+        ``path`` is not a readable HDF5 file.
     """
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise FileNotFoundError(f"Input file not found: {path}")
+    if path.is_dir():
+        raise OSError(f"{path} is a directory, expected a DL1 HDF5 file")
+    if not _has_hdf5_signature(path):
+        raise OSError(f"{path} {_describe_non_hdf5(path)}, expected a DL1 HDF5 file{_DL1_HINT}")
     try:
         h5 = tables.open_file(path, mode="r")
     except Exception as err:
-        raise OSError(f"Cannot open {path} as HDF5: {err}") from None
+        raise OSError(
+            f"Cannot open {path} as HDF5 (damaged or truncated file, e.g. from a killed run):"
+            f" {_hdf5_reason(err)}"
+        ) from None
     with h5:
         yield h5
+
+
+def _has_hdf5_signature(path):
+    """Whether ``path`` starts with the HDF5 signature (at 0 or after a user block)."""
+    size = path.stat().st_size
+    with path.open("rb") as f:
+        offset = 0
+        while offset + len(_HDF5_SIGNATURE) <= size:
+            f.seek(offset)
+            if f.read(len(_HDF5_SIGNATURE)) == _HDF5_SIGNATURE:
+                return True
+            offset = 512 if offset == 0 else 2 * offset
+    return False
+
+
+def _describe_non_hdf5(path):
+    """What a file that is not HDF5 is, as far as the first bytes tell (never raises)."""
+    try:
+        size = path.stat().st_size
+        if size == 0:
+            return "is empty (0 bytes)"
+        with path.open("rb") as f:
+            raw = f.read(8)
+            if len(raw) == 8:
+                (length,) = struct.unpack("<Q", raw)
+                header = f.read(min(length, _MAX_SCANNED_HEADER))
+                for fmt, what in _SAFETENSORS_FORMATS.items():
+                    if f'"{fmt}"'.encode() in header:
+                        return f"is {what}"
+    except OSError:
+        pass
+    return "is not an HDF5 file"
+
+
+def _hdf5_reason(err):
+    """The innermost description of an HDF5 error: one line out of its C backtrace."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    details = [
+        line
+        for line in lines
+        if not line.startswith(("File ", "HDF5-DIAG", "#", "End of HDF5", "HDF5 error"))
+    ]
+    return details[-2] if len(details) >= 2 else (details[-1] if details else type(err).__name__)
 
 
 def iter_image_files(paths, telescope_type=None, same_type=False):
@@ -139,19 +212,26 @@ def iter_image_files(paths, telescope_type=None, same_type=False):
     first = None
     for path in map(Path, paths):
         with open_dl1(path) as h5:
-            subarray, telescope, tel_ids = image_telescopes(h5, path, telescope_type)
-            images = h5.root[IMAGES_GROUP]
-            info = DL1ImageFile(
-                path=path,
-                subarray=subarray,
-                telescope=telescope,
-                tel_ids=tel_ids,
-                n_images=sum(images[f"tel_{t:03d}"].nrows for t in tel_ids),
-                has_parameters=PARAMETERS_GROUP in h5.root
-                and all(f"tel_{t:03d}" in h5.root[PARAMETERS_GROUP] for t in tel_ids),
-                simulation_config=_optional_table(h5, SIMULATION_CONFIG_TABLE),
-                shower_distribution=_optional_table(h5, SHOWER_DISTRIBUTION_TABLE),
-            )
+            try:
+                simulation_config = _optional_table(h5, SIMULATION_CONFIG_TABLE)
+                shower_distribution = _optional_table(h5, SHOWER_DISTRIBUTION_TABLE)
+                # before the images: an interrupted run may have none yet
+                check_complete_runs(path, simulation_config, shower_distribution)
+                subarray, telescope, tel_ids = image_telescopes(h5, path, telescope_type)
+                images = h5.root[IMAGES_GROUP]
+                info = DL1ImageFile(
+                    path=path,
+                    subarray=subarray,
+                    telescope=telescope,
+                    tel_ids=tel_ids,
+                    n_images=sum(images[f"tel_{t:03d}"].nrows for t in tel_ids),
+                    has_parameters=PARAMETERS_GROUP in h5.root
+                    and all(f"tel_{t:03d}" in h5.root[PARAMETERS_GROUP] for t in tel_ids),
+                    simulation_config=simulation_config,
+                    shower_distribution=shower_distribution,
+                )
+            except tables.HDF5ExtError as err:
+                raise OSError(f"{path}: damaged HDF5 file: {_hdf5_reason(err)}") from None
         if first is None:
             first = info
         elif same_type and str(info.telescope) != str(first.telescope):
@@ -166,6 +246,45 @@ def iter_image_files(paths, telescope_type=None, same_type=False):
         yield info
     if first is None:
         raise ValueError("No input files given")
+
+
+def check_complete_runs(path, simulation_config, shower_distribution):
+    """Refuse a run of the package's sources that lacks its shower distribution.
+
+    ctapipe's DataWriter writes ``/simulation/service/shower_distribution`` only when a run
+    ends, while ``/configuration/simulation/run`` (with the full ``n_showers`` requested) is
+    written at its start: a generated or toy run without its distribution was interrupted
+    (Ctrl-C, a crash, a time limit), and its thrown-shower count would mis-normalise any
+    efficiency or IRF built from it. Other simulations (sim_telarray files without a
+    histogram) are left to the readers' fallbacks.
+
+    Parameters
+    ----------
+    path : path-like
+        The file, for the message.
+    simulation_config, shower_distribution : astropy.table.Table or None
+        The file's ``/configuration/simulation/run`` and shower-distribution tables.
+
+    Raises
+    ------
+    ValueError
+        Naming the file and the run.
+    """
+    config, dist = simulation_config, shower_distribution
+    if config is None or "detector_prog_id" not in config.colnames:
+        return
+    complete = set()
+    if dist is not None and len(dist):
+        complete = {int(o) for o, n in zip(dist["obs_id"], dist["n_entries"], strict=True) if n > 0}
+    for row in config:
+        what = OWN_RUNS.get(int(row["detector_prog_id"]))
+        if what is not None and int(row["obs_id"]) not in complete:
+            raise ValueError(
+                f"{path} holds an incomplete (interrupted) run: obs_id {row['obs_id']} is"
+                f" {what} without its shower distribution ({SHOWER_DISTRIBUTION_TABLE}, written"
+                " only when a run ends), so its thrown-shower count is not known; produce the"
+                " run again"
+            )
 
 
 def _optional_table(h5, table_path):

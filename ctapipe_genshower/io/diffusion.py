@@ -84,6 +84,8 @@ UNKNOWN_TRUE_IMAGE = -1
 THROW_CHUNK_SIZE = 100_000
 #: ``SimulatedShowerContainer.shower_primary_id`` of protons (sim_telarray convention).
 PROTON_PRIMARY_ID = 101
+#: Default images per network call on each device (``batch_size`` None).
+CPU_BATCH_SIZE, CUDA_BATCH_SIZE = 32, 256
 #: Spawn key of the per-event noise seeds (the throw uses ``THROW_STREAM``).
 _EVENT_STREAM = 1
 
@@ -176,7 +178,16 @@ class DiffusionEventSource(SimulatedRunEventSource):
     n_steps = Int(
         None, allow_none=True, min=1, help="Sampler steps per image (None: the model's default)"
     ).tag(config=True)
-    batch_size = Int(256, min=1, help="Images generated per network call").tag(config=True)
+    batch_size = Int(
+        None,
+        allow_none=True,
+        min=1,
+        help=(
+            f"Images generated per network call (None: {CPU_BATCH_SIZE} on the CPU, where"
+            f" larger batches gain little and the progress bar moves per batch;"
+            f" {CUDA_BATCH_SIZE} on CUDA)"
+        ),
+    ).tag(config=True)
     device = CaselessStrEnum(
         ["auto", "cpu", "cuda"], default_value="auto", help="Device of the networks"
     ).tag(config=True)
@@ -447,6 +458,13 @@ class DiffusionEventSource(SimulatedRunEventSource):
         return True
 
     @property
+    def resolved_batch_size(self):
+        """Images per network call actually used (``batch_size`` or the device's default)."""
+        if self.batch_size is not None:
+            return self.batch_size
+        return CUDA_BATCH_SIZE if self._model.device.type == "cuda" else CPU_BATCH_SIZE
+
+    @property
     def resolved_n_steps(self):
         """Sampler steps actually used (``n_steps`` or the model's default)."""
         return self.n_steps if self.n_steps is not None else self._model_n_steps
@@ -480,13 +498,14 @@ class DiffusionEventSource(SimulatedRunEventSource):
         plan = self._plan
         n_events = len(plan.event_id)
         unknown_true_image = np.full(self._model.n_pixels, UNKNOWN_TRUE_IMAGE, dtype=np.int32)
-        for start in range(0, n_events, self.batch_size):
-            stop = min(start + self.batch_size, n_events)
+        batch_size = self.resolved_batch_size
+        for start in range(0, n_events, batch_size):
+            stop = min(start + batch_size, n_events)
             out = self._model.generate(
                 plan.conditions[start:stop],
                 plan.seeds[start:stop].astype(np.int64),
                 n_steps=self.n_steps,
-                batch_size=self.batch_size,
+                batch_size=batch_size,
             )
             images = np.asarray(out["image"], dtype=np.float32)
             peak_times = np.asarray(out["peak_time"], dtype=np.float32)

@@ -21,6 +21,7 @@ yielded one. A shortened run is therefore a smaller complete run.
 """
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import astropy.units as u
 import numpy as np
@@ -31,7 +32,7 @@ from traitlets import TraitError
 
 from ..instrument import single_telescope_subarray
 from ..thrown import ThrownDistribution
-from ..toymc.settings import is_settings_file, read_settings
+from ..toymc.settings import SETTINGS_SUFFIX, read_settings
 from ..toymc.simulator import PRIMARY_IDS, ToyShowerSimulator
 from .simulated_run import (
     THROW_STREAM,
@@ -77,6 +78,15 @@ class ToyRunPlan(RunPlan):
     events: list | None = None
 
 
+def _has_content(path):
+    """Whether a text file has anything but blank lines and YAML comments."""
+    try:
+        text = Path(path).read_text(errors="replace")
+    except OSError:
+        return False
+    return any(line.strip() and not line.strip().startswith("#") for line in text.splitlines())
+
+
 class ToyShowerEventSource(SimulatedRunEventSource):
     """Toy CORSIKA+sim_telarray stand-in: triggered single-telescope DL1 images with truth.
 
@@ -113,10 +123,7 @@ class ToyShowerEventSource(SimulatedRunEventSource):
 
     def __init__(self, input_url=None, config=None, parent=None, **kwargs):
         super().__init__(input_url=input_url, config=config, parent=parent, **kwargs)
-        try:
-            settings = read_settings(self.input_url)
-        except ValueError as err:
-            raise ToolConfigurationError(str(err)) from err
+        settings = self._read_settings_file(self.input_url)
         simulator_settings = settings.pop(_SIMULATOR_SECTION, None) or {}
         unknown = sorted(set(settings) - set(RUN_SETTINGS))
         if unknown:
@@ -151,6 +158,24 @@ class ToyShowerEventSource(SimulatedRunEventSource):
         )
 
     # -- settings ------------------------------------------------------------------------
+    @staticmethod
+    def _read_settings_file(path):
+        """The file's settings; a one-line error for an empty, malformed or non-mapping file."""
+        try:
+            settings = read_settings(path)
+        except ValueError as err:
+            # YAML parser messages span several lines (context, marks): one line for the log
+            message = " ".join(str(err).split())
+            if str(path) not in message:  # e.g. a UnicodeDecodeError of a binary file
+                message = f"Cannot read toy simulation settings {path}: {message}"
+            raise ToolConfigurationError(message) from None
+        if not settings and not _has_content(path):
+            raise ToolConfigurationError(
+                f"Toy simulation settings {path} are empty: expected a YAML mapping of"
+                " ToyShowerEventSource settings (e.g. examples/protons.toymc.yaml)"
+            )
+        return settings
+
     def _apply_settings(self, component, settings, explicit):
         """Set file values on ``component`` unless the trait was configured explicitly."""
         explicit = explicit | set(component._find_my_config(component.config))
@@ -239,8 +264,16 @@ class ToyShowerEventSource(SimulatedRunEventSource):
     # -- EventSource interface -------------------------------------------------------------
     @staticmethod
     def is_compatible(file_path):
-        """True for a ``*.toymc.yaml`` file holding a YAML mapping."""
-        return is_settings_file(file_path)
+        """True for any ``*.toymc.yaml`` file (the suffix is this source's own).
+
+        An empty or malformed settings file is claimed too, so that ``__init__`` refuses it
+        with the real reason instead of ctapipe's "no compatible EventSource".
+        """
+        try:
+            path = Path(file_path)
+            return path.name.endswith(SETTINGS_SUFFIX) and path.is_file()
+        except (TypeError, ValueError, OSError):
+            return False
 
     def _generator(self):
         if self._plan.events is not None:

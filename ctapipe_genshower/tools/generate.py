@@ -4,21 +4,69 @@ This is ``ctapipe-process`` (it subclasses ctapipe's :class:`~ctapipe.tools.proc
 so every option and the output are the same) with the input defaulting to the bundled model,
 short options for the generator settings, DL1 images and parameters written by default, a
 progress bar on by default, the model and settings recorded as ``CONTEXT GENSHOWER ...``
-attributes of the output file, and no output file left behind when a run fails.
+attributes of the output file, and an output that appears under its name only when the run
+is complete: ctapipe's DataWriter writes to a hidden temporary file beside the target, which
+is renamed onto the target in :meth:`GenerateTool.finish` after the file has been closed, and
+removed when the run fails, is interrupted (Ctrl-C) or terminated (SIGTERM, a batch system's
+time limit). A run killed outright (SIGKILL, the OOM killer) leaves only that hidden
+``.<name>.*.tmp.h5`` file, so resubmitting the same command works.
 """
 
+import signal
+import threading
+from contextlib import ExitStack
 from pathlib import Path
 
-from ctapipe.core import ToolConfigurationError
+from ctapipe.core import Provenance, ToolConfigurationError
 from ctapipe.core.traits import Bool, classes_with_traits, flag
 from ctapipe.io import DataWriter
 from ctapipe.tools.process import ProcessorTool
+from traitlets import TraitError
 from traitlets.config import Config
 
+from ..atomic import atomic_output
 from ..checkpoint import CheckpointError, read_metadata
 from ..io.diffusion import DiffusionEventSource, default_model_path
 
-__all__ = ["GenerateTool", "main"]
+__all__ = ["SIGTERM_EXIT_CODE", "GenerateTool", "main"]
+
+#: Exit code of a run terminated by SIGTERM (128 + 15, as a shell reports it).
+SIGTERM_EXIT_CODE = 128 + signal.SIGTERM
+
+
+_MODEL_HELP = (
+    "Generator model file (*.safetensors written by ctapipe-genshower-train); "
+    "default: the bundled model (ctapipe-genshower-info --model-path)"
+)
+
+
+class _RunIncomplete(Exception):
+    """Thrown into the temporary output when the run did not finish: discard the file."""
+
+
+class _FinishOnce:
+    """The DataWriter in the tool's exit stack, closable once from ``finish`` before the rename.
+
+    The writer's ``output_path`` is the temporary file again when it closes it (ctapipe's
+    provenance reads the file's metadata from that path).
+    """
+
+    def __init__(self, writer, temporary):
+        self.writer = writer
+        self.temporary = temporary
+        self.closed = False
+
+    def __enter__(self):
+        return self.writer
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+    def close(self):
+        if not self.closed:
+            self.closed = True
+            self.writer.output_path = self.temporary
+            self.writer.finish()
 
 
 class GenerateTool(ProcessorTool):
@@ -47,7 +95,8 @@ class GenerateTool(ProcessorTool):
 
     aliases = {
         **ProcessorTool.aliases,
-        "model": "EventSource.input_url",
+        ("i", "input"): ("EventSource.input_url", f"Same as --model. {_MODEL_HELP}"),
+        "model": ("EventSource.input_url", _MODEL_HELP),
         "n-showers": "DiffusionEventSource.n_showers",
         "seed": "DiffusionEventSource.seed",
         "obs-id": "DiffusionEventSource.obs_id",
@@ -83,7 +132,10 @@ class GenerateTool(ProcessorTool):
     )
 
     def setup(self):
-        self._failed = False
+        self._finished = False
+        self._writer_closer = None
+        self._terminate_on_sigterm()
+        self._check_generator_options()
         model = self._model_path()
         self._check_model(model)
 
@@ -94,27 +146,40 @@ class GenerateTool(ProcessorTool):
         defaults.merge(self.config)  # user settings win over these defaults
         self.update_config(defaults)
 
-        output = self.config.DataWriter.get("output_path", DataWriter.output_path.default_value)
-        output = Path(output).expanduser()
-        if output.exists() and not self.config.DataWriter.get("overwrite", False):
-            raise ToolConfigurationError(
-                f"Output file {output} exists, use --overwrite or choose another output path"
-            )
-        # registered before the DataWriter exists, so it runs after the writer has closed
-        # the file (the exit stack unwinds last-in first-out)
-        self._exit_stack.callback(self._remove_output_on_failure)
-
-        try:
-            super().setup()
-            if not isinstance(self.event_source, DiffusionEventSource):
-                raise ToolConfigurationError(f"{model} is not a ctapipe-genshower model")
-        except BaseException:
-            self._failed = True
-            raise
+        self.output_path = self._check_output_path()
+        self._temporary = self._open_temporary_output(self.output_path)
+        self.update_config(Config({"DataWriter": {"output_path": str(self._temporary)}}))
+        super().setup()
+        if not isinstance(self.event_source, DiffusionEventSource):
+            raise ToolConfigurationError(f"{model} is not a ctapipe-genshower model")
+        # the run's configuration (provenance) names the output, not its temporary name
+        self.write.output_path = self.output_path
+        self.update_config(Config({"DataWriter": {"output_path": str(self.output_path)}}))
         self.write.context_metadata = {
             **self.write.context_metadata,
             **self.event_source.generation_metadata,
         }
+
+    # -- checks before anything is generated ----------------------------------------------
+    def _check_generator_options(self):
+        """One-line errors naming the option for generator settings of the wrong kind."""
+        options = {}
+        for alias, target in self.aliases.items():
+            target = target[0] if isinstance(target, tuple) else target
+            options.setdefault(target, f"--{alias}")
+        traits = DiffusionEventSource.class_traits(config=True)
+        for section in ("DiffusionEventSource", "EventSource"):
+            for name, value in self.config[section].items():
+                if name not in traits or name in ("input_url", "model_path"):
+                    continue
+                target = f"DiffusionEventSource.{name}"
+                option = options.get(target, options.get(f"EventSource.{name}", "--" + target))
+                try:
+                    traits[name].validate(None, value)
+                except (TraitError, TypeError, ValueError) as err:
+                    raise ToolConfigurationError(
+                        f"Bad value {value!r} for {option} ({target}): {err}"
+                    ) from None
 
     def _model_path(self):
         configured = self.config.EventSource.get("input_url")
@@ -137,26 +202,89 @@ class GenerateTool(ProcessorTool):
         except OSError as err:
             raise ToolConfigurationError(f"Cannot read model {model}: {err}") from None
 
-    def start(self):
-        try:
-            super().start()
-        except BaseException:
-            self._failed = True
-            raise
+    def _check_output_path(self):
+        """The output file: its folder must exist, the file only with ``--overwrite``."""
+        output = self.config.DataWriter.get("output_path", DataWriter.output_path.default_value)
+        output = Path(output).expanduser()
+        if output.is_dir():
+            raise ToolConfigurationError(f"Output {output} is a directory, expected a file name")
+        if not output.parent.is_dir():
+            raise ToolConfigurationError(
+                f"Output directory {output.parent} does not exist (create it first)"
+            )
+        if output.exists() and not self.config.DataWriter.get("overwrite", False):
+            raise ToolConfigurationError(
+                f"Output file {output} exists, use --overwrite or choose another output path"
+            )
+        return output
+
+    # -- the output: a temporary file beside the target, renamed in finish ----------------
+    def _open_temporary_output(self, output):
+        """A free temporary name beside ``output``; discarded unless :meth:`finish` completes.
+
+        Registered in the exit stack before the DataWriter exists, so the discard runs after
+        the writer has closed the file (the stack unwinds last-in first-out).
+        """
+        self._output_stack = ExitStack()
+        temporary = self._output_stack.enter_context(atomic_output(output))
+        temporary.unlink()  # the DataWriter creates the file itself
+        self._exit_stack.callback(self._discard_incomplete_output)
+        self.log.debug("Writing to %s, renamed to %s at the end", temporary, output)
+        return temporary
+
+    def enter_context(self, context_manager):
+        if isinstance(context_manager, DataWriter):
+            # so that finish can close the file before renaming it
+            self._writer_closer = _FinishOnce(context_manager, self._temporary)
+            context_manager = self._writer_closer
+        return super().enter_context(context_manager)
 
     def finish(self):
-        try:
-            super().finish()
-        except BaseException:
-            self._failed = True
-            raise
+        self.write.output_path = self._temporary  # ctapipe's statistics tables append to it
+        super().finish()
+        self._writer_closer.close()
+        self._output_stack.close()  # renames the closed temporary file onto the output
+        self.write.output_path = self.output_path
+        self._finished = True
+        self._provenance_output(rename_to=self.output_path)
+        self.log.info("Wrote %s", self.output_path)
 
-    def _remove_output_on_failure(self):
-        writer = getattr(self, "write", None)  # None: no output file was created
-        if self._failed and writer is not None:
-            output = Path(writer.output_path)
-            self.log.error("Run failed, removing incomplete output %s", output)
-            output.unlink(missing_ok=True)
+    def _discard_incomplete_output(self):
+        if self._finished:
+            return
+        if self._writer_closer is not None:
+            self.log.error(
+                "Run incomplete: %s not written, temporary file %s removed",
+                self.output_path,
+                self._temporary.name,
+            )
+        error = _RunIncomplete()
+        self._output_stack.__exit__(type(error), error, None)  # removes the temporary file
+        self._provenance_output(rename_to=None)
+
+    def _provenance_output(self, rename_to):
+        """The DataWriter registered the temporary file: name the output, or drop it."""
+        outputs = Provenance().current_activity.output
+        temporary = str(self._temporary.absolute())
+        for entry in [e for e in outputs or [] if e.get("url") == temporary]:
+            if rename_to is None:
+                outputs.remove(entry)
+            else:
+                entry["url"] = str(Path(rename_to).absolute())
+
+    # -- SIGTERM: a batch system's time limit ------------------------------------------------
+    def _terminate_on_sigterm(self):
+        """Turn SIGTERM into ``SystemExit`` so the exit stack removes the incomplete output."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+        previous = signal.getsignal(signal.SIGTERM)
+
+        def terminate(signum, frame):
+            self.log.error("Terminated (SIGTERM)")
+            raise SystemExit(SIGTERM_EXIT_CODE)
+
+        signal.signal(signal.SIGTERM, terminate)
+        self._exit_stack.callback(signal.signal, signal.SIGTERM, previous)
 
 
 def main():

@@ -33,12 +33,14 @@ class ValidateTool(Tool):
     """
 
     generated_files = List(
-        PathTrait(exists=True, directory_ok=False),
+        # existence and type are checked in setup (one-line error, exit code 2)
+        PathTrait(),
         default_value=[],
         help="Generated DL1 files with images",
     ).tag(config=True)
     reference_files = List(
-        PathTrait(exists=True, directory_ok=False),
+        # existence and type are checked in setup (one-line error, exit code 2)
+        PathTrait(),
         default_value=[],
         help="Reference (simulated) DL1 files with images",
     ).tag(config=True)
@@ -133,9 +135,10 @@ class ValidateTool(Tool):
 
     def finish(self):
         overall = self.metrics["classifier"]["overall"]
+        auc, error = overall["auc"], overall.get("auc_error")
         self.log.info(
             "Classifier AUC %s (%d events per class); report: %s",
-            overall["auc"],
+            "-" if auc is None else f"{auc:.3f} +- {error:.3f}",
             overall["n_per_class"],
             self.output_dir / "report.html",
         )

@@ -19,13 +19,19 @@ from .samples import PARAMETERS, check_same_telescope
 __all__ = [
     "CLASSIFIER_FEATURES",
     "GALLERY_PAIRS",
+    "MIN_SELECTED",
     "compare_samples",
     "energy_bins",
+    "sample_warnings",
     "write_outputs",
 ]
 
 #: Reference images shown with their nearest generated ones (twice as many random).
 GALLERY_PAIRS = 5
+
+#: Fewer selected images in a sample than this: warned (metrics dominated by noise; the
+#: AUC's statistical error alone is about 0.04 at 100 events per class).
+MIN_SELECTED = 100
 
 #: Features of the classifier two-sample test (log10 of the log-scale parameters).
 CLASSIFIER_FEATURES = [
@@ -128,12 +134,13 @@ def compare_samples(
             "n_read": sample.n_read,
             "n_processed": sample.n_processed,
             "n_selected": sample.n_selected,
+            "n_nonfinite": sample.n_nonfinite,
             "subsample_fraction": sample.subsample_fraction,
             "has_thrown_histogram": sample.thrown is not None,
             "simulation_config": sample.simulation_config,
         }
 
-    warnings = []
+    warnings = sample_warnings(generated) + sample_warnings(reference)
     gen_cfg, ref_cfg = generated.simulation_config, reference.simulation_config
     for key in THROWN_SETTINGS:
         a, b = gen_cfg.get(key), ref_cfg.get(key)
@@ -154,6 +161,22 @@ def compare_samples(
         "samples": {"generated": info(generated), "reference": info(reference)},
         "seed": seed,
     }
+
+
+def sample_warnings(sample, min_selected=MIN_SELECTED):
+    """Warnings about one sample: non-finite images left out, too few selected images."""
+    warnings = []
+    if sample.n_nonfinite:
+        warnings.append(
+            f"{sample.name}: {sample.n_nonfinite} of {sample.n_processed} images have"
+            " non-finite (NaN or inf) pixels and were left out"
+        )
+    if sample.n_selected < min_selected:
+        warnings.append(
+            f"{sample.name}: only {sample.n_selected} selected images (fewer than"
+            f" {min_selected}): the metrics are dominated by statistical fluctuations"
+        )
+    return warnings
 
 
 def write_outputs(

@@ -10,7 +10,8 @@
   between two finite samples of one distribution falls like the square root of the
   summed inverse sizes).
 * :func:`classifier_two_sample_test`: gradient-boosted trees trained to tell the samples
-  apart; cross-validated ROC AUC (0.5 = indistinguishable).
+  apart; cross-validated ROC AUC (0.5 = indistinguishable) with its statistical error
+  (:func:`auc_standard_error`, Hanley & McNeil 1982) and the spread over folds.
 """
 
 import numpy as np
@@ -19,6 +20,7 @@ from scipy import stats
 __all__ = [
     "CLASSIFIER_FOLDS",
     "CLASSIFIER_MAX_PER_CLASS",
+    "auc_standard_error",
     "classifier_two_sample_test",
     "common_bins",
     "compare_parameter",
@@ -161,6 +163,30 @@ def compare_parameter(
     }
 
 
+def auc_standard_error(auc, n_positive, n_negative):
+    """Standard error of a ROC AUC from its value and the class sizes (Hanley & McNeil 1982).
+
+    ``sqrt((A (1 - A) + (n1 - 1)(Q1 - A**2) + (n2 - 1)(Q2 - A**2)) / (n1 n2))`` with
+    ``Q1 = A / (2 - A)`` and ``Q2 = 2 A**2 / (1 + A)``; for indistinguishable samples
+    (``A = 0.5``) it is the exact Mann-Whitney value ``sqrt((n1 + n2 + 1) / (12 n1 n2))``,
+    about ``0.41 / sqrt(n)`` for ``n`` events per class.
+
+    Returns
+    -------
+    float or None
+        None when ``auc`` is None or a class is empty.
+    """
+    if auc is None or n_positive < 1 or n_negative < 1:
+        return None
+    a = float(auc)
+    q1 = a / (2 - a)
+    q2 = 2 * a**2 / (1 + a)
+    variance = (a * (1 - a) + (n_positive - 1) * (q1 - a**2) + (n_negative - 1) * (q2 - a**2)) / (
+        n_positive * n_negative
+    )
+    return float(np.sqrt(max(variance, 0.0)))
+
+
 def classifier_two_sample_test(
     generated,
     reference,
@@ -194,7 +220,10 @@ def classifier_two_sample_test(
     Returns
     -------
     dict
-        ``auc`` (out-of-fold, all events), ``auc_fold_std``, ``n_per_class``.
+        ``auc`` (out-of-fold, all events), ``auc_error`` (its standard error,
+        :func:`auc_standard_error` with ``n_per_class`` events per class), ``auc_fold_std``
+        (standard deviation of the per-fold AUCs, each on ``n_per_class / n_folds`` events
+        per class), ``n_per_class``.
     """
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.metrics import roc_auc_score
@@ -204,7 +233,7 @@ def classifier_two_sample_test(
     rng = np.random.default_rng(seed)
     n = min(len(generated), len(reference), max_per_class)
     if n < max(min_per_class, n_folds):
-        return {"auc": None, "auc_fold_std": None, "n_per_class": int(n)}
+        return {"auc": None, "auc_error": None, "auc_fold_std": None, "n_per_class": int(n)}
     gen = np.asarray(generated, dtype=np.float64)[rng.choice(len(generated), n, replace=False)]
     ref = np.asarray(reference, dtype=np.float64)[rng.choice(len(reference), n, replace=False)]
     x = np.concatenate([gen, ref])
@@ -221,8 +250,10 @@ def classifier_two_sample_test(
             clf.fit(x[train], y[train])
             score[test] = clf.predict_proba(x[test])[:, 1]
             fold_auc.append(roc_auc_score(y[test], score[test]))
+    auc = float(roc_auc_score(y, score))
     return {
-        "auc": float(roc_auc_score(y, score)),
+        "auc": auc,
+        "auc_error": auc_standard_error(auc, n, n),
         "auc_fold_std": float(np.std(fold_auc)),
         "n_per_class": int(n),
     }

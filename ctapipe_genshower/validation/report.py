@@ -63,7 +63,7 @@ def write_html_report(path, metrics, figures, title="ctapipe-genshower validatio
         parts.append(f"<p class='bad'>Warning: {html.escape(warning)}</p>")
     samples = metrics.get("samples", {})
     parts.append("<h2>Samples</h2><table><tr><th></th>")
-    keys = ["files", "telescope_type", "n_read", "n_processed", "n_selected"]
+    keys = ["files", "telescope_type", "n_read", "n_processed", "n_nonfinite", "n_selected"]
     parts.extend(f"<th>{k}</th>" for k in keys)
     parts.append("</tr>")
     for name, info in samples.items():
@@ -87,10 +87,12 @@ def write_html_report(path, metrics, figures, title="ctapipe-genshower validatio
     parts.append(
         "<p>Gradient-boosted trees trained to separate generated from reference images on "
         "their image parameters; cross-validated ROC AUC. 0.5: indistinguishable, 1: fully "
-        "separable.</p>"
+        "separable. &plusmn;: statistical standard error of the AUC (Hanley &amp; McNeil "
+        "1982, from the events per class; about 0.41/&radic;n at 0.5); fold std: spread of "
+        "the AUCs of the cross-validation folds.</p>"
     )
-    parts.append("<table><tr><th>true energy bin [TeV]</th><th>AUC</th><th>fold std</th>")
-    parts.append("<th>events / class</th></tr>")
+    parts.append("<table><tr><th>true energy bin [TeV]</th><th>AUC</th><th>&plusmn;</th>")
+    parts.append("<th>fold std</th><th>events / class</th></tr>")
     rows = [("all", overall)] + [
         (f"{b['energy_min']:.3g} - {b['energy_max']:.3g}", b) for b in clf.get("energy_bins", [])
     ]
@@ -98,7 +100,8 @@ def write_html_report(path, metrics, figures, title="ctapipe-genshower validatio
         auc = row.get("auc")
         parts.append(
             f"<tr><td class='name'>{label}</td><td class='{_auc_class(auc)}'>{_fmt(auc)}</td>"
-            f"<td>{_fmt(row.get('auc_fold_std'))}</td><td>{_fmt(row.get('n_per_class'))}</td></tr>"
+            f"<td>{_fmt(row.get('auc_error'), 2)}</td><td>{_fmt(row.get('auc_fold_std'), 2)}</td>"
+            f"<td>{_fmt(row.get('n_per_class'))}</td></tr>"
         )
     parts.append("</table>")
 

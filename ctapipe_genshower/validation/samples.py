@@ -99,6 +99,9 @@ class ValidationSample:
         telescope image: multiplied by the number of telescopes of the type) or None.
     n_read, n_processed, n_selected : int
         Images in the files, images re-parameterised (after ``max_events``), images selected.
+    n_nonfinite : int
+        Processed images with non-finite (NaN or inf) pixel values or peak times: they are
+        not parameterised and never selected.
     subsample_fraction : float
         ``n_processed / n_read``; efficiencies are divided by it.
     """
@@ -120,6 +123,7 @@ class ValidationSample:
     geometry: object = field(repr=False)
     files: list = field(default_factory=list)
     simulation_config: dict = field(default_factory=dict)
+    n_nonfinite: int = 0
 
     @property
     def n_events(self):
@@ -237,10 +241,16 @@ class DL1ValidationReader(Component):
                 offset = self._read_file(info.path, info.tel_ids, offset, keep_index, acc, bar)
 
         thrown, configs = _thrown_and_settings(infos)
+        if acc.n_selected == 0 and n_processed > 0 and acc.n_nonfinite == n_processed:
+            raise ValueError(
+                f"{name}: all {n_processed} images have non-finite (NaN or inf) pixels;"
+                f" nothing to compare ({', '.join(str(info.path) for info in infos)})"
+            )
         if acc.n_selected == 0:
+            nonfinite = f", {acc.n_nonfinite} of them non-finite" if acc.n_nonfinite else ""
             raise ValueError(
                 f"{name}: selection {self.selection.quality_criteria} leaves no images "
-                f"(of {n_processed} re-parameterised)"
+                f"(of {n_processed} re-parameterised{nonfinite})"
             )
         return ValidationSample(
             name=name,
@@ -260,6 +270,7 @@ class DL1ValidationReader(Component):
             geometry=telescope.camera.geometry,
             files=[str(info.path) for info in infos],
             simulation_config=configs,
+            n_nonfinite=acc.n_nonfinite,
         )
 
     def _read_file(self, path, tel_ids, offset, keep_index, acc, bar):
@@ -291,6 +302,7 @@ class DL1ValidationReader(Component):
         image = np.asarray(table["image"], dtype=np.float32)
         peak_time = np.asarray(table["peak_time"], dtype=np.float32)
         finite = np.all(np.isfinite(image), axis=1) & np.all(np.isfinite(peak_time), axis=1)
+        acc.n_nonfinite += int(np.count_nonzero(~finite))
         rows, masks = [], []
         event = ArrayEventContainer()
         # ctapipe's robust timing fit draws from one module-level generator, so an image's
@@ -349,6 +361,7 @@ class _Accumulator:
         self.pixel_image = [np.empty(0, np.int32)]
         self.pool = None  # (keys, images, size, energy)
         self.n_selected = 0
+        self.n_nonfinite = 0
 
     def add(self, params, truth, images, masks):
         for name, values in {**params, **truth}.items():
