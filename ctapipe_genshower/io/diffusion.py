@@ -235,7 +235,6 @@ class DiffusionEventSource(SimulatedRunEventSource):
         except (OSError, ValueError, KeyError, RuntimeError) as err:
             raise ToolConfigurationError(f"Cannot load generator model {path}: {err}") from err
 
-        self._model_n_steps = int(self._model.default_n_steps)
         tel_id = self._choose_telescope(subarray, self._model.n_pixels, path)
         thrown = self._requested_thrown(self._model.thrown)
         self.extrapolation = self._check_domain(self._model.thrown, thrown)
@@ -467,7 +466,7 @@ class DiffusionEventSource(SimulatedRunEventSource):
     @property
     def resolved_n_steps(self):
         """Sampler steps actually used (``n_steps`` or the model's default)."""
-        return self.n_steps if self.n_steps is not None else self._model_n_steps
+        return self._model.resolve_n_steps(self.n_steps)
 
     @property
     def generation_metadata(self):
