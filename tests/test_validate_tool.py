@@ -68,6 +68,18 @@ def test_samples_of_one_simulation_give_auc_half_and_floor_ratio_one(proton_repo
     overall = metrics["classifier"]["overall"]
     assert overall["n_per_class"] > 50
     assert overall["auc"] == pytest.approx(0.5, abs=0.12)
+    # conditional (parameters + true energy, impact) and CNN tests: also indistinguishable
+    conditional = metrics["classifier_conditional"]
+    assert conditional["conditions"] == ["log10_true_energy", "true_impact_distance"]
+    assert conditional["overall"]["n_per_class"] == overall["n_per_class"]
+    assert abs(conditional["overall"]["auc"] - 0.5) < max(0.12, 4 * overall["auc_error"])
+    assert len(conditional["energy_bins"]) == len(metrics["classifier"]["energy_bins"])
+    low = metrics["classifier_low_level"]
+    assert low["channels"] == ["image / size", "peak time"]
+    assert low["n_test_per_class"] > 15
+    assert abs(low["auc"] - 0.5) < 4 * low["auc_error"]
+    html = (proton_report / "report.html").read_text()
+    assert "AUC conditional" in html and "Low-level classifier" in html
     ratios = [row["w1_ratio"] for row in metrics["parameters"].values()]
     # each ratio scatters (small samples); their median is ~1 for a perfect generator
     assert 0.6 < np.median(ratios) < 1.6
@@ -95,10 +107,15 @@ def test_reading_is_reproducible_and_identical_files_give_zero_distance(toy_prot
 
 
 def test_proton_vs_gamma_is_distinguished(toy_proton_dl1_path, toy_gamma_dl1_path, tmp_path):
-    code, output = _validate(tmp_path, toy_gamma_dl1_path, toy_proton_dl1_path)
+    code, output = _validate(
+        tmp_path, toy_gamma_dl1_path, toy_proton_dl1_path, extra=["--no-low-level"]
+    )
     assert code == 0
     metrics = json.loads((output / "metrics.json").read_text())
     assert metrics["classifier"]["overall"]["auc"] > 0.7
+    assert metrics["classifier_conditional"]["overall"]["auc"] > 0.7
+    assert metrics["classifier_low_level"] is None  # --no-low-level
+    assert "Not run" in (output / "report.html").read_text()
     # the gamma run was thrown differently: said in metrics.json and the report
     assert any("energy_range_min" in w for w in metrics["warnings"])
     assert "Warning: thrown distributions differ" in (output / "report.html").read_text()

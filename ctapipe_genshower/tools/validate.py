@@ -63,6 +63,13 @@ class ValidateTool(Tool):
         GALLERY_PAIRS,
         help="Reference images shown with their nearest generated ones (twice as many random)",
     ).tag(config=True)
+    low_level_classifier = Bool(
+        True,
+        help=(
+            "Run the low-level classifier test (a small CNN on the images, torch on the CPU; "
+            "about a minute for 5000 images per sample)"
+        ),
+    ).tag(config=True)
     progress_bar = Bool(True, help="Show progress bars").tag(config=True)
 
     aliases = {
@@ -76,6 +83,12 @@ class ValidateTool(Tool):
     }
     flags = {
         **flag("progress", "ValidateTool.progress_bar", "Show progress bars", "No progress bars"),
+        **flag(
+            "low-level",
+            "ValidateTool.low_level_classifier",
+            "Run the CNN classifier test on the images",
+            "Skip the CNN classifier test (quick runs)",
+        ),
         "overwrite": ({"ValidateTool": {"overwrite": True}}, "Replace an existing output folder"),
     }
     classes = [DL1ValidationReader, *classes_with_traits(DL1ValidationReader)]
@@ -89,6 +102,8 @@ class ValidateTool(Tool):
             raise ToolConfigurationError("No output folder: give one with -o/--output")
         self.check_output(self.output_dir)
         self.reader = DL1ValidationReader(parent=self, progress_bar=self.progress_bar)
+        if not self.low_level_classifier:
+            self.reader.max_classifier_images = 0
         try:
             self.telescope_type = self.reader.check_inputs(
                 self.generated_files, self.reference_files
@@ -112,6 +127,7 @@ class ValidateTool(Tool):
                 max_per_class=self.max_classifier_events,
                 n_threads=self.classifier_threads,
                 progress=self.progress_bar,
+                low_level=self.low_level_classifier,
             )
         except ValueError as err:
             raise ToolConfigurationError(str(err)) from None
@@ -135,17 +151,25 @@ class ValidateTool(Tool):
 
     def finish(self):
         overall = self.metrics["classifier"]["overall"]
-        auc, error = overall["auc"], overall.get("auc_error")
+        conditional = self.metrics["classifier_conditional"]["overall"]
+        low = self.metrics.get("classifier_low_level")
         self.log.info(
-            "Classifier AUC %s (%d events per class); report: %s",
-            "-" if auc is None else f"{auc:.3f} +- {error:.3f}",
+            "Classifier AUC %s (%d events per class), conditional %s, low-level %s; report: %s",
+            _auc(overall),
             overall["n_per_class"],
+            _auc(conditional),
+            "skipped" if low is None else f"{_auc(low)} ({low['n_test_per_class']} held out)",
             self.output_dir / "report.html",
         )
 
     def _image_processor_config(self):
         config = self.config.get("ImageProcessor", {})
         return json.loads(json.dumps(config, default=str)) if config else "ctapipe defaults"
+
+
+def _auc(result):
+    auc, error = result.get("auc"), result.get("auc_error")
+    return "-" if auc is None else f"{auc:.3f} +- {error:.3f}"
 
 
 def main():

@@ -13,11 +13,13 @@ from .metrics import (
     classifier_two_sample_test,
     common_bins,
     compare_parameter,
+    conditional_classifier_two_sample_test,
 )
 from .samples import PARAMETERS, check_same_telescope
 
 __all__ = [
     "CLASSIFIER_FEATURES",
+    "CONDITIONS",
     "GALLERY_PAIRS",
     "MIN_SELECTED",
     "compare_samples",
@@ -36,6 +38,14 @@ MIN_SELECTED = 100
 #: Features of the classifier two-sample test (log10 of the log-scale parameters).
 CLASSIFIER_FEATURES = [
     name for name in PARAMETERS if name not in ("leakage_intensity_width_1", "concentration_cog")
+]
+
+#: Shower conditions added to the features of the conditional classifier (truth column,
+#: log10); columns absent or all-NaN in either sample are left out.
+CONDITIONS = [
+    ("true_energy", True),
+    ("true_impact_distance", False),
+    ("true_source_fov_offset", False),
 ]
 
 #: Simulation settings that must agree for a like-for-like comparison.
@@ -69,6 +79,52 @@ def _features(sample):
     return np.column_stack(cols)
 
 
+def _conditions(generated, reference):
+    """Condition names (as features) and the ``(n, k)`` condition matrices of both samples."""
+    names, gen_cols, ref_cols = [], [], []
+    for name, log in CONDITIONS:
+        g, r = generated.truth.get(name), reference.truth.get(name)
+        if g is None or r is None or not (np.any(np.isfinite(g)) and np.any(np.isfinite(r))):
+            continue
+        if log:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                g, r = np.log10(g), np.log10(r)
+        names.append(f"log10_{name}" if log else name)
+        gen_cols.append(g)
+        ref_cols.append(r)
+    n_gen, n_ref = generated.n_events, reference.n_events
+    if not names:
+        return names, np.empty((n_gen, 0)), np.empty((n_ref, 0))
+    return names, np.column_stack(gen_cols), np.column_stack(ref_cols)
+
+
+def low_level_test(generated, reference, seed=0, n_threads=None, epochs=None):
+    """The CNN test on the samples' kept classifier images (None when a sample has none)."""
+    from .image_classifier import LOW_LEVEL_EPOCHS, image_classifier_two_sample_test, images_to_grid
+
+    if generated.classifier_images is None or reference.classifier_images is None:
+        return None
+    with_time = (
+        generated.classifier_peak_times is not None and reference.classifier_peak_times is not None
+    )
+    grids = [
+        images_to_grid(
+            sample.geometry,
+            sample.classifier_images,
+            sample.classifier_peak_times if with_time else None,
+        )
+        for sample in (generated, reference)
+    ]
+    result = image_classifier_two_sample_test(
+        *grids,
+        seed=seed,
+        n_threads=n_threads,
+        epochs=LOW_LEVEL_EPOCHS if epochs is None else epochs,
+    )
+    result["channels"] = ["image / size", *(["peak time"] if with_time else [])]
+    return result
+
+
 def energy_bins(generated, reference, bins_per_decade=2):
     """Log energy bin edges [TeV] spanning both samples, ``bins_per_decade`` per decade."""
     e = np.concatenate([generated.truth["true_energy"], reference.truth["true_energy"]])
@@ -86,8 +142,15 @@ def compare_samples(
     max_per_class=CLASSIFIER_MAX_PER_CLASS,
     n_threads=None,
     progress=True,
+    low_level=True,
+    low_level_epochs=None,
 ):
     """All metrics of generated vs reference as a JSON-able dict.
+
+    ``classifier`` is the parameter-only classifier test, ``classifier_conditional`` the
+    same with the shower conditions (:data:`CONDITIONS`) as extra inputs, and
+    ``classifier_low_level`` the CNN on the images (None with ``low_level=False`` or when
+    the samples kept no classifier images).
 
     Raises ``ValueError`` when the telescope type or camera differ.
     """
@@ -116,15 +179,27 @@ def compare_samples(
         "max_per_class": max_per_class,
         "n_threads": n_threads,
     }
+    condition_names, c_gen, c_ref = _conditions(generated, reference)
     overall = classifier_two_sample_test(x_gen, x_ref, **kwargs)
+    overall_cond = conditional_classifier_two_sample_test(x_gen, x_ref, c_gen, c_ref, **kwargs)
     bins = energy_bins(generated, reference)
     e_gen, e_ref = generated.truth["true_energy"], reference.truth["true_energy"]
-    per_bin = []
+    per_bin, per_bin_cond = [], []
     for lo, hi in tqdm(list(itertools.pairwise(bins)), desc="classifier", disable=not progress):
         in_gen = (e_gen >= lo) & (e_gen < hi)
         in_ref = (e_ref >= lo) & (e_ref < hi)
+        edges = {"energy_min": float(lo), "energy_max": float(hi)}
         result = classifier_two_sample_test(x_gen[in_gen], x_ref[in_ref], **kwargs)
-        per_bin.append({"energy_min": float(lo), "energy_max": float(hi), **result})
+        per_bin.append({**edges, **result})
+        result = conditional_classifier_two_sample_test(
+            x_gen[in_gen], x_ref[in_ref], c_gen[in_gen], c_ref[in_ref], **kwargs
+        )
+        per_bin_cond.append({**edges, **result})
+    low = None
+    if low_level:
+        low = low_level_test(
+            generated, reference, seed=seed, n_threads=n_threads, epochs=low_level_epochs
+        )
 
     def info(sample):
         return {
@@ -158,6 +233,14 @@ def compare_samples(
             "overall": overall,
             "energy_bins": per_bin,
         },
+        "classifier_conditional": {
+            "features": CLASSIFIER_FEATURES + condition_names,
+            "conditions": condition_names,
+            "n_folds": n_folds,
+            "overall": overall_cond,
+            "energy_bins": per_bin_cond,
+        },
+        "classifier_low_level": low,
         "samples": {"generated": info(generated), "reference": info(reference)},
         "seed": seed,
     }

@@ -12,6 +12,9 @@
 * :func:`classifier_two_sample_test`: gradient-boosted trees trained to tell the samples
   apart; cross-validated ROC AUC (0.5 = indistinguishable) with its statistical error
   (:func:`auc_standard_error`, Hanley & McNeil 1982) and the spread over folds.
+* :func:`conditional_classifier_two_sample_test`: the same with the shower conditions
+  (true energy, impact distance, ...) as extra inputs: a conditional generator is judged on
+  the image given its conditions, not only on the marginal distributions.
 """
 
 import numpy as np
@@ -24,6 +27,7 @@ __all__ = [
     "classifier_two_sample_test",
     "common_bins",
     "compare_parameter",
+    "conditional_classifier_two_sample_test",
     "efficiency",
     "ks_statistic",
     "separation_power",
@@ -257,6 +261,30 @@ def classifier_two_sample_test(
         "auc_fold_std": float(np.std(fold_auc)),
         "n_per_class": int(n),
     }
+
+
+def conditional_classifier_two_sample_test(
+    generated, reference, generated_conditions, reference_conditions, **kwargs
+):
+    """:func:`classifier_two_sample_test` on features plus the shower conditions.
+
+    Two samples with the same marginal feature and condition distributions but another
+    relation between them (e.g. an image size that does not follow the energy) are
+    separated here, not by the parameter-only test.
+
+    Parameters
+    ----------
+    generated, reference : numpy.ndarray
+        ``(n, n_features)`` feature matrices.
+    generated_conditions, reference_conditions : numpy.ndarray
+        ``(n, n_conditions)`` conditions of the same events (e.g. log10 true energy,
+        true impact distance).
+    **kwargs
+        Passed to :func:`classifier_two_sample_test`.
+    """
+    gen = np.column_stack([np.asarray(generated), np.asarray(generated_conditions)])
+    ref = np.column_stack([np.asarray(reference), np.asarray(reference_conditions)])
+    return classifier_two_sample_test(gen, ref, **kwargs)
 
 
 def efficiency(selected_values, thrown_counts, bins, scale=1.0):

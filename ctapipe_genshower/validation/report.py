@@ -91,19 +91,50 @@ def write_html_report(path, metrics, figures, title="ctapipe-genshower validatio
         "1982, from the events per class; about 0.41/&radic;n at 0.5); fold std: spread of "
         "the AUCs of the cross-validation folds.</p>"
     )
+    cond = metrics.get("classifier_conditional") or {}
+    cond_bins = cond.get("energy_bins", [])
+    conditions = ", ".join(cond.get("conditions", []))
+    parts.append(
+        "<p>Conditional: the same classifier with the shower conditions as extra inputs "
+        f"(<code>{html.escape(conditions)}</code>): it also sees whether an image fits its "
+        "energy and impact distance, which the parameter-only test cannot.</p>"
+    )
     parts.append("<table><tr><th>true energy bin [TeV]</th><th>AUC</th><th>&plusmn;</th>")
-    parts.append("<th>fold std</th><th>events / class</th></tr>")
-    rows = [("all", overall)] + [
-        (f"{b['energy_min']:.3g} - {b['energy_max']:.3g}", b) for b in clf.get("energy_bins", [])
+    parts.append("<th>fold std</th><th>events / class</th>")
+    parts.append("<th>AUC conditional</th><th>&plusmn;</th><th>fold std</th></tr>")
+    rows = [("all", overall, cond.get("overall", {}))] + [
+        (
+            f"{b['energy_min']:.3g} - {b['energy_max']:.3g}",
+            b,
+            cond_bins[i] if i < len(cond_bins) else {},
+        )
+        for i, b in enumerate(clf.get("energy_bins", []))
     ]
-    for label, row in rows:
-        auc = row.get("auc")
+    for label, row, crow in rows:
+        auc, cauc = row.get("auc"), crow.get("auc")
         parts.append(
             f"<tr><td class='name'>{label}</td><td class='{_auc_class(auc)}'>{_fmt(auc)}</td>"
             f"<td>{_fmt(row.get('auc_error'), 2)}</td><td>{_fmt(row.get('auc_fold_std'), 2)}</td>"
-            f"<td>{_fmt(row.get('n_per_class'))}</td></tr>"
+            f"<td>{_fmt(row.get('n_per_class'))}</td>"
+            f"<td class='{_auc_class(cauc)}'>{_fmt(cauc)}</td>"
+            f"<td>{_fmt(crow.get('auc_error'), 2)}</td><td>{_fmt(crow.get('auc_fold_std'), 2)}</td>"
+            "</tr>"
         )
     parts.append("</table>")
+    low = metrics.get("classifier_low_level")
+    parts.append("<h3>Low-level classifier (CNN on the images)</h3>")
+    if low is None:
+        parts.append("<p>Not run (<code>--no-low-level</code> or no images kept).</p>")
+    else:
+        auc = low.get("auc")
+        parts.append(
+            "<p>A small convolutional network on the images mapped to the square grid "
+            f"(channels: {html.escape(', '.join(low.get('channels', [])))}; each image "
+            "divided by its size), trained on a random 70 % and scored on the held-out 30 %: "
+            f"<b class='{_auc_class(auc)}'>AUC {_fmt(auc)}</b> &plusmn; "
+            f"{_fmt(low.get('auc_error'), 2)} ({_fmt(low.get('n_test_per_class'))} held-out "
+            f"events per class of {_fmt(low.get('n_per_class'))}).</p>"
+        )
 
     parts.append("<h2>Per-parameter metrics</h2>")
     parts.append(

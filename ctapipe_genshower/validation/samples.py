@@ -104,6 +104,10 @@ class ValidationSample:
         not parameterised and never selected.
     subsample_fraction : float
         ``n_processed / n_read``; efficiencies are divided by it.
+    classifier_images, classifier_peak_times : numpy.ndarray or None
+        ``(n, n_pixels)`` float32: a seeded random subset of at most
+        ``max_classifier_images`` selected images, each divided by its sum, and their peak
+        times [ns], for the low-level classifier (None: not kept).
     """
 
     name: str
@@ -124,6 +128,8 @@ class ValidationSample:
     files: list = field(default_factory=list)
     simulation_config: dict = field(default_factory=dict)
     n_nonfinite: int = 0
+    classifier_images: np.ndarray = None
+    classifier_peak_times: np.ndarray = None
 
     @property
     def n_events(self):
@@ -171,6 +177,13 @@ class DL1ValidationReader(Component):
     gallery_pool_size = Int(1000, help="Selected images kept per sample for the image gallery").tag(
         config=True
     )
+    max_classifier_images = Int(
+        5000,
+        help=(
+            "Selected images (normalised by their sum, float32) and peak times kept per sample "
+            "for the low-level (CNN) classifier, a seeded random subset; 0 keeps none"
+        ),
+    ).tag(config=True)
     progress_bar = Bool(True, help="Show progress bars").tag(config=True)
 
     classes = [ValidationSelection, ImageProcessor]
@@ -232,7 +245,7 @@ class DL1ValidationReader(Component):
             keep_index = np.sort(rng.choice(n_read, size=limit, replace=False))
         n_processed = min(n_read, limit)
 
-        acc = _Accumulator(self.gallery_pool_size, rng)
+        acc = _Accumulator(self.gallery_pool_size, rng, self.max_classifier_images)
         offset = 0
         with tqdm(
             total=n_processed, desc=f"{name}", unit="img", disable=not self.progress_bar
@@ -260,6 +273,8 @@ class DL1ValidationReader(Component):
             pixel_image=np.concatenate(acc.pixel_image),
             gallery_images=acc.pool_images(),
             gallery_parameters=acc.pool_parameters(),
+            classifier_images=acc.classifier_pool[1],
+            classifier_peak_times=acc.classifier_pool[2],
             thrown=thrown,
             n_read=n_read,
             n_processed=n_processed,
@@ -347,14 +362,16 @@ class DL1ValidationReader(Component):
             )
         params = {name: np.asarray(columns[name])[passed] for name in PARAMETERS}
         masks = np.asarray(masks)[passed]
-        acc.add(params, truth, image[passed], masks)
+        acc.add(params, truth, image[passed], masks, peak_time[passed])
 
 
 class _Accumulator:
     """Collects per-image columns, cleaned pixel values and a seeded random image pool."""
 
-    def __init__(self, pool_size, rng):
+    def __init__(self, pool_size, rng, classifier_size=0):
         self.pool_size = pool_size
+        self.classifier_size = classifier_size
+        self.classifier_pool = (None, None, None)  # (keys, normalised images, peak times)
         self.rng = rng
         self.data = {}
         self.pixel_values = [np.empty(0, np.float32)]
@@ -363,7 +380,7 @@ class _Accumulator:
         self.n_selected = 0
         self.n_nonfinite = 0
 
-    def add(self, params, truth, images, masks):
+    def add(self, params, truth, images, masks, peak_times=None):
         for name, values in {**params, **truth}.items():
             self.data.setdefault(name, []).append(np.asarray(values, dtype=np.float64))
         self.pixel_values.append(images[masks].astype(np.float32))
@@ -376,6 +393,23 @@ class _Accumulator:
             new = tuple(np.concatenate([a, b]) for a, b in zip(self.pool, new, strict=True))
         order = np.argsort(new[0])[: self.pool_size]
         self.pool = tuple(a[order] for a in new)
+        if self.classifier_size > 0:
+            self._add_classifier(images, peak_times)
+
+    def _add_classifier(self, images, peak_times):
+        """Keep the ``classifier_size`` images of smallest random key (a uniform subset)."""
+        keys = self.rng.uniform(size=len(images))
+        keep = np.argsort(keys)[: self.classifier_size]
+        total = np.sum(images[keep], axis=1, dtype=np.float64)
+        total = np.where(total > 0, total, 1.0)
+        normalised = (images[keep] / total[:, np.newaxis]).astype(np.float32)
+        new = (keys[keep], normalised, np.asarray(peak_times[keep], dtype=np.float32))
+        if self.classifier_pool[0] is not None:
+            new = tuple(
+                np.concatenate([a, b]) for a, b in zip(self.classifier_pool, new, strict=True)
+            )
+        order = np.argsort(new[0])[: self.classifier_size]
+        self.classifier_pool = tuple(a[order] for a in new)
 
     def columns(self, names):
         return {name: np.concatenate(self.data[name]) for name in names}
