@@ -14,9 +14,9 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from ctapipe_genshower.model.config import PRESETS
 from ctapipe_genshower.model.networks import UNet
 from ctapipe_genshower.model.samplers import ddim_sample, event_generators
-from ctapipe_genshower.model.config import PRESETS
 
 
 def load(model, preset, device):

@@ -117,7 +117,8 @@ def test_model_of_simtel_files_keeps_their_instrument(simtel_dir, tmp_path):
     arrays.meta["n_thrown"] = 100 * len(arrays)
     json.dumps(arrays.meta)
     model = tmp_path / "lst.safetensors"
-    train(arrays, model, PRESETS["tiny"], tiny_train_config(steps=2, batch_size=2, shower_steps=5, validation_interval=0))
+    config = tiny_train_config(steps=2, batch_size=2, shower_steps=5, validation_interval=0)
+    train(arrays, model, PRESETS["tiny"], config)
 
     assert ShowerGenerator.from_file(model, device="cpu").subarray == instrument
     with DiffusionEventSource(model, n_showers=10, allow_extrapolation=True) as source:

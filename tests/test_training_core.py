@@ -64,7 +64,10 @@ def test_loss_decreases(tmp_path, smooth_source):
     assert val[-1] < 0.7 * val[0], val
     assert result.step == 16 and result.val_loss == val[-1]
     kinds = {r["kind"] for r in records}
-    assert kinds == {"shower", "train", "validation", "checkpoint"}
+    assert kinds == {"shower", "train", "validation", "checkpoint", "progress"}
+    pixel = [r["step"] for r in records if r["kind"] == "progress" and r["phase"] == "pixel"]
+    assert pixel == list(range(17))
+    assert all(r["kind"] != "progress" for r in result.history)
     meta = read_metadata(tmp_path / "m.safetensors")
     assert meta["provenance"]["steps"] == 16
     assert meta["config"]["train"]["seed"] == 0

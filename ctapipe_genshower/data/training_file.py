@@ -47,22 +47,65 @@ _MAX_HEADER = 100 * 1024**2
 
 
 def _read_header(path):
-    """Header dict of a safetensors file, read with the standard library only."""
+    """Header dict of a safetensors file, read with the standard library only.
+
+    Raises
+    ------
+    ValueError
+        Naming what is wrong, without the path (the callers add it).
+    """
     path = Path(path)
     with path.open("rb") as f:
         raw = f.read(8)
         if len(raw) != 8:
-            raise ValueError(f"{path}: not a safetensors file (shorter than 8 bytes)")
+            raise ValueError(f"not a safetensors file ({len(raw)} bytes, shorter than 8)")
         (n,) = struct.unpack("<Q", raw)
         if n > _MAX_HEADER:
-            raise ValueError(f"{path}: not a safetensors file (header length {n})")
+            raise ValueError(f"not a safetensors file (header length {n})")
         text = f.read(n)
     if len(text) != n:
-        raise ValueError(f"{path}: truncated safetensors header")
+        raise ValueError(f"the header is cut off after {len(text)} of {n} bytes")
     try:
-        return json.loads(text), 8 + n
+        header = json.loads(text)
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ValueError(f"{path}: not a safetensors file ({err})") from None
+        raise ValueError(f"not a safetensors file (header: {err})") from None
+    if not isinstance(header, dict):
+        raise ValueError("not a safetensors file (the header is not a JSON object)")
+    return header, 8 + n
+
+
+def _check_tensors(header, data_start, file_size):
+    """Raise ValueError if the tensors of a training-file header are inconsistent."""
+    missing = [name for name in TENSORS if name not in header]
+    if missing:
+        raise ValueError(f"the file lacks the tensors {missing}")
+    for name in TENSORS:
+        entry = header[name]
+        try:
+            shape, (begin, end) = entry["shape"], entry["data_offsets"]
+            consistent = (
+                entry["dtype"] == "F32"
+                and len(shape) == 2
+                and 0 <= begin <= end
+                and end - begin == 4 * int(np.prod(shape))
+            )
+        except (KeyError, TypeError, ValueError):
+            consistent = False
+        if not consistent:
+            raise ValueError(f"the header entry of {name!r} is inconsistent: {entry}")
+    rows = {header[name]["shape"][0] for name in TENSORS}
+    if len(rows) != 1 or header["image"]["shape"] != header["peak_time"]["shape"]:
+        raise ValueError(f"the tensor shapes do not match: {[header[n]['shape'] for n in TENSORS]}")
+    if header["conditions"]["shape"][1] != len(CONDITION_COLUMNS):
+        raise ValueError(
+            f"conditions have {header['conditions']['shape'][1]} columns, "
+            f"expected {len(CONDITION_COLUMNS)}"
+        )
+    expected = data_start + max(header[name]["data_offsets"][1] for name in TENSORS)
+    if file_size < expected:
+        raise ValueError(f"{file_size} bytes, the header promises {expected}")
+    if file_size > expected:
+        raise ValueError(f"{file_size} bytes, {file_size - expected} more than the header promises")
 
 
 def is_training_file(path):
@@ -221,6 +264,16 @@ class TrainingFile:
     path : str or pathlib.Path
         File written by :func:`write_training_file` or :class:`TrainingFileWriter`.
 
+    Raises
+    ------
+    FileNotFoundError
+        ``path`` does not exist.
+    ValueError
+        One line naming the problem: ``truncated or corrupt training file <path>: ...``
+        (cut off, header and size disagree, inconsistent tensors), another format, or
+        another format version. The header and the file size are checked, the data are
+        not read.
+
     Examples
     --------
     >>> f = TrainingFile("train.safetensors")  # doctest: +SKIP
@@ -232,8 +285,13 @@ class TrainingFile:
         self.path = Path(path)
         if not self.path.is_file():
             raise FileNotFoundError(f"Training file not found: {self.path}")
-        header, data_start = _read_header(self.path)
-        metadata = header.get("__metadata__", {})
+        damaged = f"truncated or corrupt training file {self.path}"
+        try:
+            header, data_start = _read_header(self.path)
+        except ValueError as err:
+            raise ValueError(f"{damaged}: {err}") from None
+        metadata = header.get("__metadata__")
+        metadata = metadata if isinstance(metadata, dict) else {}
         if metadata.get("format") != TRAINING_FILE_FORMAT:
             raise ValueError(
                 f"{self.path}: not a ctapipe-genshower training file "
@@ -244,16 +302,13 @@ class TrainingFile:
                 f"{self.path}: training file format version {metadata.get('format_version')!r} "
                 f"is not supported (this version reads {TRAINING_FILE_FORMAT_VERSION!r})"
             )
-        missing = [name for name in TENSORS if name not in header]
-        if missing:
-            raise ValueError(f"{self.path}: training file lacks tensors {missing}")
-        data_size = max(header[name]["data_offsets"][1] for name in TENSORS)
-        if self.path.stat().st_size < data_start + data_size:
-            raise ValueError(
-                f"{self.path}: truncated training file ({self.path.stat().st_size} bytes, "
-                f"header promises {data_start + data_size})"
-            )
-        self.meta = json.loads(metadata["meta"])
+        try:
+            _check_tensors(header, data_start, self.path.stat().st_size)
+            self.meta = json.loads(metadata.get("meta", "{}"))
+        except ValueError as err:  # json.JSONDecodeError is one
+            raise ValueError(f"{damaged}: {err}") from None
+        if not isinstance(self.meta, dict):
+            raise ValueError(f"{damaged}: its meta is not a JSON object")
         self.shapes = {name: tuple(header[name]["shape"]) for name in TENSORS}
         self._offsets = {name: data_start + header[name]["data_offsets"][0] for name in TENSORS}
 

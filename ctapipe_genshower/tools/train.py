@@ -6,8 +6,16 @@ A thin ctapipe Tool around :func:`ctapipe_genshower.fit.train`:
    into a compact training file (:mod:`ctapipe_genshower.data`), or an already prepared
    training file is used as it is;
 2. training streams that file in chunks (shower-level model, then the pixel diffusion
-   model), with a progress bar, periodic checkpoints and ``--resume``;
+   model), with periodic checkpoints and ``--resume``;
 3. the losses go to ``<output>.loss.csv`` and a PNG loss curve ``<output>.loss.png``.
+
+Each phase (DL1 conversion, shower model, pixel model) has a progress bar, shown when
+stderr is a terminal (``--progress`` / ``--no-progress`` decide). Bad settings and unusable
+inputs are refused in ``setup`` (one line, exit code 2) before anything is written. A run
+that fails or is interrupted (Ctrl-C, SIGTERM) before its first checkpoint removes what it
+wrote (the converted training file, the loss log), so the same command can simply be run
+again; after a checkpoint everything ``--resume`` needs is kept. The outputs are registered
+with ctapipe's provenance.
 
 Under ``torchrun --nproc_per_node=N`` the tool joins the process group (NCCL on GPUs, gloo
 on CPU); rank 0 prepares the data and writes the files.
@@ -15,12 +23,14 @@ on CPU); rank 0 prepares the data and writes the files.
 
 import glob
 import os
+import signal
 import sys
+import threading
 from contextlib import nullcontext
 from dataclasses import fields
 from pathlib import Path
 
-from ctapipe.core import Tool, ToolConfigurationError
+from ctapipe.core import Provenance, Tool, ToolConfigurationError
 from ctapipe.core.traits import (
     Bool,
     CaselessStrEnum,
@@ -35,14 +45,30 @@ from ctapipe.core.traits import Path as PathTrait
 from ctapipe.image import ImageCleaner, ImageProcessor
 from traitlets.config import Config
 
-from ..data import DL1TrainingReader, TrainingFile, is_training_file
+from ..checkpoint import FORMAT, FORMAT_VERSION, file_sha256
+from ..data import DL1TrainingReader, TrainingFile, TrainingFileWriter, is_training_file
 from ..data.dl1 import TrainingSelection
 from ..fit import sibling_path, state_path_for
 from ..model.config import PRESETS
 from ..training.config import MIXED_PRECISION, TrainConfig
 from ..training.history import LossLog, plot_loss_curve
 
-__all__ = ["TrainTool", "main"]
+__all__ = ["SIGTERM_EXIT_CODE", "TrainTool", "main"]
+
+#: Exit code of a run terminated by SIGTERM (128 + 15, as a shell reports it).
+SIGTERM_EXIT_CODE = 128 + signal.SIGTERM
+
+#: Provenance roles of the outputs (the model's is the role the EventSource reads it in).
+ROLES = {
+    "model": "DiffusionEventSource model",
+    "state": "training state",
+    "training_file": "training file",
+    "csv": "loss log",
+    "png": "loss curve",
+}
+
+#: Progress-bar titles of the training phases (``progress`` records of the loop).
+_PHASES = {"shower": "shower model", "pixel": "pixel model"}
 
 #: the TrainConfig fields, whose defaults and help texts the tool's options take over
 _TRAIN_FIELDS = {f.name: f for f in fields(TrainConfig)}
@@ -140,7 +166,14 @@ class TrainTool(Tool):
             "continue later with --resume (for time-limited jobs; single process only)"
         ),
     ).tag(config=True)
-    progress_bar = Bool(False, help="Show a progress bar with the running loss").tag(config=True)
+    progress_bar = Bool(
+        default_value=None,
+        allow_none=True,
+        help=(
+            "Show progress bars (DL1 conversion, shower model, pixel model with the running "
+            "loss); default: when stderr is a terminal"
+        ),
+    ).tag(config=True)
     overwrite = Bool(False, help="Overwrite existing output files").tag(config=True)
     selection = List(
         Unicode(),
@@ -188,8 +221,8 @@ class TrainTool(Tool):
         **flag(
             "progress",
             "TrainTool.progress_bar",
-            "show a progress bar with the running loss",
-            "no progress bar",
+            "show progress bars (default: when stderr is a terminal)",
+            "no progress bars",
         ),
         **flag(
             "overwrite",
@@ -220,11 +253,22 @@ class TrainTool(Tool):
 
     # -- setup --------------------------------------------------------------------------
     def setup(self):
-        self._pbar = None
+        self._bar = None
+        self._bar_phase = None
         self._loss_log = None
+        self._written = []  # files this run wrote; removed if it fails before a checkpoint
+        self._checkpoint_step = None  # the step of this run's last checkpoint
+        self._state_before = None  # (inode, mtime, size) of a state file there before
+        self._converted = False
+        self.dataset = None
+        self.start_step = 0
+        self._terminate_on_sigterm()
         self.rank, self.world_size = self._init_distributed()
+        self.show_progress = (
+            sys.stderr.isatty() if self.progress_bar is None else bool(self.progress_bar)
+        )
         self.inputs = self._expand_inputs()
-        self.from_dl1 = not (len(self.inputs) == 1 and is_training_file(self.inputs[0]))
+        self.from_dl1 = not (len(self.inputs) == 1 and _is_prepared_input(self.inputs[0]))
         if not self.from_dl1:
             self.prepared_file = self.inputs[0]
 
@@ -236,18 +280,22 @@ class TrainTool(Tool):
             raise ToolConfigurationError("--prepare-only needs --prepared-file")
         if self.prepared_file is None:
             self.prepared_file = sibling_path(self.output_path, ".training.safetensors")
+        self.prepared_file = Path(self.prepared_file).expanduser()
         if self.stop_after is not None and self.world_size > 1:
             raise ToolConfigurationError("--stop-after works in a single process only")
         if not 0 <= self.validation_fraction < 1:
             raise ToolConfigurationError(
                 f"validation_fraction must be in [0, 1), got {self.validation_fraction}"
             )
+        if not self.prepare_only:
+            self._check_settings()
 
         if self.output_path is not None:
             self.output_path = Path(self.output_path).expanduser()
             self.state_path = state_path_for(self.output_path)
             self.csv_path = sibling_path(self.output_path, ".loss.csv")
             self.png_path = sibling_path(self.output_path, ".loss.png")
+            self._state_before = _file_signature(self.state_path)
 
         if self.selection is not None:
             if not self.selection:
@@ -267,6 +315,26 @@ class TrainTool(Tool):
                         )
                     except (OSError, ValueError) as err:
                         raise ToolConfigurationError(str(err)) from None
+        # the training data are here already (a prepared file, or kept for --resume):
+        # check them and the run's settings now, not after minutes of work
+        if not self.prepare_only and (not self._needs_conversion()):
+            with self._all_ranks_agree():
+                self._plan_training()
+
+    def _terminate_on_sigterm(self):
+        """Turn SIGTERM (a batch system's time limit) into ``SystemExit``, so that the
+        failure handling of :meth:`start` runs and the exit code is 143."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+        previous = signal.getsignal(signal.SIGTERM)
+
+        def terminate(signum, frame):
+            self.log.error("Terminated (SIGTERM)")
+            raise SystemExit(SIGTERM_EXIT_CODE)
+
+        signal.signal(signal.SIGTERM, terminate)
+        restore = signal.SIG_DFL if previous is None else previous
+        self._exit_stack.callback(signal.signal, signal.SIGTERM, restore)
 
     def _init_distributed(self):
         """Join the process group started by torchrun (env WORLD_SIZE > 1)."""
@@ -305,7 +373,7 @@ class TrainTool(Tool):
                 if not path.is_file():
                     raise ToolConfigurationError(f"Input file not found: {path}")
                 paths.append(path)
-        n_prepared = sum(is_training_file(p) for p in paths)
+        n_prepared = sum(_is_prepared_input(p) for p in paths)
         if n_prepared and len(paths) > 1:
             raise ToolConfigurationError(
                 "Give either DL1 files or exactly one prepared training file, not a mix "
@@ -313,9 +381,25 @@ class TrainTool(Tool):
             )
         return paths
 
+    def _train_settings(self):
+        return {name: getattr(self, name) for name in _TRAIN_FIELDS if self.has_trait(name)}
+
+    def _check_settings(self):
+        """Refuse impossible settings (``--steps 0``, ``--batch-size 0``, ...) up front."""
+        try:
+            TrainConfig(**self._train_settings())
+        except ValueError as err:
+            raise ToolConfigurationError(f"Invalid training setting: {err}") from None
+        if self.epochs is not None and not self.epochs > 0:
+            raise ToolConfigurationError(
+                f"Invalid training setting: epochs must be > 0, got {self.epochs}"
+            )
+
     def _check_outputs(self):
         if self.from_dl1 and not self.resume:
-            self.check_output(Path(self.prepared_file))
+            self.check_output(self.prepared_file)
+        if self.from_dl1:
+            self.prepared_file.parent.mkdir(parents=True, exist_ok=True)
         if self.prepare_only:
             return
         if self.resume:
@@ -327,41 +411,102 @@ class TrainTool(Tool):
             self.check_output(self.output_path, self.state_path, self.csv_path, self.png_path)
         self.output_path.parent.mkdir(parents=True, exist_ok=True)
 
+    def _needs_conversion(self):
+        """Whether the DL1 inputs are converted in :meth:`start` (not for --resume with the
+        training file of the interrupted run still there)."""
+        return self.from_dl1 and not (self.resume and self.prepared_file.is_file())
+
+    def _plan_training(self):
+        """Open the training file, check it against the settings, resolve the run length.
+
+        Sets ``dataset``, ``train_set``, ``validation``, ``train_config`` and ``start_step``;
+        raises ``ToolConfigurationError`` (one line) for unusable data or settings.
+        """
+        from ..training.dataset import check_training_meta, split_dataset
+
+        path = self.prepared_file
+        try:
+            dataset = TrainingFile(path)
+        except (OSError, ValueError) as err:
+            raise ToolConfigurationError(str(err)) from None
+        if not self._converted:
+            Provenance().add_input_file(str(path), role=ROLES["training_file"], add_meta=False)
+        try:
+            check_training_meta(dataset)
+            if dataset.meta["thrown"] is None:
+                raise ValueError(
+                    "the simulation settings are not a thrown distribution (power law "
+                    "between two energies, disc, cone), so the shower-level model cannot "
+                    "be trained; see meta['simulation_config']"
+                )
+            train_set, validation = split_dataset(dataset, self.validation_fraction)
+            config = TrainConfig.from_settings(
+                self._train_settings(),
+                epochs=self.epochs,
+                n_events=len(train_set),
+                world_size=self.world_size,
+            )
+            if len(train_set) // self.world_size < config.batch_size:
+                raise ValueError(
+                    f"{len(train_set)} training events (after the validation split) are "
+                    f"fewer than one batch of {config.batch_size} per process"
+                )
+        except ValueError as err:
+            raise ToolConfigurationError(f"{path}: {err}") from None
+        if self.resume:
+            self.start_step = self._check_resumable(config)
+        self.dataset, self.train_set, self.validation = dataset, train_set, validation
+        self.train_config = config
+
+    def _check_resumable(self, config):
+        """The step the state file holds; refuses a state of other settings."""
+        from ..training.state import StateFileError, check_resumable, read_state_metadata
+
+        try:
+            state = read_state_metadata(self.state_path)
+            now = {
+                "model": PRESETS[self.model].to_dict(),
+                "train": config.to_dict(),
+                "world_size": self.world_size,
+            }
+            check_resumable(self.state_path, state["config"], now)
+        except StateFileError as err:
+            raise ToolConfigurationError(f"cannot resume: {err}") from None
+        except ValueError as err:
+            raise ToolConfigurationError(str(err)) from None
+        return state["step"]
+
     # -- start --------------------------------------------------------------------------
     def start(self):
-        self._prepare_data()
-        if self.prepare_only:
-            return
-        from ..fit import train
-        from ..training.dataset import split_dataset
-        from ..training.state import read_state_metadata
+        try:
+            if self._needs_conversion():
+                self._prepare_data()
+            if self.prepare_only:
+                return
+            if self.dataset is None:
+                with self._all_ranks_agree():
+                    self._plan_training()
+            self._train()
+        except BaseException:
+            if self.rank == 0:
+                self._after_failure()
+            raise
 
-        dataset = TrainingFile(self.prepared_file)
-        if dataset.meta.get("thrown") is None:
-            raise ToolConfigurationError(
-                f"{self.prepared_file}: the simulation settings are not a thrown distribution "
-                "(power law between two energies, disc, cone), so the shower-level model "
-                "cannot be trained; see meta['simulation_config']"
-            )
-        train_set, validation = split_dataset(dataset, self.validation_fraction)
-        config = TrainConfig.from_settings(
-            {name: getattr(self, name) for name in _TRAIN_FIELDS if self.has_trait(name)},
-            epochs=self.epochs,
-            n_events=len(train_set),
-            world_size=self.world_size,
-        )
+    def _train(self):
+        from ..fit import train
+
+        config = self.train_config
         self.log.info(
             "training %s model on %d events (%d validation), %d steps, %d process(es)",
             self.model,
-            len(train_set),
-            0 if validation is None else len(validation),
+            len(self.train_set),
+            0 if self.validation is None else len(self.validation),
             config.steps,
             self.world_size,
         )
-        start_step = read_state_metadata(self.state_path)["step"] if self.resume else 0
         if self.rank == 0:
-            self._loss_log = LossLog(self.csv_path, start_step if self.resume else None)
-            self._open_progress(config.steps, start_step)
+            self._loss_log = LossLog(self.csv_path, self.start_step if self.resume else None)
+            self._written.append(self.csv_path)
         provenance = {
             "tool": self.name,
             "command_line": " ".join(sys.argv),
@@ -370,11 +515,11 @@ class TrainTool(Tool):
         }
         try:
             self.result = train(
-                train_set,
+                self.train_set,
                 self.output_path,
                 model_config=PRESETS[self.model],
                 train_config=config,
-                validation=validation,
+                validation=self.validation,
                 state_path=self.state_path,
                 resume=self.resume,
                 callback=self._on_record,
@@ -386,69 +531,126 @@ class TrainTool(Tool):
                 "stopped after step %s as requested; continue with --resume", stop.args[0]
             )
         except ValueError as err:
-            # bad data (NaN or inf values, too few events, missing metadata)
+            # bad data found while training (NaN or inf values in a later chunk)
             raise ToolConfigurationError(f"{self.prepared_file}: {err}") from None
         finally:
-            self._close_progress()
+            self._close_bar()
             if self._loss_log is not None:
                 self._loss_log.close()
 
     def _prepare_data(self):
-        if not self.from_dl1:
-            return
         with self._all_ranks_agree():
-            if self.rank == 0 and not (self.resume and Path(self.prepared_file).is_file()):
+            if self.rank == 0:
                 self._convert()
 
     def _convert(self):
+        """Stream the selected DL1 images into the training file, with a progress bar."""
         self.log.info("converting %d DL1 file(s) to %s", len(self.inputs), self.prepared_file)
+        reader = self.reader
+        bar = self._open_bar("DL1 images", unit="img")
         try:
-            n = self.reader.to_training_file(self.prepared_file)
+            # DL1TrainingReader.to_training_file, with the bar moved after every chunk
+            with TrainingFileWriter(self.prepared_file) as writer:
+                for chunk in reader.iter_chunks():
+                    writer.append(chunk)
+                    if bar is not None:
+                        bar.set_postfix(selected=reader.n_selected, refresh=False)
+                        bar.update(reader.n_read - bar.n)
+                writer.meta.update(reader.meta)
         except ValueError as err:
             raise ToolConfigurationError(str(err)) from None
-        meta = self.reader.meta
+        finally:
+            self._close_bar()
+        self._converted = True
+        self._written.append(self.prepared_file)
+        meta = reader.meta
         self.log.info(
             "%d images of %s selected (%d read, %d thrown showers)",
-            n,
+            meta["n_selected"],
             meta["telescope_type"],
             meta["n_read"],
             meta["n_thrown"],
         )
 
-    # -- records: loss log and progress bar -----------------------------------------------
+    # -- a failed or interrupted run ------------------------------------------------------
+    def _after_failure(self):
+        """Keep what ``--resume`` needs, remove what a run that never trained left behind.
+
+        After a checkpoint of this run (or in a ``--resume`` run, whose state file was
+        there before) the model, state, loss log and training file stay for ``--resume``.
+        Before that nothing can be resumed, so the files this run wrote are removed and
+        the same command can be run again without ``--overwrite``.
+        """
+        if self.prepare_only:
+            return  # the training file is written atomically: there or not
+        # the state file is written (atomically) just before the checkpoint record
+        wrote_state = _file_signature(self.state_path) != self._state_before
+        if self.resume or wrote_state:
+            step = self._checkpoint_step
+            self.log.warning(
+                "the outputs of the stopped run are kept: continue%s with the same command "
+                "and --resume, or start again with --overwrite",
+                "" if step is None else f" from step {step}",
+            )
+            self._register_outputs()
+            return
+        for path in self._written:
+            if path.is_file():
+                path.unlink()
+                self.log.warning("removed %s: the run stopped before training started", path)
+
+    # -- records: loss log and progress bars ----------------------------------------------
     def _on_record(self, record):
+        kind = record["kind"]
+        if kind == "progress":
+            self._move_bar(record)
+            return
         if self._loss_log is not None:
             self._loss_log.write(record)
-        kind = record["kind"]
-        if kind == "train" and self._pbar is not None:
-            self._pbar.n = record["step"]
-            self._pbar.set_postfix(loss=f"{record['loss']:.4f}", refresh=False)
-            self._pbar.refresh()
+        if kind == "train" and self._bar is not None:
+            self._bar.set_postfix(loss=f"{record['loss']:.4f}", refresh=False)
         elif kind == "validation":
             self.log.info("step %d: validation loss %.5f", record["step"], record["val_loss"])
         elif kind == "checkpoint":
+            self._checkpoint_step = record["step"]
             self.log.debug("checkpoint at step %d", record["step"])
             if self.stop_after is not None and record["step"] >= self.stop_after:
                 raise _StopRequested(record["step"])
 
-    def _open_progress(self, steps, start_step):
-        if not self.progress_bar:
-            return
-        from tqdm.auto import tqdm
+    def _move_bar(self, record):
+        """A bar per training phase, opened at the phase's first ``progress`` record."""
+        phase = record["phase"]
+        if self._bar_phase != phase:
+            self._open_bar(_PHASES.get(phase, phase), total=record["steps"], unit="step")
+            self._bar_phase = phase
+        if self._bar is not None:
+            self._bar.update(record["step"] - self._bar.n)
 
-        self._pbar = tqdm(total=steps, initial=start_step, desc="training", unit="step")
+    def _open_bar(self, desc, **kwargs):
+        """A new tqdm bar (the previous one is closed); None without progress bars."""
+        self._close_bar()
+        if self.show_progress and self.rank == 0:
+            from tqdm.auto import tqdm
 
-    def _close_progress(self):
-        if self._pbar is not None:
-            self._pbar.close()
-            self._pbar = None
+            self._bar = tqdm(desc=desc, **kwargs)
+        return self._bar
+
+    def _close_bar(self):
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+        self._bar_phase = None
 
     # -- finish -------------------------------------------------------------------------
     def finish(self):
-        if self.prepare_only or self.rank != 0:
+        if self.rank != 0:
+            return
+        if self.prepare_only:
+            self._register_outputs()
             return
         if self.csv_path.is_file():
             plot_loss_curve(self.csv_path, self.png_path)
+        self._register_outputs()
         if getattr(self, "result", None) is not None:
             self.log.info(
                 "wrote %s (step %d, train loss %.5f, validation loss %s)",
@@ -457,6 +659,49 @@ class TrainTool(Tool):
                 self.result.train_loss,
                 "n/a" if self.result.val_loss is None else f"{self.result.val_loss:.5f}",
             )
+
+    def _register_outputs(self):
+        """Register the written outputs with ctapipe's provenance (rank 0)."""
+        outputs = []
+        if self._converted:
+            outputs.append((self.prepared_file, ROLES["training_file"]))
+        if not self.prepare_only:
+            outputs += [
+                (self.output_path, ROLES["model"]),
+                (self.state_path, ROLES["state"]),
+                (self.csv_path, ROLES["csv"]),
+                (self.png_path, ROLES["png"]),
+            ]
+        provenance = Provenance()
+        for path, role in outputs:
+            if not path.is_file():
+                continue
+            if path == self.output_path:
+                # as the DiffusionEventSource registers it when reading it
+                reference = {
+                    "format": FORMAT,
+                    "format_version": FORMAT_VERSION,
+                    "sha256": file_sha256(path),
+                }
+                provenance.current_activity.register_output(
+                    os.path.abspath(path), role=role, add_meta=False, reference_meta=reference
+                )
+            else:
+                provenance.add_output_file(str(path), role=role, add_meta=False)
+
+
+def _file_signature(path):
+    """``(inode, mtime, size)`` of a file, None if there is none (a rewrite changes it)."""
+    try:
+        stat = Path(path).stat()
+    except FileNotFoundError:
+        return None
+    return stat.st_ino, stat.st_mtime_ns, stat.st_size
+
+
+def _is_prepared_input(path):
+    """A prepared training file: by its header, or (damaged or not) by its name."""
+    return is_training_file(path) or Path(path).name.endswith(".safetensors")
 
 
 def main():

@@ -20,10 +20,17 @@ _AT_LEAST_ONE = (
     "batch_size",
     "chunk_size",
     "fit_events",
-    "shower_batch_size",
+    "validation_events",
     "checkpoint_interval",
     "log_interval",
+    "shower_steps",
+    "shower_batch_size",
+    "calibration_events",
 )
+#: Settings that must not be negative.
+_NOT_NEGATIVE = ("warmup_steps", "validation_interval", "weight_decay")
+#: Settings that must be positive numbers.
+_POSITIVE = ("learning_rate", "shower_learning_rate", "grad_clip")
 
 
 def _setting(default, help):
@@ -64,9 +71,18 @@ class TrainConfig:
     device: str = _setting("auto", "'auto', 'cpu', 'cuda' or 'cuda:N'")
 
     def __post_init__(self):
+        # the messages name the setting as the tool's option does (TrainTool.<name>)
         for name in _AT_LEAST_ONE:
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"TrainConfig.{name} must be >= 1, got {getattr(self, name)}")
+            if not getattr(self, name) >= 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in _NOT_NEGATIVE:
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        for name in _POSITIVE:
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        if self.saturation is not None and not self.saturation > 0:
+            raise ValueError(f"saturation must be > 0, got {self.saturation}")
         if not 0 <= self.ema_decay < 1:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if self.mixed_precision not in MIXED_PRECISION:
@@ -97,6 +113,8 @@ class TrainConfig:
         config = cls(**settings)
         steps = config.steps
         if epochs is not None:
+            if not epochs > 0:
+                raise ValueError(f"epochs must be > 0, got {epochs}")
             steps = max(1, math.ceil(epochs * n_events / (config.batch_size * world_size)))
         return replace(config, steps=steps, warmup_steps=min(config.warmup_steps, steps))
 

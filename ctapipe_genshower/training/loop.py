@@ -117,6 +117,11 @@ class Trainer:
         if self.rank == 0:
             self.callback(record)
 
+    def progress(self, phase, step, steps):
+        """Rank 0 passes a ``progress`` record to the callback (not kept in the history)."""
+        if self.rank == 0:
+            self.callback({"kind": "progress", "phase": phase, "step": step, "steps": steps})
+
     # set-up ----------------------------------------------------------------------------
     def _build_models(self):
         # the same seed on every rank: DDP needs identical initial weights
@@ -203,6 +208,7 @@ class Trainer:
             rank=self.rank,
             device=self.device,
             callback=self.emit,
+            progress=lambda step: self.progress("shower", step, cfg.shower_steps),
         )
         self.shower_done = True
 
@@ -273,6 +279,7 @@ class Trainer:
         self.net.train()
         val_interval = cfg.validation_interval or self.stream.batches_per_epoch
         running, n_running, last_val, t0 = 0.0, 0, None, time.monotonic()
+        self.progress("pixel", self.step, cfg.steps)
         for x, conditions, size in self.stream.batches(self.step):
             if self.step >= cfg.steps:
                 break
@@ -289,6 +296,7 @@ class Trainer:
             value = loss.item()
             if not math.isfinite(value):
                 raise FloatingPointError(f"training loss became {value} at step {self.step}")
+            self.progress("pixel", self.step, cfg.steps)
             running, n_running = running + value, n_running + 1
             epoch = self.stream.epoch_of(self.step - 1)
             if self.step % cfg.log_interval == 0 or self.step == cfg.steps:
@@ -430,7 +438,10 @@ def train(
     callback : callable, optional
         ``callback(record)`` with dict records of kind ``"shower"``, ``"train"``,
         ``"validation"`` (``step``, ``epoch``, ``train_loss``, ``val_loss``,
-        ``val_size_nll``) and ``"checkpoint"`` (``step``, ``path``) (rank 0 only).
+        ``val_size_nll``), ``"checkpoint"`` (``step``, ``path``) and ``"progress"``
+        (``phase`` ``"shower"`` or ``"pixel"``, ``step``, ``steps``: after every optimizer
+        step of either model, for progress bars; not kept in ``TrainResult.history``)
+        (rank 0 only).
     provenance : dict, optional
         Extra provenance passed on to ``save_model`` (e.g. the tool's command line).
 

@@ -67,6 +67,7 @@ def fit_shower_model(
     rank=0,
     device="cpu",
     callback=None,
+    progress=None,
 ):
     """Train the selection classifier and the size MDN, then calibrate the selection.
 
@@ -91,6 +92,9 @@ def fit_shower_model(
     device : str or torch.device
     callback : callable, optional
         Gets ``{"kind": "shower", "step", "loss"}`` ten times during the fit.
+    progress : callable, optional
+        ``progress(step)`` after every optimizer step (``step`` from 1 to ``steps``), e.g.
+        to move a progress bar.
 
     Returns
     -------
@@ -117,6 +121,8 @@ def fit_shower_model(
         opt.step()
         sched.step()
         loss_sum, n_sum = loss_sum + loss.item(), n_sum + 1
+        if progress is not None:
+            progress(step + 1)
         if callback is not None and ((step + 1) % max(1, steps // 10) == 0 or step + 1 == steps):
             callback({"kind": "shower", "step": step + 1, "loss": loss_sum / n_sum})
             loss_sum, n_sum = 0.0, 0
