@@ -2,10 +2,12 @@
 
 import csv
 import os
+import re
 import shutil
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -249,6 +251,35 @@ def test_prepare_only_from_dl1_glob(lst_dl1, tmp_path):
 
 
 @pytest.mark.simtel
+def test_every_file_of_an_expanded_glob_is_read(lst_dl1, tmp_path):
+    """``-i *.dl1.h5`` expanded by the shell: the files after the first are inputs too."""
+    copies = [tmp_path / f"run{i}.dl1.h5" for i in (1, 2)]
+    for copy in copies:
+        shutil.copy(lst_dl1, copy)
+    prepared = tmp_path / "two.train.safetensors"
+    argv = [
+        "-i",
+        *map(str, copies),
+        "--telescope-type=LSTCam",
+        "--selection=hillas_intensity >= 1000",
+        "--prepared-file",
+        prepared,
+        "--prepare-only",
+    ]
+    assert _run(argv, tmp_path) == 0
+    f = TrainingFile(prepared)
+    assert f.meta["input_files"] == [str(c) for c in copies]
+    assert len(f) == 2 * len(TrainingFile(_prepared_single(lst_dl1, tmp_path)))
+
+
+def _prepared_single(lst_dl1, tmp_path):
+    prepared = tmp_path / "one.train.safetensors"
+    argv = ["-i", lst_dl1, "--telescope-type=LSTCam", "--selection=hillas_intensity >= 1000"]
+    assert _run([*argv, "--prepared-file", prepared, "--prepare-only"], tmp_path) == 0
+    return prepared
+
+
+@pytest.mark.simtel
 def test_dl1_input_errors(lst_dl1, tmp_path):
     out = tmp_path / "model.safetensors"
     with pytest.raises(ToolConfigurationError, match="several telescope types"):
@@ -293,3 +324,13 @@ def test_train_on_toy_dl1(request, tmp_path):
     meta = read_metadata(out)["training_meta"]
     assert meta["n_selected"] == prepared.meta["n_selected"] == len(prepared)
     assert meta["selection"] == [["size", "hillas_intensity >= 250"]]
+
+
+def test_help_names_example_files_that_exist(capsys):
+    """Every ``examples/...`` file the help text names is in the checkout."""
+    with pytest.raises(SystemExit):
+        TrainTool().run(argv=["--help"])
+    named = set(re.findall(r"examples/[\w.\-]+", capsys.readouterr().out))
+    assert named, "the help text shows how to make toy DL1 files"
+    root = Path(__file__).parent.parent
+    assert [name for name in named if not (root / name).is_file()] == []

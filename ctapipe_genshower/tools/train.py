@@ -93,7 +93,7 @@ class TrainTool(Tool):
     description = __doc__
     examples = """
     Toy protons -> DL1 -> model, on the CPU:
-    > ctapipe-process -i examples/proton.toymc.yaml -o protons.dl1.h5 --write-images
+    > ctapipe-process -i examples/protons.toymc.yaml -o protons.dl1.h5 --write-images
     > ctapipe-genshower-train -i protons.dl1.h5 -o model.safetensors --steps 2000 --progress
 
     Prepare a training file once (no ctapipe needed to read it), then train on a GPU:
@@ -109,7 +109,10 @@ class TrainTool(Tool):
     input_files = List(
         Unicode(),
         default_value=[],
-        help="DL1 HDF5 files with images (globs allowed) or one prepared training file",
+        help=(
+            "DL1 HDF5 files with images (globs allowed; files given after the options are "
+            "inputs too) or one prepared training file"
+        ),
     ).tag(config=True)
     output_path = PathTrait(
         default_value=None,
@@ -358,10 +361,13 @@ class TrainTool(Tool):
         return all_ranks_agree(ToolConfigurationError)
 
     def _expand_inputs(self):
-        if not self.input_files:
+        # files after the options are inputs too (as for ctapipe-merge): a shell glob after
+        # -i expands into one -i value and further arguments, none of which may be lost
+        patterns = [*self.input_files, *self.extra_args]
+        if not patterns:
             raise ToolConfigurationError("No input files given (--input FILE or glob)")
         paths = []
-        for pattern in self.input_files:
+        for pattern in patterns:
             pattern = os.path.expanduser(pattern)
             if glob.has_magic(pattern):
                 matches = sorted(glob.glob(pattern))
