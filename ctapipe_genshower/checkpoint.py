@@ -364,6 +364,11 @@ def load_generator_modules(path, device="cpu"):
         pixel_net = UNet(config.unet)
         shower_model = ShowerModel.from_config(config)
         transforms = transforms_from_dict(metadata["transforms"])
+        if config.geometry_maps != ("geometry" in transforms):
+            raise ValueError(
+                f"geometry_maps is {config.geometry_maps} but the transforms "
+                f"{'lack' if config.geometry_maps else 'hold'} the geometry channels"
+            )
     except (KeyError, TypeError, ValueError, AttributeError) as err:
         raise CheckpointError(
             f"{path}: corrupt model metadata ({type(err).__name__}: {err})"

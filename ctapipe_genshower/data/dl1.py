@@ -36,7 +36,7 @@ from ctapipe.core.traits import Path as PathTrait
 from ctapipe.image import ImageProcessor
 from ctapipe.io import TableLoader
 
-from ..instrument import CameraGridMapping
+from ..instrument.grid import CameraGridMapping, pixel_fov_positions
 from ..instrument.description import subarray_to_dict
 from ..thrown import ThrownDistribution
 from .arrays import CONDITION_COLUMNS, TrainingArrays
@@ -228,6 +228,7 @@ class DL1TrainingReader(Component):
             "n_pixels": int(geometry.n_pixels),
             "grid_shape": [int(s) for s in self.grid.shape],
             "grid_index": [int(i) for i in self.grid.flat_index],
+            "pixel_fov": pixel_fov_positions(geometry),
             "subarray": subarray_to_dict(first.subarray),
             "tel_ids": [int(t) for t in first.tel_ids],
             "thrown": None if self.thrown is None else self.thrown.to_dict(),

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["CameraGridMapping"]
+__all__ = ["CameraGridMapping", "pixel_fov_positions"]
 
 
 @dataclass(frozen=True)
@@ -68,3 +68,15 @@ class CameraGridMapping:
         grids = np.asarray(grids)
         lead = grids.shape[:-2]
         return grids.reshape(*lead, -1)[..., self.flat_index]
+
+
+def pixel_fov_positions(geometry):
+    """Pixel positions in ctapipe's ``TelescopeFrame`` (deg): ``(lon, lat)`` lists.
+
+    The frame of the true source position in the training conditions; the geometry
+    channels of the pixel model (``ctapipe_genshower.model.geometry``) are built on it.
+    """
+    from ctapipe.coordinates import TelescopeFrame
+
+    fov = geometry.transform_to(TelescopeFrame())
+    return fov.pix_x.to_value("deg").tolist(), fov.pix_y.to_value("deg").tolist()

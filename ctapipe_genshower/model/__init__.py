@@ -3,7 +3,8 @@
 ``config`` (the network sizes and ``PRESETS``; standard library only) · ``networks``
 (nn.Modules) · ``diffusion`` (cosine schedule, v-prediction loss) · ``samplers`` (DDIM as
 functions) · ``denoiser`` (network + grid mask + pixel condition, shared by training and
-generation) · ``transforms`` (normalisation and its JSON form) · ``shower_model``
+generation) · ``geometry`` (per-pixel geometry channels from the shower conditions) ·
+``transforms`` (normalisation and its JSON form) · ``shower_model``
 (selection probability, stochastic size). Training lives in ``ctapipe_genshower.training``.
 
 Everything but ``config`` imports torch, so the names below are loaded on first use:
@@ -21,6 +22,7 @@ _EXPORTS = {
     "MLP": "networks",
     "UNet": "networks",
     "Denoiser": "denoiser",
+    "GeometryMaps": "geometry",
     "ddim_sample": "samplers",
     "event_generators": "samplers",
     "ShowerModel": "shower_model",

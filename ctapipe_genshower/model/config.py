@@ -9,6 +9,11 @@ from dataclasses import asdict, dataclass, field
 
 __all__ = ["PRESETS", "MLPConfig", "ModelConfig", "UNetConfig"]
 
+#: Charge and peak time.
+_DATA_CHANNELS = 2
+#: ``ctapipe_genshower.model.geometry.N_GEOMETRY_MAPS`` (kept here: no torch; a test checks).
+_GEOMETRY_CHANNELS = 3
+
 
 @dataclass
 class UNetConfig:
@@ -88,6 +93,9 @@ class ModelConfig:
         Weights of the charge and peak-time channels in the diffusion loss.
     default_n_steps : int
         DDIM steps when the caller gives none.
+    geometry_maps : bool
+        Feed the U-Net per-pixel geometry channels computed from the shower conditions
+        (:mod:`ctapipe_genshower.model.geometry`); ``unet.in_channels`` is then 2 + 3.
     """
 
     unet: UNetConfig = field(default_factory=UNetConfig)
@@ -97,6 +105,15 @@ class ModelConfig:
     proposal_index: float = -1.0
     channel_weights: tuple = (1.0, 1.0)
     default_n_steps: int = 20
+    geometry_maps: bool = False
+
+    def __post_init__(self):
+        expected = _DATA_CHANNELS + (_GEOMETRY_CHANNELS if self.geometry_maps else 0)
+        if self.unet.in_channels != expected:
+            raise ValueError(
+                f"unet.in_channels must be {expected} with geometry_maps={self.geometry_maps}, "
+                f"got {self.unet.in_channels}"
+            )
 
     def to_dict(self):
         """JSON-able dict (the ``config["model"]`` entry of a checkpoint)."""
@@ -114,33 +131,45 @@ class ModelConfig:
         return cls(**data)
 
 
+_TINY_UNET = dict(
+    base_channels=4,
+    channel_mult=(1, 1, 2),
+    num_res_blocks=1,
+    attention_levels=(2,),
+    attention_heads=1,
+    emb_dim=8,
+    groups=2,
+)
+_SMALL_UNET = dict(
+    base_channels=16,
+    channel_mult=(1, 2, 4, 4),
+    num_res_blocks=1,
+    attention_levels=(2, 3),
+    attention_heads=4,
+    emb_dim=64,
+)
+
 #: Named model sizes: ``tiny`` for tests (seconds), ``small`` for the bundled CPU model,
-#: ``base`` for GPUs.
+#: ``base`` for GPUs; ``-geo`` adds the geometry channels.
 PRESETS = {
     "tiny": ModelConfig(
-        unet=UNetConfig(
-            base_channels=4,
-            channel_mult=(1, 1, 2),
-            num_res_blocks=1,
-            attention_levels=(2,),
-            attention_heads=1,
-            emb_dim=8,
-            groups=2,
-        ),
+        unet=UNetConfig(**_TINY_UNET),
         shower_hidden=16,
         shower_depth=1,
         default_n_steps=4,
     ),
-    "small": ModelConfig(
-        unet=UNetConfig(
-            base_channels=16,
-            channel_mult=(1, 2, 4, 4),
-            num_res_blocks=1,
-            attention_levels=(2, 3),
-            attention_heads=4,
-            emb_dim=64,
-        ),
+    "tiny-geo": ModelConfig(
+        unet=UNetConfig(**_TINY_UNET, in_channels=_DATA_CHANNELS + _GEOMETRY_CHANNELS),
+        shower_hidden=16,
+        shower_depth=1,
+        default_n_steps=4,
+        geometry_maps=True,
+    ),
+    "small": ModelConfig(unet=UNetConfig(**_SMALL_UNET), default_n_steps=20),
+    "small-geo": ModelConfig(
+        unet=UNetConfig(**_SMALL_UNET, in_channels=_DATA_CHANNELS + _GEOMETRY_CHANNELS),
         default_n_steps=20,
+        geometry_maps=True,
     ),
     "base": ModelConfig(
         unet=UNetConfig(

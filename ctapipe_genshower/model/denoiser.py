@@ -5,14 +5,23 @@ condition (standardised shower features + standardised ``log10 size``) is built 
 shower conditions and the image size. Training (:mod:`ctapipe_genshower.training.loop`)
 and generation (:mod:`ctapipe_genshower.generator`) both use it, so the two cannot drift
 apart (k-diffusion's model wrappers play the same role).
+
+With geometry channels (a ``"geometry"`` transform, :mod:`.geometry`) the condition vector
+carries four more per-event numbers after the network's condition, from which
+:meth:`Denoiser.__call__` builds the channels that are fed to the network next to ``x_t``;
+samplers and the loss pass the vector through unchanged.
 """
 
 import torch
 
 from .diffusion import v_loss
 from .samplers import ddim_sample
+from .transforms import FEATURE_NAMES
 
-__all__ = ["Denoiser"]
+__all__ = ["PIXEL_CONDITION_DIM", "Denoiser"]
+
+#: Length of the network's condition vector: the shower features and ``log10 size``.
+PIXEL_CONDITION_DIM = len(FEATURE_NAMES) + 1
 
 
 class Denoiser:
@@ -37,9 +46,12 @@ class Denoiser:
         self.mask = grid.mask(self.device)
         #: one sample: [charge, peak time] on the padded grid
         self.sample_shape = (2, *grid.padded_shape)
+        self.geometry = transforms.get("geometry")
+        if self.geometry is not None:
+            self.pixel_positions = grid.to_grid(self.geometry.pixel_positions()).to(self.device)
 
     def condition(self, conditions, size):
-        """Pixel-model condition vectors ``(N, 8)`` on :attr:`device`.
+        """Condition vectors ``(N, 8)`` (``(N, 12)`` with geometry channels) on :attr:`device`.
 
         Parameters
         ----------
@@ -48,12 +60,21 @@ class Denoiser:
         size : array-like, shape (N,)
             Image sizes (p.e.).
         """
-        return self.transforms["conditions"].pixel_condition(conditions, size).to(self.device)
+        cond = self.transforms["conditions"].pixel_condition(conditions, size)
+        if self.geometry is not None:
+            cond = torch.cat([cond, self.geometry.scalars(conditions)], dim=1)
+        return cond.to(self.device)
 
     def __call__(self, x_t, t, cond):
+        if self.geometry is not None:
+            maps = self.geometry.maps(cond[:, PIXEL_CONDITION_DIM:], self.pixel_positions)
+            x_t = torch.cat([x_t, (maps * self.mask).to(x_t.dtype)], dim=1)
+            cond = cond[:, :PIXEL_CONDITION_DIM]
         return self.net(x_t, t, cond, self.mask)
 
-    def loss(self, x0, cond, channel_weights=None, generator=None, t=None, eps=None):
+    def loss(
+        self, x0, cond, channel_weights=None, generator=None, t=None, eps=None, min_snr_gamma=None
+    ):
         """Masked v-prediction loss of one batch (see :func:`.diffusion.v_loss`)."""
         return v_loss(
             self,
@@ -64,6 +85,7 @@ class Denoiser:
             channel_weights=channel_weights,
             t=t,
             eps=eps,
+            min_snr_gamma=min_snr_gamma,
         )
 
     def sample(self, cond, generators, n_steps, eta=0.0):

@@ -30,6 +30,8 @@ import math
 import numpy as np
 import torch
 
+from .geometry import GeometryMaps
+
 __all__ = [
     "CONDITION_NAMES",
     "FEATURE_NAMES",
@@ -288,26 +290,31 @@ class ConditionTransform:
         return cls(data["mean"], data["std"], data["log_size_mean"], data["log_size_std"])
 
 
-# -- the four transforms together -------------------------------------------------------
+# -- the transforms together -------------------------------------------------------------
 _TRANSFORM_TYPES = {
     "grid": PixelGrid,
     "image": ImageTransform,
     "time": TimeTransform,
     "conditions": ConditionTransform,
 }
+#: Present only in models with geometry channels (``ModelConfig.geometry_maps``).
+_OPTIONAL_TYPES = {"geometry": GeometryMaps}
 
 
 def transforms_to_dict(transforms):
     """JSON-able form of the transforms dict (the checkpoint's ``transforms`` entry)."""
-    return {key: transforms[key].to_dict() for key in _TRANSFORM_TYPES}
+    data = {key: transforms[key].to_dict() for key in _TRANSFORM_TYPES}
+    data.update({key: transforms[key].to_dict() for key in _OPTIONAL_TYPES if key in transforms})
+    return data
 
 
 def transforms_from_dict(data):
     """Inverse of :func:`transforms_to_dict`."""
-    return {key: cls.from_dict(data[key]) for key, cls in _TRANSFORM_TYPES.items()}
+    types = {**_TRANSFORM_TYPES, **{k: v for k, v in _OPTIONAL_TYPES.items() if k in data}}
+    return {key: cls.from_dict(data[key]) for key, cls in types.items()}
 
 
-def fit_transforms(batch, grid_shape, grid_index, pad_to=1, saturation=None):
+def fit_transforms(batch, grid_shape, grid_index, pad_to=1, saturation=None, pixel_fov=None):
     """Fit all transforms on a batch of training events.
 
     Parameters
@@ -320,21 +327,28 @@ def fit_transforms(batch, grid_shape, grid_index, pad_to=1, saturation=None):
         Grid padding of the U-Net (``UNetConfig.pad_to``).
     saturation : float, optional
         Largest generated charge; default the largest charge in ``batch``.
+    pixel_fov : tuple of array-like, optional
+        ``(lon, lat)`` of every pixel in the telescope frame (deg): fit the geometry
+        channels (:class:`~.geometry.GeometryMaps`) too.
 
     Returns
     -------
     dict
-        ``{"grid", "image", "time", "conditions"}``.
+        ``{"grid", "image", "time", "conditions"}``, plus ``"geometry"`` with ``pixel_fov``.
     """
     image_tf = ImageTransform()
     size = image_tf.size(batch["image"])
     image_tf.fit(batch["image"], saturation=saturation)
-    return {
+    transforms = {
         "grid": PixelGrid(grid_shape, grid_index, pad_to=pad_to),
         "image": image_tf,
         "time": TimeTransform().fit(batch["peak_time"]),
         "conditions": ConditionTransform().fit(batch["conditions"], size),
     }
+    if pixel_fov is not None:
+        geometry = GeometryMaps(*pixel_fov)
+        transforms["geometry"] = geometry.fit(batch["image"], batch["conditions"])
+    return transforms
 
 
 def encode_images(transforms, image, peak_time, size):

@@ -147,6 +147,7 @@ class TrainTool(Tool):
     batch_size = _train_option(Int, "batch_size")
     learning_rate = _train_option(Float, "learning_rate")
     warmup_steps = _train_option(Int, "warmup_steps")
+    min_snr_gamma = _train_option(Float, "min_snr_gamma")
     ema_decay = _train_option(Float, "ema_decay")
     grad_clip = _train_option(Float, "grad_clip")
     seed = _train_option(Int, "seed")
@@ -203,6 +204,7 @@ class TrainTool(Tool):
         "batch-size": "TrainTool.batch_size",
         ("lr", "learning-rate"): "TrainTool.learning_rate",
         "ema-decay": "TrainTool.ema_decay",
+        "min-snr-gamma": "TrainTool.min_snr_gamma",
         "grad-clip": "TrainTool.grad_clip",
         "seed": "TrainTool.seed",
         "device": "TrainTool.device",

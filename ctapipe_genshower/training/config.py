@@ -28,7 +28,7 @@ _AT_LEAST_ONE = (
     "calibration_events",
 )
 #: Settings that must not be negative.
-_NOT_NEGATIVE = ("warmup_steps", "validation_interval", "weight_decay")
+_NOT_NEGATIVE = ("warmup_steps", "validation_interval", "weight_decay", "min_snr_gamma")
 #: Settings that must be positive numbers.
 _POSITIVE = ("learning_rate", "shower_learning_rate", "grad_clip")
 
@@ -47,6 +47,9 @@ class TrainConfig:
     weight_decay: float = _setting(0.01, "AdamW weight decay of the pixel model")
     warmup_steps: int = _setting(200, "Linear learning-rate warm-up steps")
     cosine_decay: bool = _setting(True, "Decay the learning rate to 10 % on a cosine")
+    min_snr_gamma: float = _setting(
+        0.0, "Min-SNR-gamma loss weighting with this gamma, e.g. 5 (0: unweighted v-MSE)"
+    )
     ema_decay: float = _setting(0.999, "Decay of the exponential moving average of the weights")
     grad_clip: float = _setting(1.0, "Clip the gradient norm to this value")
     seed: int = _setting(0, "Seed of weights, data order and diffusion noise")

@@ -114,3 +114,18 @@ def check_training_meta(dataset):
         raise ValueError(
             f"need 0 < n_selected <= n_thrown, got {meta['n_selected']} and {meta['n_thrown']}"
         )
+
+
+def pixel_fov(meta):
+    """``(lon, lat)`` of every camera pixel in the telescope frame (deg) of a training file.
+
+    From ``meta["pixel_fov"]`` (written with the training file); files without it (older
+    ones) need ctapipe to derive it from the stored instrument.
+    """
+    if "pixel_fov" in meta:
+        return meta["pixel_fov"]
+    from ..instrument.description import subarray_from_dict
+    from ..instrument.grid import pixel_fov_positions
+
+    subarray = subarray_from_dict(meta["subarray"])
+    return pixel_fov_positions(subarray.tel[int(meta["tel_ids"][0])].camera.geometry)

@@ -29,12 +29,12 @@ import numpy as np
 import torch
 
 from ..model.config import PRESETS
-from ..model.denoiser import Denoiser
+from ..model.denoiser import PIXEL_CONDITION_DIM, Denoiser
 from ..model.networks import UNet
 from ..model.shower_model import ShowerModel, ThrownSampler
 from ..model.transforms import fit_transforms, transforms_from_dict, transforms_to_dict
 from .config import TrainConfig
-from .dataset import as_dataset, check_training_meta, read_checked
+from .dataset import as_dataset, check_training_meta, pixel_fov, read_checked
 from .distributed import barrier, rank_and_world_size, resolve_device, wrap_ddp
 from .shower_fit import fit_shower_model, shower_training_data, trained_domain
 from .state import (
@@ -154,6 +154,7 @@ class Trainer:
             meta["grid_index"],
             pad_to=self.mcfg.unet.pad_to,
             saturation=saturation,
+            pixel_fov=pixel_fov(meta) if self.mcfg.geometry_maps else None,
         )
 
     def setup(self, resume):
@@ -233,8 +234,13 @@ class Trainer:
         for e, b in zip(self.ema.buffers(), self.net.buffers(), strict=True):
             e.copy_(b)
 
-    def loss(self, denoiser, x, cond, generator=None, t=None, eps=None):
-        """The denoiser's loss with the model's channel weights, under autocast on CUDA."""
+    def loss(self, denoiser, x, cond, generator=None, t=None, eps=None, weighted=True):
+        """The denoiser's loss with the model's channel weights, under autocast on CUDA.
+
+        ``weighted=False`` (the validation loss) leaves out the min-SNR weighting, so
+        validation losses compare across weightings.
+        """
+        gamma = self.cfg.min_snr_gamma if weighted and self.cfg.min_snr_gamma > 0 else None
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
             return denoiser.loss(
                 x,
@@ -243,6 +249,7 @@ class Trainer:
                 generator=generator,
                 t=t,
                 eps=eps,
+                min_snr_gamma=gamma,
             )
 
     @torch.no_grad()
@@ -264,9 +271,11 @@ class Trainer:
         self.ema.eval()
         for i in range(0, len(x), bs):
             d = [a[i : i + bs].to(self.device) for a in (x, cond, t, eps)]
-            total += float(self.loss(self.ema_denoiser, d[0], d[1], t=d[2], eps=d[3])) * len(d[0])
+            loss = self.loss(self.ema_denoiser, d[0], d[1], t=d[2], eps=d[3], weighted=False)
+            total += float(loss) * len(d[0])
         # the pixel condition is the shower features followed by the standardised log size
-        nll = float(self.shower.size_nll(cond[:, :-1], cond[:, -1]))
+        n = PIXEL_CONDITION_DIM - 1
+        nll = float(self.shower.size_nll(cond[:, :n], cond[:, n]))
         return total / len(x), nll
 
     def run(self):
