@@ -36,8 +36,8 @@ from ctapipe.core.traits import Path as PathTrait
 from ctapipe.image import ImageProcessor
 from ctapipe.io import TableLoader
 
-from ..instrument.grid import CameraGridMapping, pixel_fov_positions
 from ..instrument.description import subarray_to_dict
+from ..instrument.grid import CameraGridMapping, pixel_fov_positions
 from ..thrown import ThrownDistribution
 from .arrays import CONDITION_COLUMNS, TrainingArrays
 from .conditions import conditions_from_truth
