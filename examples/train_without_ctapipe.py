@@ -25,10 +25,11 @@ from ctapipe_genshower.model.config import PRESETS
 from ctapipe_genshower.training.config import TrainConfig
 from ctapipe_genshower.training.dataset import split_dataset
 
-#: The bundled default's recipe (docs/model_card.md); the command line overrides it.
+#: The bundled default's recipe (docs/model_card.md; docs/ablation.md for why no geometry
+#: channels and no min-SNR weighting); the command line overrides it.
 RECIPE = {
-    "model": "small-geo",
-    "min_snr_gamma": 5.0,
+    "model": "small",
+    "min_snr_gamma": 0.0,
     "learning_rate": 5e-4,
     "batch_size": 32,
     "ema_decay": 0.995,

@@ -37,7 +37,7 @@ def test_trains_a_geometry_model_without_ctapipe(synthetic_training_arrays, tmp_
     assert "training images/s" in result.stdout
     meta = read_metadata(out)
     assert meta["config"]["model"]["geometry_maps"] is True
-    assert meta["config"]["train"]["min_snr_gamma"] == 5.0
+    assert meta["config"]["train"]["min_snr_gamma"] == 0.0  # the default recipe
 
     bad = subprocess.run(
         [sys.executable, "-c", BLOCK, str(SCRIPT), str(out), str(tmp_path / "m2.safetensors")],
