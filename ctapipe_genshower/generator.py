@@ -12,10 +12,24 @@ Post-processing of a generated event (in this order):
    ctapipe's cleaning removes it as it does for simulated events;
 4. peak times are mapped back and clipped to the range seen in training (the readout window).
 
-The training selection (e.g. size > 250 p.e. after cleaning) is *not* re-applied here:
-``P(selected | shower)`` already accounts for it, and cutting generated images again would
-lower the efficiency twice. Callers that want the paper's post-cut can apply
-``training_meta["selection"]`` with ctapipe.
+The training selection (e.g. ``hillas_intensity >= 250`` after cleaning) decides which showers
+have an image at all: ``P(selected | shower)`` (:meth:`ShowerGenerator.sample_selection`). The
+image model is trained on selected images only, so a generated image is a draw from the model's
+``p(image | shower, selected)``; an image that fails the selection when it is applied again is
+a model error, not a rejected shower. :meth:`ShowerGenerator.generate` therefore takes an
+optional ``accept`` callable (images, peak times -> bool mask; the ctapipe side,
+:class:`~ctapipe_genshower.io.reselection.ImageReselection`, applies the training selection
+exactly as training did) and redraws the failing events of the SAME showers, with a new size
+and new image noise, up to ``max_redraws`` times: rejection sampling from the model's
+distribution truncated to the selection region, which is what the training data are. The
+selection efficiency stays that of ``P(selected | shower)``; an event still failing after
+``max_redraws`` redraws is kept as its last draw (and reported as not accepted).
+
+Randomness: event seed ``s`` gives draw 0 from ``SeedSequence([s, 0x5E1EC7])`` and redraw
+``k >= 1`` from ``SeedSequence([s, 0x5E1EC7], spawn_key=(2, k))`` (each spawning a size
+stream and an image-noise stream), so a draw depends only on ``(s, k)`` and the event's
+conditions, never on the batch or on the other events. Without ``accept`` (or with
+``max_redraws=0``) the events are exactly draw 0.
 """
 
 import numpy as np
@@ -33,21 +47,43 @@ def _resolve_device(device):
     return torch.device(device)
 
 
-def _event_streams(seeds):
-    """Per-event ``(size uniform, size normal, image seed)`` derived from integer seeds."""
+#: Entropy word of the per-event streams (``SeedSequence([seed, _STREAM_TAG])``).
+_STREAM_TAG = 0x5E1EC7
+#: First spawn-key word of the redraw streams (draw 0 spawns its size and image streams
+#: with the keys 0 and 1 from the same root).
+_REDRAW_KEY = 2
+
+
+def _event_streams(seeds, draw=0):
+    """Per-event ``(size uniform, size normal, image seed)`` of draw ``draw`` of each seed.
+
+    Draw 0 comes from ``SeedSequence([seed, 0x5E1EC7])``, redraw ``k >= 1`` from the same
+    entropy with ``spawn_key=(2, k)``; each root spawns a size stream and an image stream.
+    """
     seeds = np.asarray(seeds)
     if seeds.ndim != 1 or not np.issubdtype(seeds.dtype, np.integer) or np.any(seeds < 0):
         raise ValueError("seeds must be a 1d array of non-negative integers")
+    if draw < 0:
+        raise ValueError(f"draw must be >= 0, got {draw}")
+    spawn_key = () if draw == 0 else (_REDRAW_KEY, int(draw))
     uniform = np.empty(len(seeds))
     normal = np.empty(len(seeds))
     image_seed = np.empty(len(seeds), dtype=np.int64)
     for i, seed in enumerate(seeds.tolist()):
-        ss = np.random.SeedSequence([int(seed), 0x5E1EC7])
+        ss = np.random.SeedSequence([int(seed), _STREAM_TAG], spawn_key=spawn_key)
         size_ss, image_ss = ss.spawn(2)
         rng = np.random.default_rng(size_ss)
         uniform[i], normal[i] = rng.uniform(), rng.standard_normal()
         image_seed[i] = int(image_ss.generate_state(1, np.uint64)[0] >> np.uint64(1))
     return uniform, normal, image_seed
+
+
+def _check_mask(mask, n):
+    """``accept``'s answer as an ``(n,)`` bool array (one clear error otherwise)."""
+    mask = np.asarray(mask)
+    if mask.shape != (n,) or mask.dtype != bool:
+        raise ValueError(f"accept must return a ({n},) bool array, got {mask.dtype} {mask.shape}")
+    return mask.copy()
 
 
 class ShowerGenerator:
@@ -139,7 +175,10 @@ class ShowerGenerator:
 
     @property
     def selection(self):
-        """The training selection, ``[[name, expression], ...]`` (not re-applied here)."""
+        """The training selection, ``[[name, expression], ...]`` (None or empty: none recorded).
+
+        Applied to generated images by the ``accept`` callable of :meth:`generate`.
+        """
         return self.training_meta.get("selection")
 
     @property
@@ -173,12 +212,15 @@ class ShowerGenerator:
         p = self.selection_probability(conditions)
         return rng.uniform(size=len(p)) < p
 
-    def sample_size(self, conditions, seeds):
-        """Image sizes (sum of charge, p.e.) ``(N,)`` float64, one draw per event seed."""
+    def sample_size(self, conditions, seeds, draw=0):
+        """Image sizes (sum of charge, p.e.) ``(N,)`` float64, one per event seed.
+
+        ``draw`` selects the event streams (0: the first draw, ``k``: the ``k``-th redraw).
+        """
         import torch
 
         conditions = self._check_conditions(conditions)
-        uniform, normal, _ = _event_streams(seeds)
+        uniform, normal, _ = _event_streams(seeds, draw)
         if len(uniform) != len(conditions):
             raise ValueError(f"{len(seeds)} seeds for {len(conditions)} conditions")
         z = self.shower_model.sample_z(
@@ -187,8 +229,18 @@ class ShowerGenerator:
         return self.transforms["conditions"].size_from_log(z.cpu().double()).numpy()
 
     # -- images ----------------------------------------------------------------------------
-    def generate(self, conditions, seeds, n_steps=None, batch_size=256, size=None, eta=0.0):
-        """Generate images and peak times.
+    def generate(
+        self,
+        conditions,
+        seeds,
+        n_steps=None,
+        batch_size=256,
+        size=None,
+        eta=0.0,
+        accept=None,
+        max_redraws=0,
+    ):
+        """Generate images and peak times, redrawing events that ``accept`` rejects.
 
         Parameters
         ----------
@@ -200,21 +252,27 @@ class ShowerGenerator:
         batch_size : int
             Events per network call.
         size : array-like, optional
-            Image sizes to use instead of sampling them.
+            Image sizes to use instead of sampling them (kept by redraws, which then draw
+            only new image noise).
         eta : float
             DDIM stochasticity (0: deterministic).
+        accept : callable, optional
+            ``accept(images, peak_times) -> (M,) bool``, called with ``(M, n_pixels)``
+            float32 arrays: True for an event that passes the training selection. Events it
+            rejects are drawn again (new size and new image noise, from the streams of
+            ``(seed, k)`` for redraw ``k``), only those, in batches.
+        max_redraws : int
+            Most redraws per event (0: ``accept`` is only evaluated). An event still
+            rejected after them is kept as its last draw.
 
         Returns
         -------
         dict
             ``image`` (N, n_pixels) float32 p.e., ``peak_time`` (N, n_pixels) float32 ns
-            (camera pixel order), ``size`` (N,) float64 p.e.
+            (camera pixel order), ``size`` (N,) float64 p.e., ``n_draws`` (N,) int64 (1: the
+            first draw was kept), ``accepted`` (N,) bool (``accept`` of the kept draw; None
+            without ``accept``).
         """
-        import torch
-
-        from .model.samplers import event_generators
-        from .model.transforms import decode_images
-
         conditions = self._check_conditions(conditions)
         seeds = np.asarray(seeds)
         n = len(conditions)
@@ -223,17 +281,54 @@ class ShowerGenerator:
         n_steps = self.resolve_n_steps(n_steps)
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        _, _, image_seeds = _event_streams(seeds)
-        if size is None:
-            size = self.sample_size(conditions, seeds)
-        else:
+        if max_redraws < 0:
+            raise ValueError(f"max_redraws must be >= 0, got {max_redraws}")
+        if size is not None:
             size = np.asarray(size, dtype=np.float64)
             if size.shape != (n,) or not np.all(np.isfinite(size)) or np.any(size <= 0):
                 raise ValueError("size must be (N,) positive finite values")
+
+        out = self._draw(conditions, seeds, 0, n_steps, int(batch_size), size, eta)
+        out["n_draws"] = np.ones(n, dtype=np.int64)
+        out["accepted"] = None
+        if accept is None:
+            return out
+        accepted = _check_mask(accept(out["image"], out["peak_time"]), n)
+        for draw in range(1, int(max_redraws) + 1):
+            redo = np.flatnonzero(~accepted)
+            if len(redo) == 0:
+                break
+            again = self._draw(
+                conditions[redo],
+                seeds[redo],
+                draw,
+                n_steps,
+                int(batch_size),
+                None if size is None else size[redo],
+                eta,
+            )
+            for key in ("image", "peak_time", "size"):
+                out[key][redo] = again[key]
+            out["n_draws"][redo] += 1
+            accepted[redo] = _check_mask(accept(again["image"], again["peak_time"]), len(redo))
+        out["accepted"] = accepted
+        return out
+
+    def _draw(self, conditions, seeds, draw, n_steps, batch_size, size, eta):
+        """Draw ``draw`` of each event: sizes (unless given), images, peak times."""
+        import torch
+
+        from .model.samplers import event_generators
+        from .model.transforms import decode_images
+
+        n = len(conditions)
+        _, _, image_seeds = _event_streams(seeds, draw)
+        if size is None:
+            size = self.sample_size(conditions, seeds, draw)
         image = np.empty((n, self.n_pixels), dtype=np.float32)
         peak_time = np.empty((n, self.n_pixels), dtype=np.float32)
-        for start in range(0, n, int(batch_size)):
-            sl = slice(start, min(start + int(batch_size), n))
+        for start in range(0, n, batch_size):
+            sl = slice(start, min(start + batch_size, n))
             cond = self.denoiser.condition(conditions[sl], size[sl])
             with torch.inference_mode():
                 x = self.denoiser.sample(cond, event_generators(image_seeds[sl]), n_steps, eta)

@@ -14,7 +14,14 @@ The run then works like a sim_telarray run:
 2. each thrown shower is kept with the learned probability P(selected | shower);
 3. the networks run only for the kept showers, ``batch_size`` at a time, each event with its
    own seed derived from ``(seed, obs_id, event_id)``, so an event does not depend on the
-   batch size or on the other events.
+   batch size or on the other events;
+4. the model was trained on selected images only, so each generated image is checked with the
+   training selection applied again as in training
+   (:class:`~ctapipe_genshower.io.reselection.ImageReselection`); an event that fails it is
+   drawn again for the same shower (new size, new image noise, the next stream of its seed),
+   up to ``max_redraws`` times, and kept as its last draw (counted as exhausted) when every
+   draw failed. The numbers of redrawn events, redraws and exhausted events are logged at the
+   end of the run and are part of :attr:`DiffusionEventSource.generation_metadata`.
 
 Steps 1 and 2 are cheap and run in ``__init__`` (the :class:`GenerationPlan`), so the number
 of thrown showers, the shower histogram and the number of events are known before the first
@@ -54,6 +61,7 @@ from ..data.conditions import conditions_from_truth
 from .simulated_run import THROWN_TRAITS, RunPlan, SimulatedRunEventSource, quantity_trait
 
 __all__ = [
+    "DEFAULT_MAX_REDRAWS",
     "DEFAULT_OBS_ID",
     "DETECTOR_PROG_ID",
     "PROTON_PRIMARY_ID",
@@ -88,6 +96,8 @@ PROTON_PRIMARY_ID = 101
 CPU_BATCH_SIZE, CUDA_BATCH_SIZE = 32, 256
 #: Spawn key of the per-event noise seeds (the throw uses ``THROW_STREAM``).
 _EVENT_STREAM = 1
+#: Default of ``DiffusionEventSource.max_redraws``.
+DEFAULT_MAX_REDRAWS = 10
 
 
 def event_seed(seed, obs_id, event_id):
@@ -208,6 +218,18 @@ class DiffusionEventSource(SimulatedRunEventSource):
         False,
         help="Generate even where the request lies outside the trained domain (recorded)",
     ).tag(config=True)
+    max_redraws = Int(
+        DEFAULT_MAX_REDRAWS,
+        min=0,
+        help=(
+            "Most redraws of an event whose image fails the model's training selection"
+            " (ctapipe's default ImageProcessor + the selection expressions, as in training):"
+            " the model generates selected images, so a failing image is drawn again for the"
+            " same shower (new size and image noise); an event failing every draw is kept as"
+            " its last draw and counted. 0: no check, no redraws. Models without a recorded"
+            " selection are never redrawn"
+        ),
+    ).tag(config=True)
 
     producer_id = "ctapipe-genshower"
     detector_prog_id = DETECTOR_PROG_ID
@@ -238,6 +260,9 @@ class DiffusionEventSource(SimulatedRunEventSource):
         tel_id = self._choose_telescope(subarray, self._model.n_pixels, path)
         thrown = self._requested_thrown(self._model.thrown)
         self.extrapolation = self._check_domain(self._model.thrown, thrown)
+        self._reselection = self._make_reselection(subarray, tel_id, path)
+        #: Events drawn more than once, redraws in all, events failing every draw.
+        self.n_redrawn_events = self.n_redraws = self.n_exhausted = 0
 
         Provenance().add_input_file(
             str(self.model_file),
@@ -311,6 +336,22 @@ class DiffusionEventSource(SimulatedRunEventSource):
                 f" but its camera {camera.name} has {camera.geometry.n_pixels} pixels"
             )
         return tel_id
+
+    def _make_reselection(self, subarray, tel_id, path):
+        """The training selection as ``accept`` of the generator; None: no redraws."""
+        from .reselection import ImageReselection
+
+        if self.max_redraws == 0:
+            return None
+        if not self._model.selection:
+            self.log.info("Model %s records no training selection: images are not redrawn", path)
+            return None
+        try:
+            return ImageReselection.for_model(self._model, subarray, tel_id)
+        except ValueError as err:
+            raise ToolConfigurationError(
+                f"Cannot re-apply the training selection of model {path}: {err}"
+            ) from err
 
     def _requested_thrown(self, trained):
         """The trained thrown distribution with the configured (non-None) traits replaced."""
@@ -487,7 +528,30 @@ class DiffusionEventSource(SimulatedRunEventSource):
             "GENSHOWER N_STEPS": self.resolved_n_steps,
             "GENSHOWER THROWN": json.dumps(self.thrown.to_dict()),
             "GENSHOWER EXTRAPOLATION": "; ".join(self.extrapolation) or "none",
+            "GENSHOWER SELECTION": json.dumps(self._reselection.selection)
+            if self._reselection is not None
+            else "none",
+            "GENSHOWER MAX_REDRAWS": self.max_redraws,
+            "GENSHOWER N_REDRAWN_EVENTS": self.n_redrawn_events,
+            "GENSHOWER N_REDRAWS": self.n_redraws,
+            "GENSHOWER N_EXHAUSTED": self.n_exhausted,
         }
+
+    def _log_redraws(self):
+        """INFO line of the redraw counts (complete once the last batch is generated)."""
+        if self._reselection is None:
+            return
+        self.log.info(
+            "obs_id %d: %d of %d events redrawn (%d redraws in all, %.3f draws per event),"
+            " %d still failing the training selection after %d redraws (kept as last draw)",
+            self.obs_id,
+            self.n_redrawn_events,
+            len(self),
+            self.n_redraws,
+            1 + self.n_redraws / max(len(self), 1),
+            self.n_exhausted,
+            self.max_redraws,
+        )
 
     def close(self):
         self._model = None
@@ -498,6 +562,7 @@ class DiffusionEventSource(SimulatedRunEventSource):
         n_events = len(plan.event_id)
         unknown_true_image = np.full(self._model.n_pixels, UNKNOWN_TRUE_IMAGE, dtype=np.int32)
         batch_size = self.resolved_batch_size
+        self.n_redrawn_events = self.n_redraws = self.n_exhausted = 0
         for start in range(0, n_events, batch_size):
             stop = min(start + batch_size, n_events)
             out = self._model.generate(
@@ -505,10 +570,15 @@ class DiffusionEventSource(SimulatedRunEventSource):
                 plan.seeds[start:stop].astype(np.int64),
                 n_steps=self.n_steps,
                 batch_size=batch_size,
+                accept=None if self._reselection is None else self._accept,
+                max_redraws=self.max_redraws,
             )
             images = np.asarray(out["image"], dtype=np.float32)
             peak_times = np.asarray(out["peak_time"], dtype=np.float32)
             self._check_finite(images, peak_times, start)
+            self._count_redraws(out)
+            if stop == n_events:
+                self._log_redraws()
             for i in range(start, stop):
                 yield self._make_event(
                     count=i,
@@ -519,6 +589,18 @@ class DiffusionEventSource(SimulatedRunEventSource):
                     true_image=unknown_true_image,
                     true_image_sum=UNKNOWN_TRUE_IMAGE,
                 )
+
+    def _accept(self, images, peak_times):
+        """The generator's ``accept``: non-finite images pass here, ``_check_finite`` stops them."""
+        finite = np.all(np.isfinite(images), axis=1) & np.all(np.isfinite(peak_times), axis=1)
+        return self._reselection(images, peak_times) | ~finite
+
+    def _count_redraws(self, out):
+        if out["accepted"] is None:
+            return
+        self.n_redrawn_events += int(np.count_nonzero(out["n_draws"] > 1))
+        self.n_redraws += int(np.sum(out["n_draws"] - 1))
+        self.n_exhausted += int(np.count_nonzero(~out["accepted"]))
 
     def _check_finite(self, images, peak_times, start):
         """Refuse a batch with non-finite pixels (a broken model): nothing of it is yielded."""

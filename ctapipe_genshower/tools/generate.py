@@ -3,13 +3,13 @@
 This is ``ctapipe-process`` (it subclasses ctapipe's :class:`~ctapipe.tools.process.ProcessorTool`,
 so every option and the output are the same) with the input defaulting to the bundled model,
 short options for the generator settings, DL1 images and parameters written by default, a
-progress bar on by default, the model and settings recorded as ``CONTEXT GENSHOWER ...``
-attributes of the output file, and an output that appears under its name only when the run
-is complete: ctapipe's DataWriter writes to a hidden temporary file beside the target, which
-is renamed onto the target in :meth:`GenerateTool.finish` after the file has been closed, and
-removed when the run fails, is interrupted (Ctrl-C) or terminated (SIGTERM, a batch system's
-time limit). A run killed outright (SIGKILL, the OOM killer) leaves only that hidden
-``.<name>.*.tmp.h5`` file, so resubmitting the same command works.
+progress bar on by default, the model, the settings and the redraw counts recorded as
+``CONTEXT GENSHOWER ...`` attributes of the output file, and an output that appears under its
+name only when the run is complete: ctapipe's DataWriter writes to a hidden temporary file
+beside the target, which is renamed onto the target in :meth:`GenerateTool.finish` after the
+file has been closed, and removed when the run fails, is interrupted (Ctrl-C) or terminated
+(SIGTERM, a batch system's time limit). A run killed outright (SIGKILL, the OOM killer) leaves
+only that hidden ``.<name>.*.tmp.h5`` file, so resubmitting the same command works.
 """
 
 import signal
@@ -109,6 +109,7 @@ class GenerateTool(ProcessorTool):
         "max-scatter-radius": "DiffusionEventSource.max_scatter_radius",
         "min-viewcone": "DiffusionEventSource.min_viewcone",
         "max-viewcone": "DiffusionEventSource.max_viewcone",
+        "max-redraws": "DiffusionEventSource.max_redraws",
     }
 
     flags = {
@@ -240,6 +241,11 @@ class GenerateTool(ProcessorTool):
         return super().enter_context(context_manager)
 
     def finish(self):
+        # the redraw counts are known only now; the DataWriter writes these when it closes
+        self.write.context_metadata = {
+            **self.write.context_metadata,
+            **self.event_source.generation_metadata,
+        }
         self.write.output_path = self._temporary  # ctapipe's statistics tables append to it
         super().finish()
         self._writer_closer.close()

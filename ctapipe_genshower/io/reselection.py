@@ -1,0 +1,107 @@
+"""The training selection applied again to generated images, exactly as training applied it.
+
+A model's image network is trained only on images that passed the training selection: the
+training reader (:class:`~ctapipe_genshower.data.dl1.DL1TrainingReader`) cleans and
+parameterises each image with ctapipe's ``ImageProcessor`` and evaluates the expressions of
+``training_meta["selection"]`` (``ShowerGenerator.selection``) on the parameter columns with
+:class:`~ctapipe_genshower.data.dl1.TrainingSelection`, a ctapipe ``QualityQuery``.
+:class:`ImageReselection` does the same to generated images, with ctapipe's *default*
+``ImageProcessor`` configuration (the one the training files were processed with), never the
+configuration of the tool it runs in: a user's ``--ImageProcessor.*`` settings change the
+processing of the output, not which images the model counts as its own errors.
+
+:class:`~ctapipe_genshower.io.diffusion.DiffusionEventSource` passes an instance as
+``accept`` to :meth:`~ctapipe_genshower.generator.ShowerGenerator.generate`, which redraws the
+events it rejects.
+"""
+
+import numpy as np
+from astropy.table import QTable
+from ctapipe.containers import ArrayEventContainer, DL1CameraContainer
+from ctapipe.fitting import FIT_RNG
+from ctapipe.image import ImageProcessor
+from traitlets.config import Config
+
+from ..data.dl1 import TrainingSelection
+from ..data.dl1_file import parameter_columns
+
+__all__ = ["ImageReselection"]
+
+#: State ctapipe's robust timing fit generator is reset to before each image, so that an
+#: image's parameters do not depend on the images processed before it.
+_FIT_STATE = np.random.default_rng(0).bit_generator.state
+
+
+class ImageReselection:
+    """``accept(images, peak_times)``: which generated images pass the training selection.
+
+    Parameters
+    ----------
+    subarray : ctapipe.instrument.SubarrayDescription
+        The model's instrument.
+    tel_id : int
+        The telescope the images belong to.
+    selection : list of [name, expression]
+        The training selection (``ShowerGenerator.selection``), at least one criterion.
+
+    Raises
+    ------
+    ValueError
+        When ``selection`` is empty or cannot be evaluated on ctapipe's parameter columns.
+    """
+
+    def __init__(self, subarray, tel_id, selection):
+        if not selection:
+            raise ValueError("no selection to apply")
+        self.tel_id = int(tel_id)
+        self.selection = [(str(name), str(expression)) for name, expression in selection]
+        empty = Config()  # ctapipe's defaults, not the configuration of a running tool
+        self.processor = ImageProcessor(subarray, config=empty)
+        self.query = TrainingSelection(config=empty, quality_criteria=self.selection)
+        n_pixels = subarray.tel[self.tel_id].camera.geometry.n_pixels
+        self(np.zeros((1, n_pixels), np.float32), np.zeros((1, n_pixels), np.float32))
+
+    @classmethod
+    def for_model(cls, generator, subarray, tel_id):
+        """The reselection of ``generator``'s training selection, None when it has none."""
+        if not generator.selection:
+            return None
+        return cls(subarray, tel_id, generator.selection)
+
+    def parameters(self, images, peak_times):
+        """ctapipe's DL1 parameter columns of the images (``QTable``, one row per image).
+
+        Images with non-finite pixels get ctapipe's default (invalid) parameters, as in
+        training.
+        """
+        images = np.asarray(images, dtype=np.float32)
+        peak_times = np.asarray(peak_times, dtype=np.float32)
+        finite = np.all(np.isfinite(images), axis=1) & np.all(np.isfinite(peak_times), axis=1)
+        containers = []
+        saved = FIT_RNG.bit_generator.state
+        try:
+            for image, peak_time, ok in zip(images, peak_times, finite, strict=True):
+                if not ok:
+                    containers.append(self.processor.default_image_container)
+                    continue
+                FIT_RNG.bit_generator.state = _FIT_STATE
+                event = ArrayEventContainer()
+                event.dl1.tel[self.tel_id] = DL1CameraContainer(image=image, peak_time=peak_time)
+                self.processor(event)
+                containers.append(event.dl1.tel[self.tel_id].parameters)
+        finally:
+            # the processing of the run's output continues its own sequence
+            FIT_RNG.bit_generator.state = saved
+        return QTable(parameter_columns(containers)), finite
+
+    def __call__(self, images, peak_times):
+        """``(N,)`` bool: True for the images that pass the selection."""
+        table, finite = self.parameters(images, peak_times)
+        try:
+            passed = self.query.get_table_mask(table)
+        except Exception as err:
+            raise ValueError(
+                f"Selection {self.selection} cannot be evaluated on ctapipe's image parameters:"
+                f" {type(err).__name__}: {err}"
+            ) from None
+        return np.asarray(passed, dtype=bool) & finite
