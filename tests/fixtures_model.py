@@ -2,9 +2,12 @@
 
 * ``tiny_model_training_arrays``: the selected images of the toy proton DL1 fixture
   (``toy_proton_dl1_path``, read with ``DL1TrainingReader``, default 250 p.e. selection);
-* ``tiny_model_path``: a tiny generator (``PRESETS["tiny"]``) trained for a handful of steps
-  on them (90 % train, 10 % validation). It exercises the whole chain (checkpoint,
-  generator, EventSource) in seconds; its images are not physical;
+* ``selecting_model_path``: a tiny generator (``PRESETS["tiny"]``) trained for a
+  handful of steps on them (90 % train, 10 % validation). It exercises the whole chain
+  (checkpoint, generator, EventSource) in seconds; its images are not physical (none passes
+  the cleaning, so each event would be redrawn ``max_redraws`` times);
+* ``tiny_model_path``: the same weights without a recorded selection (no redraws), for every
+  test that is not about the selection;
 * ``synthetic_training_arrays``: ~300 synthetic selected showers with a complete ``meta``,
   for model tests that need more events than the toy fixture has.
 """
@@ -132,8 +135,14 @@ def tiny_model_training_arrays(toy_proton_dl1_path):
 
 
 @pytest.fixture(scope="session")
-def tiny_model_path(tmp_path_factory, tiny_model_training_arrays):
-    """Path of a tiny trained checkpoint (``model.safetensors``) made once per session."""
+def selecting_model_path(tmp_path_factory, tiny_model_training_arrays):
+    """Path of a tiny trained checkpoint (``model.safetensors``) made once per session.
+
+    It records its training selection (250 p.e.) like every trained model, but its images are
+    not physical: none passes ctapipe's cleaning, so the ``DiffusionEventSource`` redraws
+    every event ``max_redraws`` times. Tests about the redraws use it; others use
+    ``tiny_model_path``.
+    """
     from ctapipe_genshower.fit import train
     from ctapipe_genshower.model.config import PRESETS
     from ctapipe_genshower.training.dataset import split_dataset
@@ -141,4 +150,31 @@ def tiny_model_path(tmp_path_factory, tiny_model_training_arrays):
     path = tmp_path_factory.mktemp("tiny_model") / "model.safetensors"
     train_set, validation = split_dataset(tiny_model_training_arrays, 0.1)
     train(train_set, path, PRESETS["tiny"], tiny_train_config(), validation=validation)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_model_path(tmp_path_factory, selecting_model_path):
+    """The tiny model without a recorded selection: generation without redraws (fast).
+
+    Same weights as ``selecting_model_path``; ``training_meta["selection"]`` is
+    empty, so the source generates each event once (as a model trained without a selection).
+    """
+    path = tmp_path_factory.mktemp("tiny_model_plain") / "model.safetensors"
+    return with_recorded_selection(selecting_model_path, path, [])
+
+
+def with_recorded_selection(model, path, selection):
+    """A copy of ``model`` whose recorded training selection is ``selection``."""
+    import json
+    import struct
+
+    raw = model.read_bytes()
+    (n,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8 : 8 + n])
+    meta = json.loads(header["__metadata__"]["training_meta"])
+    meta["selection"] = selection
+    header["__metadata__"]["training_meta"] = json.dumps(meta)
+    new = json.dumps(header).encode()
+    path.write_bytes(struct.pack("<Q", len(new)) + new + raw[8 + n :])
     return path

@@ -7,9 +7,10 @@ from ctapipe_genshower.checkpoint import CheckpointError
 from ctapipe_genshower.generator import ShowerGenerator
 
 
+# the generator alone (no EventSource, no redraws): the model with its recorded selection
 @pytest.fixture(scope="module")
-def generator(tiny_model_path):
-    return ShowerGenerator.from_file(tiny_model_path, device="cpu")
+def generator(selecting_model_path):
+    return ShowerGenerator.from_file(selecting_model_path, device="cpu")
 
 
 @pytest.fixture(scope="module")

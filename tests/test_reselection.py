@@ -7,12 +7,12 @@ numpy ``accept`` callables; the ctapipe level (``ImageReselection``, ``Diffusion
 
 import json
 import logging
-import struct
 
 import numpy as np
 import pytest
 import tables
 from ctapipe.core import run_tool
+from fixtures_model import with_recorded_selection
 
 from ctapipe_genshower.generator import ShowerGenerator
 from ctapipe_genshower.io.diffusion import DiffusionEventSource
@@ -25,8 +25,8 @@ ALL_PASS = [["all", "True"]]
 
 
 @pytest.fixture(scope="module")
-def generator(tiny_model_path):
-    return ShowerGenerator.from_file(tiny_model_path, device="cpu")
+def generator(selecting_model_path):
+    return ShowerGenerator.from_file(selecting_model_path, device="cpu")
 
 
 @pytest.fixture(scope="module")
@@ -40,17 +40,7 @@ def first_draw(generator, conditions):
     return generator.generate(conditions, np.arange(8), n_steps=N_STEPS, batch_size=3)
 
 
-def _with_selection(model, path, selection):
-    """A copy of ``model`` whose recorded training selection is ``selection``."""
-    raw = model.read_bytes()
-    (n,) = struct.unpack("<Q", raw[:8])
-    header = json.loads(raw[8 : 8 + n])
-    meta = json.loads(header["__metadata__"]["training_meta"])
-    meta["selection"] = selection
-    header["__metadata__"]["training_meta"] = json.dumps(meta)
-    new = json.dumps(header).encode()
-    path.write_bytes(struct.pack("<Q", len(new)) + new + raw[8 + n :])
-    return path
+_with_selection = with_recorded_selection
 
 
 def _coin():
@@ -191,14 +181,14 @@ def _events(model, **settings):
         return images, peak_times, source.generation_metadata
 
 
-def test_source_redraws_failing_events(tiny_model_path, tmp_path, monkeypatch, caplog):
+def test_source_redraws_failing_events(selecting_model_path, tmp_path, monkeypatch, caplog):
     """The source redraws what its reselection rejects, counts it, and stays reproducible.
 
     The tiny test model's images never survive ctapipe's cleaning (every parameter is NaN),
     so no selection on ctapipe's parameters fails only some of them: the check is replaced
     by a fair coin of the image noise here (the real check: the tests above and below).
     """
-    today, _, meta = _events(tiny_model_path, max_redraws=0)
+    today, _, meta = _events(selecting_model_path, max_redraws=0)
     assert meta["GENSHOWER N_REDRAWS"] == 0 and meta["GENSHOWER MAX_REDRAWS"] == 0
     assert meta["GENSHOWER SELECTION"] == "none"
     coin = _coin()
@@ -207,8 +197,8 @@ def test_source_redraws_failing_events(tiny_model_path, tmp_path, monkeypatch, c
     monkeypatch.setattr(ImageReselection, "__call__", lambda self, im, t: coin(im, t))
 
     with caplog.at_level(logging.INFO):
-        images, _, meta = _events(tiny_model_path)
-    assert np.array_equal(_events(tiny_model_path)[0], images)  # same seed, same events
+        images, _, meta = _events(selecting_model_path)
+    assert np.array_equal(_events(selecting_model_path)[0], images)  # same seed, same events
     assert np.array_equal(images[~failed], today[~failed])
     assert not np.any(np.all(images[failed] == today[failed], axis=1))
     assert coin(images, None).all()
@@ -220,9 +210,9 @@ def test_source_redraws_failing_events(tiny_model_path, tmp_path, monkeypatch, c
     assert f"{failed.sum()} of {len(images)} events redrawn" in caplog.text
 
 
-def test_source_counts_exhausted_events(tiny_model_path, tmp_path):
-    model = _with_selection(tiny_model_path, tmp_path / "m.safetensors", IMPOSSIBLE)
-    today = _events(tiny_model_path, max_redraws=0)[0]
+def test_source_counts_exhausted_events(selecting_model_path, tmp_path):
+    model = _with_selection(selecting_model_path, tmp_path / "m.safetensors", IMPOSSIBLE)
+    today = _events(selecting_model_path, max_redraws=0)[0]
     images, _, meta = _events(model, max_redraws=3)
     assert len(images) == len(today)  # kept as their last draw
     assert not np.any(np.all(images == today, axis=1))
@@ -231,18 +221,18 @@ def test_source_counts_exhausted_events(tiny_model_path, tmp_path):
     assert meta["GENSHOWER N_REDRAWS"] == 3 * n
 
 
-def test_all_passing_and_missing_selection_change_nothing(tiny_model_path, tmp_path):
-    today = _events(tiny_model_path, max_redraws=0)[0]
+def test_all_passing_and_missing_selection_change_nothing(selecting_model_path, tmp_path):
+    today = _events(selecting_model_path, max_redraws=0)[0]
     for selection in (ALL_PASS, None, []):
-        model = _with_selection(tiny_model_path, tmp_path / "m.safetensors", selection)
+        model = _with_selection(selecting_model_path, tmp_path / "m.safetensors", selection)
         images, _, meta = _events(model)
         assert np.array_equal(images, today)
         assert meta["GENSHOWER N_REDRAWS"] == meta["GENSHOWER N_EXHAUSTED"] == 0
         assert meta["GENSHOWER SELECTION"] == ("none" if not selection else json.dumps(ALL_PASS))
 
 
-def test_generate_tool_records_the_counts(tiny_model_path, tmp_path):
-    model = _with_selection(tiny_model_path, tmp_path / "m.safetensors", IMPOSSIBLE)
+def test_generate_tool_records_the_counts(selecting_model_path, tmp_path):
+    model = _with_selection(selecting_model_path, tmp_path / "m.safetensors", IMPOSSIBLE)
     output = tmp_path / "run.dl1.h5"
     argv = [
         f"--model={model}",
