@@ -1,7 +1,8 @@
 """Training data: ctapipe DL1 HDF5 -> :class:`TrainingArrays` -> compact training file.
 
-``arrays`` and ``training_file`` need numpy (+ safetensors) only, so the training core can
-read prepared data on a machine without ctapipe. The modules that need ctapipe are
+``arrays``, ``training_file`` and ``inputs`` (a training run's input files: DL1 globs or one
+prepared training file) need numpy (+ safetensors) only, so the training core can read
+prepared data on a machine without ctapipe. The modules that need ctapipe are
 imported only when used: ``dl1_file`` (the DL1 file layer: table paths, checks, telescope
 types, simulation bookkeeping; shared with the validation reader) and ``dl1`` (the
 training reader, imported on first access of :class:`DL1TrainingReader`).

@@ -320,14 +320,30 @@ class DL1TrainingReader(Component):
         chunks = list(self.iter_chunks())
         return TrainingArrays.concatenate(chunks, meta=self.meta)
 
-    def to_training_file(self, path):
+    def to_training_file(self, path, progress=None):
         """Stream all selected images into a compact training file (atomic write).
 
-        Memory is bounded by ``chunk_size``; returns the number of images written.
+        Memory is bounded by ``chunk_size``.
+
+        Parameters
+        ----------
+        path : path-like
+            The training file to write.
+        progress : callable, optional
+            Called after every chunk written as ``progress(n_read, n_selected)`` (images
+            read and selected so far), e.g. a
+            :class:`~ctapipe_genshower.training.progress.ChunkProgress` bar.
+
+        Returns
+        -------
+        int
+            The number of images written.
         """
         with TrainingFileWriter(path) as writer:
             for chunk in self.iter_chunks():
                 writer.append(chunk)
+                if progress is not None:
+                    progress(self.n_read, self.n_selected)
             writer.meta.update(self.meta)
         return self.n_selected
 

@@ -21,7 +21,6 @@ Under ``torchrun --nproc_per_node=N`` the tool joins the process group (NCCL on 
 on CPU); rank 0 prepares the data and writes the files.
 """
 
-import glob
 import os
 import signal
 import sys
@@ -46,12 +45,15 @@ from ctapipe.image import ImageCleaner, ImageProcessor
 from traitlets.config import Config
 
 from ..checkpoint import FORMAT, FORMAT_VERSION, file_sha256
-from ..data import DL1TrainingReader, TrainingFile, TrainingFileWriter, is_training_file
+from ..data import DL1TrainingReader, TrainingFile
 from ..data.dl1 import TrainingSelection
+from ..data.inputs import training_inputs
 from ..fit import sibling_path, state_path_for
 from ..model.config import PRESETS
 from ..training.config import MIXED_PRECISION, TrainConfig
 from ..training.history import LossLog, plot_loss_curve
+from ..training.plan import check_settings, plan_training
+from ..training.progress import ChunkProgress, PhaseProgress
 
 __all__ = ["SIGTERM_EXIT_CODE", "TrainTool", "main"]
 
@@ -66,9 +68,6 @@ ROLES = {
     "csv": "loss log",
     "png": "loss curve",
 }
-
-#: Progress-bar titles of the training phases (``progress`` records of the loop).
-_PHASES = {"shower": "shower model", "pixel": "pixel model"}
 
 #: the TrainConfig fields, whose defaults and help texts the tool's options take over
 _TRAIN_FIELDS = {f.name: f for f in fields(TrainConfig)}
@@ -258,22 +257,20 @@ class TrainTool(Tool):
 
     # -- setup --------------------------------------------------------------------------
     def setup(self):
-        self._bar = None
-        self._bar_phase = None
         self._loss_log = None
         self._written = []  # files this run wrote; removed if it fails before a checkpoint
         self._checkpoint_step = None  # the step of this run's last checkpoint
         self._state_before = None  # (inode, mtime, size) of a state file there before
         self._converted = False
-        self.dataset = None
-        self.start_step = 0
+        self.plan = None  # the checked run (training.plan.TrainingPlan)
         self._terminate_on_sigterm()
         self.rank, self.world_size = self._init_distributed()
-        self.show_progress = (
+        self.show_progress = self.rank == 0 and (
             sys.stderr.isatty() if self.progress_bar is None else bool(self.progress_bar)
         )
-        self.inputs = self._expand_inputs()
-        self.from_dl1 = not (len(self.inputs) == 1 and _is_prepared_input(self.inputs[0]))
+        self._progress = PhaseProgress(enabled=self.show_progress)
+        self.inputs, prepared = self._expand_inputs()
+        self.from_dl1 = not prepared
         if not self.from_dl1:
             self.prepared_file = self.inputs[0]
 
@@ -293,7 +290,10 @@ class TrainTool(Tool):
                 f"validation_fraction must be in [0, 1), got {self.validation_fraction}"
             )
         if not self.prepare_only:
-            self._check_settings()
+            try:
+                check_settings(self._train_settings(), self.epochs)
+            except ValueError as err:
+                raise ToolConfigurationError(str(err)) from None
 
         if self.output_path is not None:
             self.output_path = Path(self.output_path).expanduser()
@@ -363,45 +363,19 @@ class TrainTool(Tool):
         return all_ranks_agree(ToolConfigurationError)
 
     def _expand_inputs(self):
+        """``(paths, prepared)`` of the inputs (``data.inputs.training_inputs``)."""
         # files after the options are inputs too (as for ctapipe-merge): a shell glob after
         # -i expands into one -i value and further arguments, none of which may be lost
         patterns = [*self.input_files, *self.extra_args]
         if not patterns:
             raise ToolConfigurationError("No input files given (--input FILE or glob)")
-        paths = []
-        for pattern in patterns:
-            pattern = os.path.expanduser(pattern)
-            if glob.has_magic(pattern):
-                matches = sorted(glob.glob(pattern))
-                if not matches:
-                    raise ToolConfigurationError(f"No input file matches {pattern!r}")
-                paths.extend(Path(m) for m in matches)
-            else:
-                path = Path(pattern)
-                if not path.is_file():
-                    raise ToolConfigurationError(f"Input file not found: {path}")
-                paths.append(path)
-        n_prepared = sum(_is_prepared_input(p) for p in paths)
-        if n_prepared and len(paths) > 1:
-            raise ToolConfigurationError(
-                "Give either DL1 files or exactly one prepared training file, not a mix "
-                f"or several training files ({len(paths)} inputs)"
-            )
-        return paths
+        try:
+            return training_inputs(patterns)
+        except (OSError, ValueError) as err:
+            raise ToolConfigurationError(str(err)) from None
 
     def _train_settings(self):
         return {name: getattr(self, name) for name in _TRAIN_FIELDS if self.has_trait(name)}
-
-    def _check_settings(self):
-        """Refuse impossible settings (``--steps 0``, ``--batch-size 0``, ...) up front."""
-        try:
-            TrainConfig(**self._train_settings())
-        except ValueError as err:
-            raise ToolConfigurationError(f"Invalid training setting: {err}") from None
-        if self.epochs is not None and not self.epochs > 0:
-            raise ToolConfigurationError(
-                f"Invalid training setting: epochs must be > 0, got {self.epochs}"
-            )
 
     def _check_outputs(self):
         if self.from_dl1 and not self.resume:
@@ -425,13 +399,7 @@ class TrainTool(Tool):
         return self.from_dl1 and not (self.resume and self.prepared_file.is_file())
 
     def _plan_training(self):
-        """Open the training file, check it against the settings, resolve the run length.
-
-        Sets ``dataset``, ``train_set``, ``validation``, ``train_config`` and ``start_step``;
-        raises ``ToolConfigurationError`` (one line) for unusable data or settings.
-        """
-        from ..training.dataset import check_training_meta, split_dataset
-
+        """Open the training file, check it with the settings (``training.plan``)."""
         path = self.prepared_file
         try:
             dataset = TrainingFile(path)
@@ -440,49 +408,18 @@ class TrainTool(Tool):
         if not self._converted:
             Provenance().add_input_file(str(path), role=ROLES["training_file"], add_meta=False)
         try:
-            check_training_meta(dataset)
-            if dataset.meta["thrown"] is None:
-                raise ValueError(
-                    "the simulation settings are not a thrown distribution (power law "
-                    "between two energies, disc, cone), so the shower-level model cannot "
-                    "be trained; see meta['simulation_config']"
-                )
-            train_set, validation = split_dataset(dataset, self.validation_fraction)
-            config = TrainConfig.from_settings(
+            self.plan = plan_training(
+                dataset,
                 self._train_settings(),
                 epochs=self.epochs,
-                n_events=len(train_set),
+                validation_fraction=self.validation_fraction,
                 world_size=self.world_size,
+                model_config=PRESETS[self.model],
+                state_path=self.state_path,
+                resume=self.resume,
             )
-            if len(train_set) // self.world_size < config.batch_size:
-                raise ValueError(
-                    f"{len(train_set)} training events (after the validation split) are "
-                    f"fewer than one batch of {config.batch_size} per process"
-                )
-        except ValueError as err:
-            raise ToolConfigurationError(f"{path}: {err}") from None
-        if self.resume:
-            self.start_step = self._check_resumable(config)
-        self.dataset, self.train_set, self.validation = dataset, train_set, validation
-        self.train_config = config
-
-    def _check_resumable(self, config):
-        """The step the state file holds; refuses a state of other settings."""
-        from ..training.state import StateFileError, check_resumable, read_state_metadata
-
-        try:
-            state = read_state_metadata(self.state_path)
-            now = {
-                "model": PRESETS[self.model].to_dict(),
-                "train": config.to_dict(),
-                "world_size": self.world_size,
-            }
-            check_resumable(self.state_path, state["config"], now)
-        except StateFileError as err:
-            raise ToolConfigurationError(f"cannot resume: {err}") from None
         except ValueError as err:
             raise ToolConfigurationError(str(err)) from None
-        return state["step"]
 
     # -- start --------------------------------------------------------------------------
     def start(self):
@@ -491,7 +428,7 @@ class TrainTool(Tool):
                 self._prepare_data()
             if self.prepare_only:
                 return
-            if self.dataset is None:
+            if self.plan is None:
                 with self._all_ranks_agree():
                     self._plan_training()
             self._train()
@@ -503,17 +440,17 @@ class TrainTool(Tool):
     def _train(self):
         from ..fit import train
 
-        config = self.train_config
+        plan = self.plan
         self.log.info(
             "training %s model on %d events (%d validation), %d steps, %d process(es)",
             self.model,
-            len(self.train_set),
-            0 if self.validation is None else len(self.validation),
-            config.steps,
+            len(plan.train_set),
+            0 if plan.validation is None else len(plan.validation),
+            plan.train_config.steps,
             self.world_size,
         )
         if self.rank == 0:
-            self._loss_log = LossLog(self.csv_path, self.start_step if self.resume else None)
+            self._loss_log = LossLog(self.csv_path, plan.start_step if self.resume else None)
             self._written.append(self.csv_path)
         provenance = {
             "tool": self.name,
@@ -523,11 +460,11 @@ class TrainTool(Tool):
         }
         try:
             self.result = train(
-                self.train_set,
+                plan.train_set,
                 self.output_path,
                 model_config=PRESETS[self.model],
-                train_config=config,
-                validation=self.validation,
+                train_config=plan.train_config,
+                validation=plan.validation,
                 state_path=self.state_path,
                 resume=self.resume,
                 callback=self._on_record,
@@ -542,7 +479,7 @@ class TrainTool(Tool):
             # bad data found while training (NaN or inf values in a later chunk)
             raise ToolConfigurationError(f"{self.prepared_file}: {err}") from None
         finally:
-            self._close_bar()
+            self._progress.close()
             if self._loss_log is not None:
                 self._loss_log.close()
 
@@ -554,24 +491,14 @@ class TrainTool(Tool):
     def _convert(self):
         """Stream the selected DL1 images into the training file, with a progress bar."""
         self.log.info("converting %d DL1 file(s) to %s", len(self.inputs), self.prepared_file)
-        reader = self.reader
-        bar = self._open_bar("DL1 images", unit="img")
         try:
-            # DL1TrainingReader.to_training_file, with the bar moved after every chunk
-            with TrainingFileWriter(self.prepared_file) as writer:
-                for chunk in reader.iter_chunks():
-                    writer.append(chunk)
-                    if bar is not None:
-                        bar.set_postfix(selected=reader.n_selected, refresh=False)
-                        bar.update(reader.n_read - bar.n)
-                writer.meta.update(reader.meta)
+            with ChunkProgress("DL1 images", unit="img", enabled=self.show_progress) as bar:
+                self.reader.to_training_file(self.prepared_file, progress=bar)
         except ValueError as err:
             raise ToolConfigurationError(str(err)) from None
-        finally:
-            self._close_bar()
         self._converted = True
         self._written.append(self.prepared_file)
-        meta = reader.meta
+        meta = self.reader.meta
         self.log.info(
             "%d images of %s selected (%d read, %d thrown showers)",
             meta["n_selected"],
@@ -615,8 +542,8 @@ class TrainTool(Tool):
             return
         if self._loss_log is not None:
             self._loss_log.write(record)
-        if kind == "train" and self._bar is not None:
-            self._bar.set_postfix(loss=f"{record['loss']:.4f}", refresh=False)
+        if kind == "train":
+            self._progress(record)  # the running loss beside the bar
         elif kind == "validation":
             self.log.info("step %d: validation loss %.5f", record["step"], record["val_loss"])
         elif kind == "checkpoint":
@@ -626,28 +553,8 @@ class TrainTool(Tool):
                 raise _StopRequested(record["step"])
 
     def _move_bar(self, record):
-        """A bar per training phase, opened at the phase's first ``progress`` record."""
-        phase = record["phase"]
-        if self._bar_phase != phase:
-            self._open_bar(_PHASES.get(phase, phase), total=record["steps"], unit="step")
-            self._bar_phase = phase
-        if self._bar is not None:
-            self._bar.update(record["step"] - self._bar.n)
-
-    def _open_bar(self, desc, **kwargs):
-        """A new tqdm bar (the previous one is closed); None without progress bars."""
-        self._close_bar()
-        if self.show_progress and self.rank == 0:
-            from tqdm.auto import tqdm
-
-            self._bar = tqdm(desc=desc, **kwargs)
-        return self._bar
-
-    def _close_bar(self):
-        if self._bar is not None:
-            self._bar.close()
-            self._bar = None
-        self._bar_phase = None
+        """Move the bar of the record's training phase (opened at its first record)."""
+        self._progress(record)
 
     # -- finish -------------------------------------------------------------------------
     def finish(self):
@@ -705,11 +612,6 @@ def _file_signature(path):
     except FileNotFoundError:
         return None
     return stat.st_ino, stat.st_mtime_ns, stat.st_size
-
-
-def _is_prepared_input(path):
-    """A prepared training file: by its header, or (damaged or not) by its name."""
-    return is_training_file(path) or Path(path).name.endswith(".safetensors")
 
 
 def main():
