@@ -164,7 +164,7 @@ def test_min_snr_weight_caps_the_x0_weight():
     snr = alpha**2 / sigma**2
     w = min_snr_weight(t, 5.0)
     np.testing.assert_allclose(w, torch.minimum(snr, torch.tensor(5.0)) / (snr + 1))
-    assert w[0] < 5.0 / snr[0] * 1.01  # low noise: strongly down-weighted
+    assert w[0] < 0.01  # low noise (SNR ~ 4e3): capped at gamma, strongly down-weighted
     assert w[2] == pytest.approx(snr[2] / (snr[2] + 1))  # high noise: SNR below gamma
 
 

@@ -33,9 +33,8 @@ def training_file(tmp_path_factory, request):
     return write_training_file(path, arrays.subset(slice(0, 96)))
 
 
-def _exit_code(argv, cwd, capsys=None):
-    code = run_tool(TrainTool(), argv=[str(a) for a in argv], cwd=cwd, raises=False)
-    return code
+def _exit_code(argv, cwd):
+    return run_tool(TrainTool(), argv=[str(a) for a in argv], cwd=cwd, raises=False)
 
 
 def _error_lines(capsys):
