@@ -15,7 +15,7 @@ from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
-from .checkpoint import save_generator
+from .checkpoint import file_sha256, load_generator_modules, save_generator
 
 __all__ = ["sibling_path", "state_path_for", "train"]
 
@@ -70,6 +70,8 @@ def train(
         Gets the loop's records (see :func:`ctapipe_genshower.training.loop.train`).
     provenance : dict, optional
         Extra provenance stored in the model file (e.g. the tool's command line).
+        ``train_config.init_model`` (a new run only) starts from that generator file's
+        weights and normalisations, with its sha256 added to the provenance.
 
     Returns
     -------
@@ -78,6 +80,11 @@ def train(
     # here, not at the top: the file names above serve the Tool without importing torch
     from .training.loop import train as train_loop
 
+    initial = None
+    init_model = None if train_config is None else train_config.init_model
+    if init_model and not resume:
+        initial = load_generator_modules(init_model)
+        provenance = {**(provenance or {}), "init_model_sha256": file_sha256(init_model)}
     result = train_loop(
         dataset,
         state_path_for(output) if state_path is None else state_path,
@@ -88,5 +95,6 @@ def train(
         resume=resume,
         callback=callback,
         provenance=provenance,
+        initial=initial,
     )
     return replace(result, output=str(output))

@@ -64,6 +64,24 @@ def test_impossible_settings_are_one_line_exit_2(option, named, training_file, t
     assert _left(tmp_path) == []
 
 
+def test_unusable_init_model_is_one_line_exit_2(training_file, tiny_model_path, tmp_path, capsys):
+    """--init-model of another preset or not a model file: refused before anything is written."""
+    out = tmp_path / "model.safetensors"
+    tiny = [o for o in TINY if not o.startswith("--model")]
+    base = ["-i", training_file, "-o", out, *tiny, "--steps=2", "--batch-size=8"]
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(b"not a model")
+    cases = [
+        (["--model=tiny-geo", f"--init-model={tiny_model_path}"], "is not a 'tiny-geo' network"),
+        (["--model=tiny", f"--init-model={junk}"], "Unusable --init-model"),
+    ]
+    for extra, named in cases:
+        assert _exit_code([*base, *extra], tmp_path) == 2
+        errors = _error_lines(capsys)
+        assert any(named in line for line in errors), errors
+        assert _left(tmp_path) == ["junk.safetensors"]
+
+
 @pytest.mark.parametrize("cut", [8, 200, -1000])
 def test_truncated_training_file_is_named(cut, training_file, tmp_path, capsys):
     data = training_file.read_bytes()

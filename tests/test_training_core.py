@@ -6,10 +6,11 @@ import torch
 from fixtures_model import tiny_train_config
 from safetensors.torch import load_file
 
-from ctapipe_genshower.checkpoint import read_metadata
+from ctapipe_genshower.checkpoint import file_sha256, read_metadata
 from ctapipe_genshower.fit import state_path_for, train
 from ctapipe_genshower.model.config import PRESETS
 from ctapipe_genshower.training.dataset import ArrayDataset, split_dataset
+from ctapipe_genshower.training.state import check_resumable
 
 
 @pytest.fixture(scope="module")
@@ -115,6 +116,73 @@ def test_resume_errors(tmp_path, small_source):
     train(small_source, out, PRESETS["tiny"], _config(steps=2))
     with pytest.raises(ValueError, match=r"train settings differ.*learning_rate"):
         train(small_source, out, PRESETS["tiny"], _config(steps=2, learning_rate=1.0), resume=True)
+
+
+def test_warm_start_continues_from_the_model(tmp_path, smooth_source):
+    """--init-model: the run starts where the model file left off, not from random weights."""
+    fast = dict(learning_rate=1e-2, warmup_steps=1, ema_decay=0.0, validation_interval=1)
+    first = tmp_path / "first.safetensors"
+    records = []
+    train(
+        smooth_source,
+        first,
+        PRESETS["tiny"],
+        _config(steps=16, checkpoint_interval=100, **fast),
+        validation=smooth_source,
+        callback=records.append,
+    )
+    val = [r["val_loss"] for r in records if r["kind"] == "validation"]
+
+    def first_val_loss(**settings):
+        records = []
+        train(
+            smooth_source,
+            tmp_path / f"m{len(list(tmp_path.iterdir()))}.safetensors",
+            PRESETS["tiny"],
+            _config(steps=1, checkpoint_interval=100, **{**fast, **settings}),
+            validation=smooth_source,
+            callback=records.append,
+        )
+        return next(r["val_loss"] for r in records if r["kind"] == "validation")
+
+    # one step at a negligible learning rate: the loss of the weights the run starts from
+    warm = first_val_loss(init_model=str(first), learning_rate=1e-9)
+    cold = first_val_loss(learning_rate=1e-9)
+    assert warm == pytest.approx(val[-1], rel=0.05), (warm, val)
+    assert cold > 1.3 * warm
+    continued = tmp_path / "continued.safetensors"
+    train(
+        smooth_source,
+        continued,
+        PRESETS["tiny"],
+        _config(steps=2, init_model=str(first), checkpoint_interval=100),
+    )
+    a, b = read_metadata(first), read_metadata(continued)
+    assert a["transforms"] == b["transforms"]
+    assert b["config"]["train"]["init_model"] == str(first)
+    assert b["provenance"]["init_model_sha256"] == file_sha256(first)
+
+
+def test_warm_start_refuses_another_network(tmp_path, small_source):
+    first = tmp_path / "first.safetensors"
+    train(small_source, first, PRESETS["tiny"], _config(steps=1))
+    with pytest.raises(ValueError, match="the initial model is another network"):
+        train(
+            small_source,
+            tmp_path / "m.safetensors",
+            PRESETS["tiny-geo"],
+            _config(steps=1, init_model=str(first)),
+        )
+
+
+def test_state_of_an_older_version_resumes():
+    """A setting added since a state file was written (at its default None) is no change."""
+    saved = {"model": {"a": 1}, "train": {"steps": 2}, "world_size": 1}
+    now = {"model": {"a": 1}, "train": {"steps": 2, "init_model": None}, "world_size": 1}
+    check_resumable("s", saved, now)
+    now["train"]["init_model"] = "m.safetensors"
+    with pytest.raises(ValueError, match=r"train settings differ \(init_model\)"):
+        check_resumable("s", saved, now)
 
 
 def test_bad_data(tmp_path, small_source):

@@ -44,12 +44,12 @@ from ctapipe.core.traits import Path as PathTrait
 from ctapipe.image import ImageCleaner, ImageProcessor
 from traitlets.config import Config
 
-from ..checkpoint import FORMAT, FORMAT_VERSION, file_sha256
+from ..checkpoint import FORMAT, FORMAT_VERSION, CheckpointError, file_sha256, read_metadata
 from ..data import DL1TrainingReader, TrainingFile
 from ..data.dl1 import TrainingSelection
 from ..data.inputs import training_inputs
 from ..fit import sibling_path, state_path_for
-from ..model.config import PRESETS
+from ..model.config import PRESETS, ModelConfig
 from ..training.config import MIXED_PRECISION, TrainConfig
 from ..training.history import LossLog, plot_loss_curve
 from ..training.plan import check_settings, plan_training
@@ -160,6 +160,7 @@ class TrainTool(Tool):
     shower_steps = _train_option(Int, "shower_steps")
     fit_events = _train_option(Int, "fit_events")
     calibration_events = _train_option(Int, "calibration_events")
+    init_model = _train_option(Unicode, "init_model", allow_none=True)
     resume = Bool(False, help="Continue from <output>.state.safetensors").tag(config=True)
     stop_after = Int(
         default_value=None,
@@ -212,6 +213,7 @@ class TrainTool(Tool):
         "validation-interval": "TrainTool.validation_interval",
         "shower-steps": "TrainTool.shower_steps",
         "stop-after": "TrainTool.stop_after",
+        "init-model": "TrainTool.init_model",
         "log-interval": "TrainTool.log_interval",
     }
 
@@ -295,6 +297,9 @@ class TrainTool(Tool):
             except ValueError as err:
                 raise ToolConfigurationError(str(err)) from None
 
+        if self.init_model is not None and not self.prepare_only:
+            self._check_init_model()
+
         if self.output_path is not None:
             self.output_path = Path(self.output_path).expanduser()
             self.state_path = state_path_for(self.output_path)
@@ -325,6 +330,19 @@ class TrainTool(Tool):
         if not self.prepare_only and (not self._needs_conversion()):
             with self._all_ranks_agree():
                 self._plan_training()
+
+    def _check_init_model(self):
+        """Refuse, before any work, an initial model that is not a generator of this preset."""
+        try:
+            config = read_metadata(self.init_model)["config"]["model"]
+            config = ModelConfig.from_dict(config).to_dict()
+        except (CheckpointError, KeyError, TypeError, ValueError) as err:
+            raise ToolConfigurationError(f"Unusable --init-model: {err}") from None
+        if config != PRESETS[self.model].to_dict():
+            raise ToolConfigurationError(
+                f"--init-model {self.init_model} is not a '{self.model}' network; "
+                "train with its preset (ctapipe-genshower-info shows it)"
+            )
 
     def _terminate_on_sigterm(self):
         """Turn SIGTERM (a batch system's time limit) into ``SystemExit``, so that the

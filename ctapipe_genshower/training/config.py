@@ -72,6 +72,11 @@ class TrainConfig:
         None, "Largest generated charge, p.e. (default: the data's saturation_pe, else its maximum)"
     )
     device: str = _setting("auto", "'auto', 'cpu', 'cuda' or 'cuda:N'")
+    init_model: str | None = _setting(
+        None,
+        "Start from the weights and normalisations of this generator file (same network "
+        "preset and camera): continue a finished run or fine-tune on new data",
+    )
 
     def __post_init__(self):
         # the messages name the setting as the tool's option does (TrainTool.<name>)

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..model.config import PRESETS
+from ..model.config import PRESETS, ModelConfig
 from ..model.denoiser import PIXEL_CONDITION_DIM, Denoiser
 from ..model.networks import UNet
 from ..model.shower_model import ShowerModel, ThrownSampler
@@ -96,6 +96,7 @@ class Trainer:
         save_model=None,
         callback=None,
         provenance=None,
+        initial=None,
     ):
         self.dataset = as_dataset(dataset)
         self.validation = None if validation is None else as_dataset(validation)
@@ -105,6 +106,7 @@ class Trainer:
         self.save_model = save_model
         self.callback = callback or (lambda record: None)
         self.provenance = dict(provenance or {})
+        self.initial = initial
         self.rank, self.world = rank_and_world_size()
         self.device = resolve_device(self.cfg.device, self.rank)
         self.amp = self.device.type == "cuda" and self.cfg.mixed_precision in ("auto", "bf16")
@@ -169,6 +171,8 @@ class Trainer:
                     f"cannot resume: training-state file {self.state_path} does not exist"
                 )
             self._load_state()
+        elif self.initial is not None:
+            self._warm_start(self.initial)
         else:
             self.transforms = self._fit_transforms()
         n = len(self.dataset)
@@ -185,6 +189,28 @@ class Trainer:
         )
         self.ema_denoiser = Denoiser(self.ema, self.transforms, self.device)
         self.sampler = ThrownSampler.from_dict(self.dataset.meta["thrown"])
+
+    def _warm_start(self, initial):
+        """Start from a trained generator: its weights (raw and EMA) and its normalisations,
+        which its weights were learned in. Network and camera must be this run's."""
+        config = ModelConfig.from_dict(initial.metadata["config"]["model"]).to_dict()
+        wanted = self.mcfg.to_dict()
+        if config != wanted:
+            differ = sorted(k for k in config if config[k] != wanted.get(k))
+            raise ValueError(
+                f"the initial model is another network (differs in {', '.join(differ)}); "
+                "train with its preset"
+            )
+        grid = initial.transforms["grid"]
+        meta = self.dataset.meta
+        if tuple(grid.shape) != tuple(meta["grid_shape"]) or not np.array_equal(
+            grid.index.numpy(), np.asarray(meta["grid_index"])
+        ):
+            raise ValueError("the initial model was trained on another camera than this data")
+        self.net.load_state_dict(initial.pixel_net.state_dict())
+        self.ema.load_state_dict(initial.pixel_net.state_dict())
+        self.shower.load_state_dict(initial.shower_model.state_dict())
+        self.transforms = initial.transforms
 
     # shower-level model ----------------------------------------------------------------
     def train_shower(self):
@@ -424,6 +450,7 @@ def train(
     resume=False,
     callback=None,
     provenance=None,
+    initial=None,
 ):
     """Train the shower-level and pixel models; write the training state periodically.
 
@@ -453,6 +480,12 @@ def train(
         (rank 0 only).
     provenance : dict, optional
         Extra provenance passed on to ``save_model`` (e.g. the tool's command line).
+    initial : object, optional
+        A trained generator to start from (not used with ``resume``): ``pixel_net``,
+        ``shower_model``, ``transforms`` and ``metadata["config"]["model"]``, as
+        ``checkpoint.load_generator_modules`` returns them. Its network settings and camera
+        grid must be this run's; its weights start both the raw and the EMA network, its
+        normalisations replace the fit.
 
     Returns
     -------
@@ -467,6 +500,7 @@ def train(
         save_model,
         callback,
         provenance,
+        initial,
     )
     trainer.setup(resume)
     return trainer.run()

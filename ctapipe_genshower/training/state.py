@@ -111,8 +111,9 @@ def check_resumable(path, saved, now):
     ``saved`` and ``now`` are ``{"model", "train", "world_size"}`` config dicts.
     """
     for key in ("model", "train"):
-        if saved[key] != now[key]:
-            diff = sorted(k for k in now[key] if saved[key].get(k) != now[key][k])
+        # a setting added since the state was written counts as unchanged at None
+        diff = sorted(k for k in {*saved[key], *now[key]} if saved[key].get(k) != now[key].get(k))
+        if diff:
             raise ValueError(f"cannot resume {path}: {key} settings differ ({', '.join(diff)})")
     if saved["world_size"] != now["world_size"]:
         raise ValueError(
