@@ -35,6 +35,7 @@ conditions, never on the batch or on the other events. Without ``accept`` (or wi
 import numpy as np
 
 from .checkpoint import load_generator_modules
+from .model.config import SOLVER_NAMES
 
 __all__ = ["ShowerGenerator"]
 
@@ -239,6 +240,7 @@ class ShowerGenerator:
         eta=0.0,
         accept=None,
         max_redraws=0,
+        solver="ddim",
     ):
         """Generate images and peak times, redrawing events that ``accept`` rejects.
 
@@ -248,7 +250,7 @@ class ShowerGenerator:
         seeds : array-like of int, shape (N,)
             Per-event seeds: event ``i`` depends only on ``seeds[i]`` and ``conditions[i]``.
         n_steps : int, optional
-            DDIM steps (default: the checkpoint's ``default_n_steps``).
+            Sampler steps (default: the checkpoint's ``default_n_steps``).
         batch_size : int
             Events per network call.
         size : array-like, optional
@@ -264,6 +266,8 @@ class ShowerGenerator:
         max_redraws : int
             Most redraws per event (0: ``accept`` is only evaluated). An event still
             rejected after them is kept as its last draw.
+        solver : str
+            ``"ddim"``, ``"dpmpp-2m"`` or ``"heun"`` (see :mod:`.model.samplers`).
 
         Returns
         -------
@@ -279,6 +283,8 @@ class ShowerGenerator:
         if seeds.shape != (n,):
             raise ValueError(f"need one seed per event: {seeds.shape} seeds for {n} conditions")
         n_steps = self.resolve_n_steps(n_steps)
+        if solver not in SOLVER_NAMES:
+            raise ValueError(f"unknown solver {solver!r}, choose from {', '.join(SOLVER_NAMES)}")
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if max_redraws < 0:
@@ -288,7 +294,8 @@ class ShowerGenerator:
             if size.shape != (n,) or not np.all(np.isfinite(size)) or np.any(size <= 0):
                 raise ValueError("size must be (N,) positive finite values")
 
-        out = self._draw(conditions, seeds, 0, n_steps, int(batch_size), size, eta)
+        sampling = (n_steps, eta, solver)
+        out = self._draw(conditions, seeds, 0, sampling, int(batch_size), size)
         out["n_draws"] = np.ones(n, dtype=np.int64)
         out["accepted"] = None
         if accept is None:
@@ -302,10 +309,9 @@ class ShowerGenerator:
                 conditions[redo],
                 seeds[redo],
                 draw,
-                n_steps,
+                sampling,
                 int(batch_size),
                 None if size is None else size[redo],
-                eta,
             )
             for key in ("image", "peak_time", "size"):
                 out[key][redo] = again[key]
@@ -314,13 +320,16 @@ class ShowerGenerator:
         out["accepted"] = accepted
         return out
 
-    def _draw(self, conditions, seeds, draw, n_steps, batch_size, size, eta):
-        """Draw ``draw`` of each event: sizes (unless given), images, peak times."""
+    def _draw(self, conditions, seeds, draw, sampling, batch_size, size):
+        """Draw ``draw`` of each event: sizes (unless given), images, peak times.
+
+        ``sampling`` is ``(n_steps, eta, solver)``."""
         import torch
 
         from .model.samplers import event_generators
         from .model.transforms import decode_images
 
+        n_steps, eta, solver = sampling
         n = len(conditions)
         _, _, image_seeds = _event_streams(seeds, draw)
         if size is None:
@@ -331,7 +340,9 @@ class ShowerGenerator:
             sl = slice(start, min(start + batch_size, n))
             cond = self.denoiser.condition(conditions[sl], size[sl])
             with torch.inference_mode():
-                x = self.denoiser.sample(cond, event_generators(image_seeds[sl]), n_steps, eta)
+                x = self.denoiser.sample(
+                    cond, event_generators(image_seeds[sl]), n_steps, eta, solver
+                )
             image_sl, peak_time_sl = decode_images(self.transforms, x, size[sl])
             image[sl], peak_time[sl] = image_sl.numpy(), peak_time_sl.numpy()
         return {"image": image, "peak_time": peak_time, "size": size}

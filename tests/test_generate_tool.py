@@ -46,6 +46,18 @@ def test_user_options_override_defaults(tiny_model_path, tmp_path):
     with tables.open_file(output) as f:
         assert "/dl1/event/telescope/parameters/tel_001" in f
         assert "/dl1/event/telescope/images" not in f
+        assert f.root._v_attrs["CONTEXT GENSHOWER SOLVER"] == "ddim"
+
+
+def test_solver_option(tiny_model_path, tmp_path):
+    output = tmp_path / "dpmpp.dl1.h5"
+    options = ["--n-showers=300", "--n-steps=2", "--solver=dpmpp-2m"]
+    assert generate(tiny_model_path, output, *options) == 0
+    with tables.open_file(output) as f:
+        assert f.root._v_attrs["CONTEXT GENSHOWER SOLVER"] == "dpmpp-2m"
+    with pytest.raises(Exception, match="solver"):
+        generate(tiny_model_path, tmp_path / "x.dl1.h5", "--solver=euler")
+    assert not (tmp_path / "x.dl1.h5").exists()
 
 
 def test_existing_output_is_kept(tiny_model_path, tmp_path):

@@ -63,6 +63,19 @@ def test_generate_shapes_and_determinism(generator, conditions):
     assert not np.allclose(other["image"], out["image"])
 
 
+@pytest.mark.parametrize("solver", ["dpmpp-2m", "heun"])
+def test_solvers_are_seeded_per_event(generator, conditions, solver):
+    seeds = np.arange(100, 106)
+    out = generator.generate(conditions, seeds, n_steps=2, batch_size=4, solver=solver)
+    single = generator.generate(conditions[3:4], seeds[3:4], n_steps=2, solver=solver)
+    np.testing.assert_allclose(single["image"][0], out["image"][3], rtol=1e-4, atol=1e-4)
+    ddim = generator.generate(conditions, seeds, n_steps=2, batch_size=4)
+    np.testing.assert_array_equal(ddim["size"], out["size"])  # the solver draws images only
+    assert not np.allclose(ddim["image"], out["image"])
+    with pytest.raises(ValueError, match="unknown solver"):
+        generator.generate(conditions, seeds, solver="euler")
+
+
 def test_given_size_and_peak_time_range(generator, conditions):
     size = np.full(len(conditions), 1000.0)
     out = generator.generate(conditions, np.arange(6), n_steps=2, size=size)

@@ -58,6 +58,7 @@ from ..checkpoint import (
     read_metadata,
 )
 from ..data.conditions import conditions_from_truth
+from ..model.config import SOLVER_NAMES
 from .simulated_run import THROWN_TRAITS, RunPlan, SimulatedRunEventSource, quantity_trait
 
 __all__ = [
@@ -187,6 +188,14 @@ class DiffusionEventSource(SimulatedRunEventSource):
     ).tag(config=True)
     n_steps = Int(
         None, allow_none=True, min=1, help="Sampler steps per image (None: the model's default)"
+    ).tag(config=True)
+    solver = CaselessStrEnum(
+        SOLVER_NAMES,
+        default_value="ddim",
+        help=(
+            "Sampler: 'ddim' (first order, n_steps network calls), 'dpmpp-2m' (DPM-Solver++ "
+            "2M, n_steps calls) or 'heun' (EDM, 2 n_steps - 1 calls)"
+        ),
     ).tag(config=True)
     batch_size = Int(
         None,
@@ -526,6 +535,7 @@ class DiffusionEventSource(SimulatedRunEventSource):
             "GENSHOWER N_SHOWERS": self.n_showers,
             "GENSHOWER N_THROWN": self.n_thrown,
             "GENSHOWER N_STEPS": self.resolved_n_steps,
+            "GENSHOWER SOLVER": self.solver,
             "GENSHOWER THROWN": json.dumps(self.thrown.to_dict()),
             "GENSHOWER EXTRAPOLATION": "; ".join(self.extrapolation) or "none",
             "GENSHOWER SELECTION": json.dumps(self._reselection.selection)
@@ -569,6 +579,7 @@ class DiffusionEventSource(SimulatedRunEventSource):
                 plan.conditions[start:stop],
                 plan.seeds[start:stop].astype(np.int64),
                 n_steps=self.n_steps,
+                solver=self.solver,
                 batch_size=batch_size,
                 accept=None if self._reselection is None else self._accept,
                 max_redraws=self.max_redraws,

@@ -7,7 +7,10 @@ a Tool can offer ``--model tiny|small|base`` (``PRESETS``) without paying for to
 
 from dataclasses import asdict, dataclass, field
 
-__all__ = ["PRESETS", "MLPConfig", "ModelConfig", "UNetConfig"]
+__all__ = ["PRESETS", "SOLVER_NAMES", "MLPConfig", "ModelConfig", "UNetConfig"]
+
+#: The samplers of :mod:`.samplers` by name (here, without torch, for traits and checks).
+SOLVER_NAMES = ("ddim", "dpmpp-2m", "heun")
 
 #: Charge and peak time.
 _DATA_CHANNELS = 2

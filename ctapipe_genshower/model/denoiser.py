@@ -15,7 +15,7 @@ samplers and the loss pass the vector through unchanged.
 import torch
 
 from .diffusion import v_loss
-from .samplers import ddim_sample
+from .samplers import sample
 from .transforms import FEATURE_NAMES
 
 __all__ = ["PIXEL_CONDITION_DIM", "Denoiser"]
@@ -88,9 +88,10 @@ class Denoiser:
             min_snr_gamma=min_snr_gamma,
         )
 
-    def sample(self, cond, generators, n_steps, eta=0.0):
-        """DDIM samples ``(N, 2, Hp, Wp)`` from per-event generators (see :func:`.ddim_sample`)."""
-        return ddim_sample(
+    def sample(self, cond, generators, n_steps, eta=0.0, solver="ddim"):
+        """Samples ``(N, 2, Hp, Wp)`` from per-event generators (see :func:`.samplers.sample`)."""
+        return sample(
+            solver,
             self,
             cond,
             generators,

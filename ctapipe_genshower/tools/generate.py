@@ -101,6 +101,7 @@ class GenerateTool(ProcessorTool):
         "seed": "DiffusionEventSource.seed",
         "obs-id": "DiffusionEventSource.obs_id",
         "n-steps": "DiffusionEventSource.n_steps",
+        "solver": "DiffusionEventSource.solver",
         "batch-size": "DiffusionEventSource.batch_size",
         "device": "DiffusionEventSource.device",
         "energy-min": "DiffusionEventSource.energy_min",
