@@ -1,10 +1,12 @@
-"""Generator throughput: images/s versus DDIM steps and batch size (CPU, and CUDA if present).
+"""Generator throughput: images/s versus sampler steps and batch size (CPU, and CUDA if present).
 
 Prints the pixel network's parameter count and FLOPs per image (one network evaluation,
-``torch.utils.flop_counter``); one generated image costs ``n_steps`` evaluations.
+``torch.utils.flop_counter``); one generated image costs ``network_evaluations(solver,
+n_steps)`` evaluations (the NFE column).
 
     python benchmarks/bench_generator.py                       # untrained "small" preset
     python benchmarks/bench_generator.py --model model.safetensors --steps 5 10 20 --batch 16 64
+    python benchmarks/bench_generator.py --solver dpmpp-2m --steps 4 8 --batch 64
 """
 
 import argparse
@@ -16,7 +18,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from ctapipe_genshower.model.config import PRESETS
 from ctapipe_genshower.model.networks import UNet
-from ctapipe_genshower.model.samplers import ddim_sample, event_generators
+from ctapipe_genshower.model.samplers import SOLVERS, event_generators, network_evaluations, sample
 
 
 def load(model, preset, device):
@@ -44,14 +46,15 @@ def flops_per_image(net, shape, device):
     return counter.get_total_flops()
 
 
-def bench(net, shape, device, n_steps, batch, repeats):
+def bench(net, shape, device, solver, n_steps, batch, repeats):
     mask = torch.ones(1, 1, *shape, device=device)
     cond = torch.zeros(batch, net.config.cond_dim, device=device)
 
     def denoise(x, t, c):
         return net(x, t, c, mask)
 
-    ddim_sample(
+    sample(
+        solver,
         denoise,
         cond,
         event_generators(range(batch)),
@@ -65,7 +68,8 @@ def bench(net, shape, device, n_steps, batch, repeats):
         if device.type == "cuda":
             torch.cuda.synchronize()
         t0 = time.perf_counter()
-        ddim_sample(
+        sample(
+            solver,
             denoise,
             cond,
             event_generators(range(r * batch, (r + 1) * batch)),
@@ -86,6 +90,7 @@ def main():
     )
     parser.add_argument("--model", help="checkpoint file (default: an untrained preset)")
     parser.add_argument("--preset", default="small", choices=sorted(PRESETS))
+    parser.add_argument("--solver", default="ddim", choices=list(SOLVERS))
     parser.add_argument("--steps", type=int, nargs="+", default=[5, 10, 20])
     parser.add_argument("--batch", type=int, nargs="+", default=[1, 16, 64])
     parser.add_argument("--repeats", type=int, default=2)
@@ -109,14 +114,16 @@ def main():
             f"device {label}; grid {shape}; parameters {n_params:,}; "
             f"{flops / 1e9:.3f} GFLOP per network evaluation"
         )
-        print(f"{'steps':>6} {'batch':>6} {'images/s':>10} {'GFLOP/s':>9}")
+        print(f"solver {args.solver}")
+        print(f"{'steps':>6} {'NFE':>4} {'batch':>6} {'images/s':>10} {'GFLOP/s':>9}")
         with torch.inference_mode():
             for n_steps in args.steps:
                 for batch in args.batch:
-                    rate = bench(net, shape, device, n_steps, batch, args.repeats)
+                    rate = bench(net, shape, device, args.solver, n_steps, batch, args.repeats)
+                    nfe = network_evaluations(args.solver, n_steps)
                     print(
-                        f"{n_steps:>6} {batch:>6} {rate:>10.2f} "
-                        f"{rate * n_steps * flops / 1e9:>9.1f}"
+                        f"{n_steps:>6} {nfe:>4} {batch:>6} {rate:>10.2f} "
+                        f"{rate * nfe * flops / 1e9:>9.1f}"
                     )
 
 

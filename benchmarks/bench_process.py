@@ -17,7 +17,8 @@ the run plan) and writing the output.
 Usage::
 
     python benchmarks/bench_process.py [--model M.safetensors] [--n-showers 20000]
-        [--toy-settings examples/protons.toymc.yaml] [--n-steps N] [--batch-size 256] [--threads 2]
+        [--toy-settings examples/protons.toymc.yaml] [--n-steps N] [--solver ddim|dpmpp-2m|heun]
+        [--batch-size 256] [--threads 2]
 """
 
 import argparse
@@ -83,6 +84,7 @@ def main(argv=None):
     parser.add_argument("--model", type=Path, default=default_model_path())
     parser.add_argument("--n-showers", type=int, default=20_000)
     parser.add_argument("--n-steps", type=int, default=None, help="default: the model's")
+    parser.add_argument("--solver", default="ddim", help="ddim, dpmpp-2m or heun")
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--toy-settings", type=Path, default=default_toy_settings())
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
@@ -107,11 +109,18 @@ def main(argv=None):
             model_out,
             f"--DiffusionEventSource.n_showers={args.n_showers}",
             f"--DiffusionEventSource.n_steps={steps}",
+            f"--DiffusionEventSource.solver={args.solver}",
             f"--DiffusionEventSource.batch_size={args.batch_size}",
             "--DiffusionEventSource.device=cpu",
         )
         rows.append(
-            (f"diffusion ({args.model.name}, {steps} steps)", n_thrown, n_events, n_events, elapsed)
+            (
+                f"diffusion ({args.model.name}, {args.solver} {steps} steps)",
+                n_thrown,
+                n_events,
+                n_events,
+                elapsed,
+            )
         )
 
         if args.toy_settings is None:
