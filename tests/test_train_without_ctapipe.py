@@ -39,6 +39,17 @@ def test_trains_a_geometry_model_without_ctapipe(synthetic_training_arrays, tmp_
     assert meta["config"]["model"]["geometry_maps"] is True
     assert meta["config"]["train"]["min_snr_gamma"] == 0.0  # the default recipe
 
+    # continued from the model file (what a GPU node does with a model trained elsewhere)
+    longer = tmp_path / "longer.safetensors"
+    again = [*argv[:2], str(longer), *argv[3:], f"--init-model={out}"]
+    result = subprocess.run(
+        [sys.executable, "-c", BLOCK, *again], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    continued = read_metadata(longer)
+    assert continued["config"]["train"]["init_model"] == str(out)
+    assert continued["transforms"] == meta["transforms"]
+
     bad = subprocess.run(
         [sys.executable, "-c", BLOCK, str(SCRIPT), str(out), str(tmp_path / "m2.safetensors")],
         capture_output=True,
