@@ -151,7 +151,6 @@ class _EDMDenoised:
 
     def __init__(self, denoise, cond, mask64, device):
         self.denoise, self.cond, self.mask64, self.device = denoise, cond, mask64, device
-        self.calls = 0
 
     def __call__(self, x, s):
         s = torch.as_tensor(s, dtype=torch.float64)
@@ -161,7 +160,6 @@ class _EDMDenoised:
         t_batch = torch.full((x.shape[0],), float(t), dtype=torch.float32, device=self.device)
         v = self.denoise(x_t.float(), t_batch, self.cond).to(torch.float64)
         x0, _ = predict_x0_eps(x_t, v, t.to(self.device))
-        self.calls += 1
         return x0 if self.mask64 is None else x0 * self.mask64
 
 
