@@ -14,12 +14,13 @@ from ctapipe_genshower.model.samplers import (
     event_noise,
     network_evaluations,
     sample,
+    time_noise_levels,
 )
 
 N, MEAN, STD = 2000, 1.5, 0.3
 
 
-def _error(solver, n_steps):
+def _error(solver, n_steps, **kwargs):
     """Largest distance to the exact probability-flow map ``eps -> mean + std eps``."""
     exact = MEAN + STD * event_noise(event_generators(range(N)), (1,))
     x = sample(
@@ -29,13 +30,15 @@ def _error(solver, n_steps):
         event_generators(range(N)),
         (1,),
         n_steps,
+        **kwargs,
     )
     return float((x.double() - exact).abs().max())
 
 
+@pytest.mark.parametrize("schedule", ["time", "karras"])
 @pytest.mark.parametrize("solver", ["dpmpp-2m", "heun"])
-def test_second_order_solvers_converge_to_the_exact_flow(solver):
-    errors = [_error(solver, k) for k in (8, 16, 32)]
+def test_second_order_solvers_converge_to_the_exact_flow(solver, schedule):
+    errors = [_error(solver, k, schedule=schedule) for k in (8, 16, 32)]
     assert errors[0] > errors[1] > errors[2]
     # started at s_max = 80, not at infinite noise: a floor of ~ MEAN * STD / 80 remains
     assert errors[2] < 0.03
@@ -80,6 +83,10 @@ def test_noise_levels_and_errors():
     # rho = 7: uniform in s ** (1/7)
     roots = levels[:-1] ** (1 / 7)
     torch.testing.assert_close(roots[1:] - roots[:-1], (roots[1] - roots[0]).expand(3))
+    times = time_noise_levels(4)
+    assert float(times[0]) == pytest.approx(80) and float(times[-1]) == 0
+    t = 2 / math.pi * torch.atan(times)
+    torch.testing.assert_close(t[:-1] - t[1:], (t[0] - t[1]).expand(4))
     assert tuple(SOLVERS) == SOLVER_NAMES
     denoise = _gaussian_denoiser(0.5, 0.2)
     with pytest.raises(ValueError, match="unknown solver 'euler'"):
@@ -88,4 +95,8 @@ def test_noise_levels_and_errors():
         sample("heun", denoise, torch.zeros(1, 1), event_generators([0]), (1,), 2, eta=1.0)
     with pytest.raises(ValueError, match="n_steps"):
         edm_noise_levels(0)
+    with pytest.raises(ValueError, match="unknown schedule 'linear'"):
+        sample(
+            "heun", denoise, torch.zeros(1, 1), event_generators([0]), (1,), 2, schedule="linear"
+        )
     assert math.isclose(float(edm_noise_levels(1)[0]), 80.0)

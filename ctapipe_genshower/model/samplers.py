@@ -3,9 +3,14 @@
 * :func:`ddim_sample`: DDIM (first order), ``n_steps`` network evaluations (NFE), times
   uniform in ``t``.
 * :func:`dpmpp_2m_sample`: DPM-Solver++(2M) (Lu et al. 2022, arXiv 2211.01095), second
-  order multistep, ``n_steps`` NFE, on the EDM noise levels (Karras et al. 2022, rho = 7).
+  order multistep, ``n_steps`` NFE.
 * :func:`heun_sample`: EDM's deterministic Heun solver (arXiv 2206.00364, Algorithm 1),
-  ``n_steps`` intervals of the EDM noise levels, ``2 n_steps - 1`` NFE.
+  ``n_steps`` intervals, ``2 n_steps - 1`` NFE.
+
+Noise levels of the second-order solvers (``schedule``): ``"time"`` (default), uniform in the
+cosine schedule's ``t`` as DDIM's grid, or ``"karras"``, EDM's ``rho = 7`` levels. Measured on
+the bundled model (``docs/sampling.md``), EDM's levels spend most steps near pure noise and
+near zero noise and make over-bright images at 4-8 steps; the uniform-time grid does not.
 
 The two higher-order solvers work in EDM's variance-exploding variables: the noise level
 ``s = sigma / alpha = tan(pi t / 2)`` and ``x_s = x_t / alpha``, in which the
@@ -29,6 +34,7 @@ from .config import SOLVER_NAMES
 from .diffusion import alpha_sigma, predict_x0_eps
 
 __all__ = [
+    "SCHEDULES",
     "SOLVERS",
     "ddim_sample",
     "ddim_timesteps",
@@ -39,6 +45,7 @@ __all__ = [
     "heun_sample",
     "network_evaluations",
     "sample",
+    "time_noise_levels",
 ]
 
 
@@ -129,6 +136,18 @@ def ddim_sample(
     return x.float()
 
 
+def time_noise_levels(n_steps, s_max=80.0):
+    """``n_steps + 1`` float64 noise levels ``s = tan(pi t / 2)``, uniform in ``t`` from
+    ``t(s_max)`` to 0 (DDIM's grid, started at ``s_max`` instead of ``t = 1``)."""
+    if int(n_steps) < 1:
+        raise ValueError(f"n_steps must be >= 1, got {n_steps}")
+    t_max = 2.0 / math.pi * math.atan(s_max)
+    t = torch.linspace(t_max, 0.0, int(n_steps) + 1, dtype=torch.float64)
+    levels = torch.tan(0.5 * math.pi * t)
+    levels[-1] = 0.0
+    return levels
+
+
 def edm_noise_levels(n_steps, s_min=0.002, s_max=80.0, rho=7.0):
     """``n_steps + 1`` float64 EDM noise levels ``s``: ``s_max`` down to ``s_min``, then 0.
 
@@ -163,6 +182,16 @@ class _EDMDenoised:
         return x0 if self.mask64 is None else x0 * self.mask64
 
 
+#: Noise-level grids of the second-order solvers by name.
+SCHEDULES = {"time": time_noise_levels, "karras": edm_noise_levels}
+
+
+def _noise_levels(schedule, n_steps):
+    if schedule not in SCHEDULES:
+        raise ValueError(f"unknown schedule {schedule!r}, choose from {', '.join(SCHEDULES)}")
+    return SCHEDULES[schedule](n_steps)
+
+
 def _edm_start(generators, shape, cond, mask, device, s_max):
     if len(generators) != cond.shape[0]:
         raise ValueError(f"{len(generators)} generators for {cond.shape[0]} conditions")
@@ -173,16 +202,25 @@ def _edm_start(generators, shape, cond, mask, device, s_max):
 
 @torch.no_grad()
 def dpmpp_2m_sample(
-    denoise, cond, generators, shape, n_steps=8, mask=None, device="cpu", callback=None
+    denoise,
+    cond,
+    generators,
+    shape,
+    n_steps=8,
+    mask=None,
+    device="cpu",
+    callback=None,
+    schedule="time",
 ):
     """DPM-Solver++(2M) sampling: second-order multistep, one network call per step.
 
     Parameters as :func:`ddim_sample` (deterministic, no ``eta``); ``n_steps`` is the number
     of network evaluations. The first and the last step are first order (the last returns
     the denoised estimate), the others extrapolate the denoised estimate linearly in the
-    log noise level from the previous step (k-diffusion's ``sample_dpmpp_2m``).
+    log noise level from the previous step (k-diffusion's ``sample_dpmpp_2m``). ``schedule``:
+    ``"time"`` or ``"karras"`` noise levels (see the module docstring).
     """
-    levels = edm_noise_levels(n_steps)
+    levels = _noise_levels(schedule, n_steps)
     x, mask64 = _edm_start(generators, shape, cond, mask, device, float(levels[0]))
     denoised_at = _EDMDenoised(denoise, cond, mask64, device)
     previous, h_previous = None, None
@@ -209,16 +247,24 @@ def dpmpp_2m_sample(
 
 @torch.no_grad()
 def heun_sample(
-    denoise, cond, generators, shape, n_steps=4, mask=None, device="cpu", callback=None
+    denoise,
+    cond,
+    generators,
+    shape,
+    n_steps=4,
+    mask=None,
+    device="cpu",
+    callback=None,
+    schedule="time",
 ):
     """EDM's deterministic second-order Heun sampler, ``2 n_steps - 1`` network calls.
 
     Parameters as :func:`ddim_sample` (deterministic, no ``eta``); ``n_steps`` is the number
     of noise-level intervals. Each interval takes an Euler step of the probability-flow ODE
     and corrects it with the slope at its end, except the last (to ``s = 0``), which is an
-    Euler step.
+    Euler step. ``schedule``: ``"time"`` or ``"karras"`` noise levels.
     """
-    levels = edm_noise_levels(n_steps)
+    levels = _noise_levels(schedule, n_steps)
     x, mask64 = _edm_start(generators, shape, cond, mask, device, float(levels[0]))
     denoised_at = _EDMDenoised(denoise, cond, mask64, device)
     for i in range(int(n_steps)):
