@@ -1,7 +1,8 @@
 """Fidelity versus network evaluations: the table and figure of ``docs/sampling.md``.
 
 Reads the ``metrics.json`` of ``ctapipe-genshower-validate`` runs kept as
-``docs/sampling/<solver>_<n_steps>.json`` and writes ``docs/sampling/nfe.md`` (markdown table)
+``docs/sampling/<solver>_<n_steps>.json`` (``<solver>+karras_<n_steps>.json`` for EDM's noise
+levels) and writes ``docs/sampling/nfe.md`` (markdown table)
 and ``docs/figures/sampling_nfe.png``::
 
     python docs/make_sampling_figure.py
@@ -19,16 +20,17 @@ RUNS = HERE / "sampling"
 
 
 def read_runs():
-    """``[(solver, n_steps, nfe, metrics)]`` sorted by solver and NFE."""
+    """``[(label, n_steps, nfe, metrics)]`` sorted by label and NFE."""
     runs = []
     for path in RUNS.glob("*.json"):
-        solver, n_steps = path.stem.rsplit("_", 1)
-        metrics = json.loads(path.read_text())
-        runs.append((solver, int(n_steps), network_evaluations(solver, int(n_steps)), metrics))
+        label, n_steps = path.stem.rsplit("_", 1)
+        nfe = network_evaluations(label.split("+")[0], int(n_steps))
+        runs.append((label, int(n_steps), nfe, json.loads(path.read_text())))
     return sorted(runs, key=lambda r: (r[0], r[2]))
 
 
 def summary(metrics):
+    """AUCs, worst W1/floor and re-selection of one run (AUC None: too few events)."""
     ratios = {k: v["w1_ratio"] for k, v in metrics["parameters"].items() if v.get("w1_ratio")}
     worst = max(ratios, key=ratios.get)
     generated = metrics["samples"]["generated"]
@@ -54,6 +56,13 @@ def main():
     ]
     for solver, n_steps, nfe, metrics in runs:
         s = summary(metrics)
+        if s["auc"] is None:
+            lines.append(
+                f"| {solver} | {n_steps} | {nfe} | too few selected events "
+                f"({metrics['samples']['generated']['n_selected']}) | | | | | "
+                f"{100 * s['reselection']:.1f} % |"
+            )
+            continue
         lines.append(
             f"| {solver} | {n_steps} | {nfe} | {s['auc']:.3f} +- {s['auc_error']:.3f} "
             f"| {s['auc_conditional']:.3f} | {s['auc_cnn']:.3f} "
@@ -65,12 +74,14 @@ def main():
     fig, axes = plt.subplots(1, 3, figsize=(13, 4))
     for solver in sorted({r[0] for r in runs}):
         rows = [(nfe, summary(m)) for s, _, nfe, m in runs if s == solver]
+        rows = [r for r in rows if r[1]["auc"] is not None]
         nfe = [r[0] for r in rows]
         axes[0].errorbar(
             nfe, [r[1]["auc"] for r in rows], [r[1]["auc_error"] for r in rows], marker="o"
         )
         axes[1].plot(nfe, [r[1]["worst_ratio"] for r in rows], marker="o", label=solver)
         axes[2].plot(nfe, [100 * r[1]["reselection"] for r in rows], marker="o")
+    axes[0].axhline(0.483, color="gray", ls=":", label="MC floor")
     axes[0].set_ylabel("classifier AUC (image parameters)")
     axes[1].set_ylabel("worst W1 / floor")
     axes[2].set_ylabel("generated images passing the selection [%]")
