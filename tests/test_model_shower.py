@@ -73,7 +73,9 @@ def test_learned_efficiency_matches_truth():
         sampler,
         ctf,
         selected_fraction=len(selected) / n_thrown,
-        steps=500,
+        # 500 steps left a shape bias of up to 5 sigma in one energy bin, so the
+        # test failed on some CPUs; at 1500 the pulls stay within about 2 sigma
+        steps=1500,
         batch_size=2048,
         learning_rate=5e-3,
         calibration_events=200_000,
