@@ -7,9 +7,15 @@ n_steps)`` evaluations (the NFE column).
     python benchmarks/bench_generator.py                       # untrained "small" preset
     python benchmarks/bench_generator.py --model model.safetensors --steps 5 10 20 --batch 16 64
     python benchmarks/bench_generator.py --solver dpmpp-2m --steps 4 8 --batch 64
+    python benchmarks/bench_generator.py --steps 4 --batch 32 --variants plain channels-last compile
+
+``--variants``: the same network run plainly, in channels-last memory format, compiled with
+``torch.compile`` (inductor; CPU needs a C++ compiler) or under bf16 autocast; each is
+printed with its ratio to the first.
 """
 
 import argparse
+import copy
 import time
 
 import numpy as np
@@ -46,12 +52,27 @@ def flops_per_image(net, shape, device):
     return counter.get_total_flops()
 
 
-def bench(net, shape, device, solver, n_steps, batch, repeats):
+def variant(net, name):
+    """``(callable net, memory format, bf16)`` of a benchmark variant."""
+    if name == "plain":
+        return net, torch.contiguous_format, False
+    if name == "channels-last":
+        return copy.deepcopy(net).to(memory_format=torch.channels_last), torch.channels_last, False
+    if name == "compile":
+        return torch.compile(copy.deepcopy(net)), torch.contiguous_format, False
+    if name == "bf16":
+        return net, torch.contiguous_format, True
+    raise ValueError(f"unknown variant {name!r}")
+
+
+def bench(net, shape, device, solver, n_steps, batch, repeats, name="plain"):
     mask = torch.ones(1, 1, *shape, device=device)
     cond = torch.zeros(batch, net.config.cond_dim, device=device)
+    run, memory_format, bf16 = variant(net, name)
 
     def denoise(x, t, c):
-        return net(x, t, c, mask)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            return run(x.contiguous(memory_format=memory_format), t, c, mask).float()
 
     sample(
         solver,
@@ -95,6 +116,13 @@ def main():
     parser.add_argument("--batch", type=int, nargs="+", default=[1, 16, 64])
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--devices", nargs="+", default=["cpu", "cuda"])
+    parser.add_argument(
+        "--variants",
+        nargs="+",
+        default=["plain"],
+        choices=["plain", "channels-last", "compile", "bf16"],
+        help="ways to run the network, each timed and compared with the first",
+    )
     args = parser.parse_args()
 
     for name in args.devices:
@@ -115,16 +143,24 @@ def main():
             f"{flops / 1e9:.3f} GFLOP per network evaluation"
         )
         print(f"solver {args.solver}")
-        print(f"{'steps':>6} {'NFE':>4} {'batch':>6} {'images/s':>10} {'GFLOP/s':>9}")
+        print(
+            f"{'variant':>14} {'steps':>6} {'NFE':>4} {'batch':>6} {'images/s':>10} "
+            f"{'GFLOP/s':>9} {'ratio':>6}"
+        )
         with torch.inference_mode():
             for n_steps in args.steps:
                 for batch in args.batch:
-                    rate = bench(net, shape, device, args.solver, n_steps, batch, args.repeats)
-                    nfe = network_evaluations(args.solver, n_steps)
-                    print(
-                        f"{n_steps:>6} {nfe:>4} {batch:>6} {rate:>10.2f} "
-                        f"{rate * nfe * flops / 1e9:>9.1f}"
-                    )
+                    first = None
+                    for name in args.variants:
+                        rate = bench(
+                            net, shape, device, args.solver, n_steps, batch, args.repeats, name
+                        )
+                        first = rate if first is None else first
+                        nfe = network_evaluations(args.solver, n_steps)
+                        print(
+                            f"{name:>14} {n_steps:>6} {nfe:>4} {batch:>6} {rate:>10.2f} "
+                            f"{rate * nfe * flops / 1e9:>9.1f} {rate / first:>6.2f}"
+                        )
 
 
 if __name__ == "__main__":

@@ -70,8 +70,9 @@ def train(
         Gets the loop's records (see :func:`ctapipe_genshower.training.loop.train`).
     provenance : dict, optional
         Extra provenance stored in the model file (e.g. the tool's command line).
-        ``train_config.init_model`` (a new run only) starts from that generator file's
-        weights and normalisations, with its sha256 added to the provenance.
+        ``train_config.init_model`` (a new run) starts from that generator file's weights
+        and normalisations, with its sha256 added to the provenance; a distillation
+        (``train_config.distill_steps``) reads it as the teacher, also when resumed.
 
     Returns
     -------
@@ -82,7 +83,9 @@ def train(
 
     initial = None
     init_model = None if train_config is None else train_config.init_model
-    if init_model and not resume:
+    distill = train_config is not None and train_config.distill_steps
+    # a resumed distillation needs its teacher again
+    if init_model and (not resume or distill):
         initial = load_generator_modules(init_model)
         provenance = {**(provenance or {}), "init_model_sha256": file_sha256(init_model)}
     result = train_loop(

@@ -35,7 +35,7 @@ conditions, never on the batch or on the other events. Without ``accept`` (or wi
 import numpy as np
 
 from .checkpoint import load_generator_modules
-from .model.config import SOLVER_NAMES
+from .model.config import SOLVER_NAMES, ModelConfig
 
 __all__ = ["ShowerGenerator"]
 
@@ -108,9 +108,12 @@ class ShowerGenerator:
     device : torch.device
     path : str, optional
         The file it was read from.
+    bf16 : bool, optional
+        Run the pixel network under bf16 autocast (the sampler state stays float64);
+        default: on CUDA, not on the CPU.
     """
 
-    def __init__(self, pixel_net, shower_model, transforms, metadata, device, path=None):
+    def __init__(self, pixel_net, shower_model, transforms, metadata, device, path=None, bf16=None):
         from .model.denoiser import Denoiser
         from .model.shower_model import ThrownSampler
 
@@ -120,19 +123,21 @@ class ShowerGenerator:
         self.metadata = metadata
         self.device = device
         self.path = path
+        self.bf16 = device.type == "cuda" if bf16 is None else bool(bf16)
         self.config = metadata["config"]
         self.training_meta = metadata["training_meta"]
         self.domain = metadata["domain"]
         self.provenance = metadata["provenance"]
         self.n_pixels = transforms["grid"].n_pixels
         self.default_n_steps = int(self.config["model"]["default_n_steps"])
+        self.model_config = ModelConfig.from_dict(self.config["model"])
         self.denoiser = Denoiser(pixel_net, transforms, device)
         self._subarray = None
         self._thrown = None
         self._sampler = ThrownSampler.from_dict(self.training_meta["thrown"])
 
     @classmethod
-    def from_file(cls, path, device="auto"):
+    def from_file(cls, path, device="auto", bf16=None):
         """Load a checkpoint (safetensors; raises ``CheckpointError`` for bad files).
 
         Parameters
@@ -140,10 +145,12 @@ class ShowerGenerator:
         path : str or pathlib.Path
         device : str
             ``"auto"`` (CUDA if available), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+        bf16 : bool, optional
+            bf16 autocast of the pixel network (default: on CUDA).
         """
         device = _resolve_device(device)
         modules = load_generator_modules(path, device=device)
-        return cls(*modules, device, path=str(path))
+        return cls(*modules, device, path=str(path), bf16=bf16)
 
     def resolve_n_steps(self, n_steps=None):
         """DDIM steps to run: ``n_steps``, or the checkpoint's ``default_n_steps`` if None."""
@@ -285,6 +292,7 @@ class ShowerGenerator:
         n_steps = self.resolve_n_steps(n_steps)
         if solver not in SOLVER_NAMES:
             raise ValueError(f"unknown solver {solver!r}, choose from {', '.join(SOLVER_NAMES)}")
+        self.model_config.check_sampling(solver, n_steps, eta)
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if max_redraws < 0:
@@ -339,7 +347,10 @@ class ShowerGenerator:
         for start in range(0, n, batch_size):
             sl = slice(start, min(start + batch_size, n))
             cond = self.denoiser.condition(conditions[sl], size[sl])
-            with torch.inference_mode():
+            with (
+                torch.inference_mode(),
+                torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16),
+            ):
                 x = self.denoiser.sample(
                     cond, event_generators(image_seeds[sl]), n_steps, eta, solver
                 )
@@ -351,5 +362,5 @@ class ShowerGenerator:
         n_par = sum(p.numel() for p in self.pixel_net.parameters())
         return (
             f"ShowerGenerator({self.path!r}, pixels={self.n_pixels}, "
-            f"params={n_par}, device={self.device})"
+            f"params={n_par}, device={self.device}, bf16={self.bf16})"
         )

@@ -60,6 +60,44 @@ def test_solver_option(tiny_model_path, tmp_path):
     assert not (tmp_path / "x.dl1.h5").exists()
 
 
+def test_bf16_option(tiny_model_path, tmp_path):
+    plain, bf16 = tmp_path / "fp32.dl1.h5", tmp_path / "bf16.dl1.h5"
+    assert generate(tiny_model_path, plain, "--n-showers=300", "--n-steps=2") == 0
+    assert generate(tiny_model_path, bf16, "--n-showers=300", "--n-steps=2", "--bf16") == 0
+    with tables.open_file(plain) as f:
+        assert not f.root._v_attrs["CONTEXT GENSHOWER BF16"]  # the CPU default
+    with tables.open_file(bf16) as f:
+        assert f.root._v_attrs["CONTEXT GENSHOWER BF16"]
+    a = read_table(plain, "/dl1/event/telescope/images/tel_001")["image"]
+    b = read_table(bf16, "/dl1/event/telescope/images/tel_001")["image"]
+    # same showers and noise, the network in bf16: close, not equal
+    assert a.shape == b.shape and not (a == b).all()
+    assert abs(b.sum() / a.sum() - 1) < 0.05
+
+
+def test_distilled_student_samples_only_at_its_steps(
+    tiny_model_path, tiny_model_training_arrays, tmp_path
+):
+    from fixtures_model import tiny_train_config
+
+    from ctapipe_genshower.fit import train
+    from ctapipe_genshower.model.config import PRESETS
+
+    student = tmp_path / "student.safetensors"
+    config = tiny_train_config(
+        steps=2, init_model=str(tiny_model_path), distill_steps=2, teacher_substeps=2
+    )
+    train(tiny_model_training_arrays, student, PRESETS["tiny"], config)
+    output = tmp_path / "student.dl1.h5"
+    assert generate(student, output, "--n-showers=300") == 0
+    with tables.open_file(output) as f:
+        assert f.root._v_attrs["CONTEXT GENSHOWER N_STEPS"] == 2
+    bad = tmp_path / "bad.dl1.h5"
+    with pytest.raises(ToolConfigurationError, match="distilled for the ddim solver at 2 steps"):
+        generate(student, bad, "--n-showers=300", "--n-steps=4")
+    assert not bad.exists()
+
+
 def test_existing_output_is_kept(tiny_model_path, tmp_path):
     output = tmp_path / "exists.h5"
     output.write_text("keep me")

@@ -176,10 +176,18 @@ def test_warm_start_refuses_another_network(tmp_path, small_source):
 
 
 def test_state_of_an_older_version_resumes():
-    """A setting added since a state file was written (at its default None) is no change."""
+    """A setting added since a state file was written (at its default) is no change."""
     saved = {"model": {"a": 1}, "train": {"steps": 2}, "world_size": 1}
     now = {"model": {"a": 1}, "train": {"steps": 2, "init_model": None}, "world_size": 1}
     check_resumable("s", saved, now)
+    # settings added later with other defaults: distill_steps (0), the model's distilled_steps
+    now["train"]["distill_steps"] = 0
+    now["model"]["distilled_steps"] = 0
+    check_resumable("s", saved, now)
+    now["model"]["distilled_steps"] = 4
+    with pytest.raises(ValueError, match=r"model settings differ \(distilled_steps\)"):
+        check_resumable("s", saved, now)
+    now["model"]["distilled_steps"] = 0
     now["train"]["init_model"] = "m.safetensors"
     with pytest.raises(ValueError, match=r"train settings differ \(init_model\)"):
         check_resumable("s", saved, now)
@@ -266,3 +274,89 @@ def test_ddp_two_cpu_ranks_agree(tmp_path, small_source):
         torch.manual_seed(0)
         fresh = UNet(init).state_dict()
     assert not torch.equal(fresh["out.weight"], r0["net.out.weight"])
+
+
+@pytest.fixture(scope="module")
+def teacher(tmp_path_factory, smooth_source):
+    """A tiny model trained on the smooth blobs: the teacher of the distillation tests."""
+    path = tmp_path_factory.mktemp("teacher") / "teacher.safetensors"
+    fast = dict(learning_rate=1e-2, warmup_steps=1, checkpoint_interval=100)
+    train(smooth_source, path, PRESETS["tiny"], _config(steps=16, **fast))
+    return path
+
+
+def _distill_config(teacher, **kwargs):
+    settings = dict(
+        init_model=str(teacher),
+        distill_steps=2,
+        teacher_substeps=3,
+        learning_rate=5e-3,
+        warmup_steps=1,
+        ema_decay=0.0,
+        checkpoint_interval=100,
+    )
+    return _config(**{**settings, **kwargs})
+
+
+def test_distillation_makes_a_student_of_the_teacher(tmp_path, smooth_source, teacher):
+    from ctapipe_genshower.generator import ShowerGenerator
+
+    records, student = [], tmp_path / "student.safetensors"
+    train(
+        smooth_source,
+        student,
+        PRESETS["tiny"],
+        _distill_config(teacher, steps=12, validation_interval=1),
+        validation=smooth_source,
+        callback=records.append,
+    )
+    # no shower phase: the student keeps the teacher's shower-level model
+    assert {r["kind"] for r in records} == {"train", "validation", "checkpoint", "progress"}
+    val = [r["val_loss"] for r in records if r["kind"] == "validation"]
+    assert val[-1] < 0.8 * val[0], val
+    meta = read_metadata(student)
+    assert meta["config"]["model"]["distilled_steps"] == 2
+    assert meta["config"]["model"]["default_n_steps"] == 2
+    assert meta["provenance"]["init_model_sha256"] == file_sha256(teacher)
+    assert meta["domain"] == read_metadata(teacher)["domain"]
+    a, b = load_file(teacher), load_file(student)
+    shower = [k for k in a if k.startswith("shower.")]
+    assert shower and all(torch.equal(a[k], b[k]) for k in shower)
+    assert any(not torch.equal(a[k], b[k]) for k in a if k.startswith("pixel."))
+
+    gen = ShowerGenerator.from_file(student, device="cpu")
+    conditions = smooth_source.conditions[:3].astype(np.float64)
+    assert gen.generate(conditions, np.arange(3))["image"].shape == (3, gen.n_pixels)
+    with pytest.raises(ValueError, match="distilled for the ddim solver at 2 steps"):
+        gen.generate(conditions, np.arange(3), n_steps=4)
+
+
+def test_distillation_resumes_to_the_same_weights(tmp_path, smooth_source, teacher):
+    cfg = _distill_config(teacher, steps=6, checkpoint_interval=3, validation_interval=100)
+    full = tmp_path / "full.safetensors"
+    train(smooth_source, full, PRESETS["tiny"], cfg)
+
+    def kill_at_3(record):
+        if record["kind"] == "checkpoint" and record["step"] == 3:
+            raise Killed
+
+    part = tmp_path / "part.safetensors"
+    with pytest.raises(Killed):
+        train(smooth_source, part, PRESETS["tiny"], cfg, callback=kill_at_3)
+    assert train(smooth_source, part, PRESETS["tiny"], cfg, resume=True).step == 6
+    a, b = load_file(full), load_file(part)
+    assert all(torch.equal(a[key], b[key]) for key in a)
+
+
+def test_distillation_needs_an_undistilled_teacher(tmp_path, smooth_source, teacher):
+    with pytest.raises(ValueError, match="distill_steps needs the teacher model"):
+        _config(distill_steps=2)
+    student = tmp_path / "student.safetensors"
+    train(smooth_source, student, PRESETS["tiny"], _distill_config(teacher, steps=1))
+    with pytest.raises(ValueError, match="the teacher is a distilled model"):
+        train(
+            smooth_source,
+            tmp_path / "again.safetensors",
+            PRESETS["tiny"],
+            _distill_config(student, steps=1),
+        )

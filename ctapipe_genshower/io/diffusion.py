@@ -210,6 +210,11 @@ class DiffusionEventSource(SimulatedRunEventSource):
     device = CaselessStrEnum(
         ["auto", "cpu", "cuda"], default_value="auto", help="Device of the networks"
     ).tag(config=True)
+    bf16 = Bool(
+        None,
+        allow_none=True,
+        help="bf16 autocast of the pixel network (None: on CUDA, not on the CPU)",
+    ).tag(config=True)
 
     energy_min = quantity_trait(u.TeV, help="Minimum thrown energy (None: training simulation)")
     energy_max = quantity_trait(u.TeV, help="Maximum thrown energy (None: training simulation)")
@@ -261,11 +266,15 @@ class DiffusionEventSource(SimulatedRunEventSource):
                 "DiffusionEventSource.device='cuda' but CUDA is not available"
             )
         try:
-            self._model = ShowerGenerator.from_file(path, device=self.device)
+            self._model = ShowerGenerator.from_file(path, device=self.device, bf16=self.bf16)
             subarray = self._model.subarray
         except (OSError, ValueError, KeyError, RuntimeError) as err:
             raise ToolConfigurationError(f"Cannot load generator model {path}: {err}") from err
 
+        try:  # a distilled student samples with the one setting it was trained for
+            self._model.model_config.check_sampling(self.solver, self.resolved_n_steps)
+        except ValueError as err:
+            raise ToolConfigurationError(f"{path}: {err}") from None
         tel_id = self._choose_telescope(subarray, self._model.n_pixels, path)
         thrown = self._requested_thrown(self._model.thrown)
         self.extrapolation = self._check_domain(self._model.thrown, thrown)
@@ -536,6 +545,7 @@ class DiffusionEventSource(SimulatedRunEventSource):
             "GENSHOWER N_THROWN": self.n_thrown,
             "GENSHOWER N_STEPS": self.resolved_n_steps,
             "GENSHOWER SOLVER": self.solver,
+            "GENSHOWER BF16": self._model.bf16,
             "GENSHOWER THROWN": json.dumps(self.thrown.to_dict()),
             "GENSHOWER EXTRAPOLATION": "; ".join(self.extrapolation) or "none",
             "GENSHOWER SELECTION": json.dumps(self._reselection.selection)

@@ -5,7 +5,7 @@ the networks when a checkpoint is read. They import nothing but the standard lib
 a Tool can offer ``--model tiny|small|base`` (``PRESETS``) without paying for torch.
 """
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 __all__ = ["PRESETS", "SOLVER_NAMES", "MLPConfig", "ModelConfig", "UNetConfig"]
 
@@ -96,6 +96,10 @@ class ModelConfig:
         Weights of the charge and peak-time channels in the diffusion loss.
     default_n_steps : int
         DDIM steps when the caller gives none.
+    distilled_steps : int
+        0 for a denoiser (any solver, any number of steps); N for a distilled student
+        (:mod:`ctapipe_genshower.model.distillation`), which samples with DDIM at exactly
+        N steps.
     geometry_maps : bool
         Feed the U-Net per-pixel geometry channels computed from the shower conditions
         (:mod:`ctapipe_genshower.model.geometry`); ``unet.in_channels`` is then 2 + 3.
@@ -109,13 +113,38 @@ class ModelConfig:
     channel_weights: tuple = (1.0, 1.0)
     default_n_steps: int = 20
     geometry_maps: bool = False
+    distilled_steps: int = 0
 
     def __post_init__(self):
         expected = _DATA_CHANNELS + (_GEOMETRY_CHANNELS if self.geometry_maps else 0)
+        if self.distilled_steps and self.distilled_steps != self.default_n_steps:
+            raise ValueError(
+                f"a model distilled for {self.distilled_steps} steps must default to them, "
+                f"got default_n_steps={self.default_n_steps}"
+            )
         if self.unet.in_channels != expected:
             raise ValueError(
                 f"unet.in_channels must be {expected} with geometry_maps={self.geometry_maps}, "
                 f"got {self.unet.in_channels}"
+            )
+
+    def network_dict(self):
+        """:meth:`to_dict` without the sampling settings: equal for a teacher and its student."""
+        d = self.to_dict()
+        del d["default_n_steps"], d["distilled_steps"]
+        return d
+
+    def distilled(self, n_steps):
+        """The config of a student distilled from this model for ``n_steps`` DDIM steps."""
+        return replace(self, default_n_steps=int(n_steps), distilled_steps=int(n_steps))
+
+    def check_sampling(self, solver, n_steps, eta=0.0):
+        """Refuse a sampler a distilled student was not trained for (ValueError)."""
+        n = self.distilled_steps
+        if n and (solver != "ddim" or int(n_steps) != n or eta != 0):
+            raise ValueError(
+                f"this model is distilled for the ddim solver at {n} steps (eta 0); "
+                f"it cannot sample with {solver!r} at {n_steps} steps (eta {eta})"
             )
 
     def to_dict(self):

@@ -22,7 +22,14 @@ import math
 
 import torch
 
-__all__ = ["alpha_sigma", "min_snr_weight", "predict_x0_eps", "v_loss", "v_target"]
+__all__ = [
+    "alpha_sigma",
+    "masked_mse",
+    "min_snr_weight",
+    "predict_x0_eps",
+    "v_loss",
+    "v_target",
+]
 
 
 def alpha_sigma(t):
@@ -89,7 +96,7 @@ def v_loss(
     torch.Tensor
         Scalar loss.
     """
-    n, c = x0.shape[:2]
+    n = x0.shape[0]
     if t is None:
         t = torch.rand(n, device=x0.device, generator=generator)
     if eps is None:
@@ -100,9 +107,28 @@ def v_loss(
     x_t = alpha.reshape(shape) * x0 + sigma.reshape(shape) * eps
     target = alpha.reshape(shape) * eps - sigma.reshape(shape) * x0
     pred = denoise(x_t, t, cond).float()
+    weight = None if min_snr_gamma is None else min_snr_weight(t, min_snr_gamma)
+    return masked_mse(pred, target, mask, channel_weights, weight)
+
+
+def masked_mse(pred, target, mask, channel_weights=None, sample_weight=None):
+    """Squared error averaged over the real pixels and the (weighted) channels.
+
+    Parameters
+    ----------
+    pred, target : torch.Tensor
+        ``(N, C, H, W)``.
+    mask : torch.Tensor
+        ``(1 or N, 1, H, W)``, one on real pixels.
+    channel_weights : sequence of float, optional
+        Weight of each channel in the mean.
+    sample_weight : torch.Tensor, optional
+        ``(N,)`` weight of each sample's squared error.
+    """
+    n, c = pred.shape[:2]
     err = (pred - target).square() * mask
-    if min_snr_gamma is not None:
-        err = err * min_snr_weight(t, min_snr_gamma).to(err.dtype).reshape(shape)
+    if sample_weight is not None:
+        err = err * sample_weight.to(err.dtype).reshape(-1, 1, 1, 1)
     if channel_weights is not None:
         w = torch.as_tensor(channel_weights, dtype=err.dtype, device=err.device).reshape(1, c, 1, 1)
         err = err * w

@@ -127,6 +127,12 @@ class GenerateTool(ProcessorTool):
             "generate even outside the trained domain (recorded in the output)",
             "refuse requests outside the trained domain",
         ),
+        **flag(
+            "bf16",
+            "DiffusionEventSource.bf16",
+            "run the pixel network under bf16 autocast (default on CUDA)",
+            "run the pixel network in float32 (default on the CPU)",
+        ),
     }
 
     classes = list(

@@ -65,7 +65,12 @@ def model_card(path):
         f" {len(training.get('input_files', []))} input file(s)",
     ]
     model_config = (meta.get("config") or {}).get("model") or {}
-    if "default_n_steps" in model_config:
+    if model_config.get("distilled_steps"):
+        lines.append(
+            f"  sampler: distilled student, DDIM at exactly {model_config['distilled_steps']}"
+            " steps (no other solver or step count)"
+        )
+    elif "default_n_steps" in model_config:
         lines.append(f"  sampler: DDIM, default n_steps {model_config['default_n_steps']}")
     selection = training.get("selection") or []
     if selection:

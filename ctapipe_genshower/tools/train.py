@@ -161,6 +161,8 @@ class TrainTool(Tool):
     fit_events = _train_option(Int, "fit_events")
     calibration_events = _train_option(Int, "calibration_events")
     init_model = _train_option(Unicode, "init_model", allow_none=True)
+    distill_steps = _train_option(Int, "distill_steps")
+    teacher_substeps = _train_option(Int, "teacher_substeps")
     resume = Bool(False, help="Continue from <output>.state.safetensors").tag(config=True)
     stop_after = Int(
         default_value=None,
@@ -214,6 +216,8 @@ class TrainTool(Tool):
         "shower-steps": "TrainTool.shower_steps",
         "stop-after": "TrainTool.stop_after",
         "init-model": "TrainTool.init_model",
+        "distill-steps": "TrainTool.distill_steps",
+        "teacher-substeps": "TrainTool.teacher_substeps",
         "log-interval": "TrainTool.log_interval",
     }
 

@@ -26,9 +26,16 @@ _AT_LEAST_ONE = (
     "shower_steps",
     "shower_batch_size",
     "calibration_events",
+    "teacher_substeps",
 )
 #: Settings that must not be negative.
-_NOT_NEGATIVE = ("warmup_steps", "validation_interval", "weight_decay", "min_snr_gamma")
+_NOT_NEGATIVE = (
+    "warmup_steps",
+    "validation_interval",
+    "weight_decay",
+    "min_snr_gamma",
+    "distill_steps",
+)
 #: Settings that must be positive numbers.
 _POSITIVE = ("learning_rate", "shower_learning_rate", "grad_clip")
 
@@ -77,6 +84,14 @@ class TrainConfig:
         "Start from the weights and normalisations of this generator file (same network "
         "preset and camera): continue a finished run or fine-tune on new data",
     )
+    distill_steps: int = _setting(
+        0,
+        "Distil the init_model (the teacher) into a student that samples with this many DDIM "
+        "steps (0: ordinary training)",
+    )
+    teacher_substeps: int = _setting(
+        4, "Teacher DPM-Solver++(2M) steps per student step when distilling"
+    )
 
     def __post_init__(self):
         # the messages name the setting as the tool's option does (TrainTool.<name>)
@@ -93,6 +108,8 @@ class TrainConfig:
             raise ValueError(f"saturation must be > 0, got {self.saturation}")
         if not 0 <= self.ema_decay < 1:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+        if self.distill_steps and not self.init_model:
+            raise ValueError("distill_steps needs the teacher model (init_model)")
         if self.mixed_precision not in MIXED_PRECISION:
             raise ValueError(
                 f"mixed_precision must be 'auto', 'bf16' or 'no', got {self.mixed_precision!r}"

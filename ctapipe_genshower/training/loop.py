@@ -30,6 +30,7 @@ import torch
 
 from ..model.config import PRESETS, ModelConfig
 from ..model.denoiser import PIXEL_CONDITION_DIM, Denoiser
+from ..model.distillation import distillation_loss
 from ..model.networks import UNet
 from ..model.shower_model import ShowerModel, ThrownSampler
 from ..model.transforms import fit_transforms, transforms_from_dict, transforms_to_dict
@@ -111,6 +112,13 @@ class Trainer:
         self.device = resolve_device(self.cfg.device, self.rank)
         self.amp = self.device.type == "cuda" and self.cfg.mixed_precision in ("auto", "bf16")
         check_training_meta(self.dataset)
+        self.teacher = None
+        if self.cfg.distill_steps:
+            if initial is None:
+                raise ValueError("distillation needs the teacher model (initial)")
+            if ModelConfig.from_dict(initial.metadata["config"]["model"]).distilled_steps:
+                raise ValueError("the teacher is a distilled model; distil from its own teacher")
+            self.mcfg = self.mcfg.distilled(self.cfg.distill_steps)
         self.history = []
 
     def emit(self, record):
@@ -175,6 +183,8 @@ class Trainer:
             self._warm_start(self.initial)
         else:
             self.transforms = self._fit_transforms()
+        if self.cfg.distill_steps:
+            self._set_teacher(self.initial, resume)
         n = len(self.dataset)
         self.lo, self.hi = n * self.rank // self.world, n * (self.rank + 1) // self.world
         self.stream = BatchStream(
@@ -193,8 +203,8 @@ class Trainer:
     def _warm_start(self, initial):
         """Start from a trained generator: its weights (raw and EMA) and its normalisations,
         which its weights were learned in. Network and camera must be this run's."""
-        config = ModelConfig.from_dict(initial.metadata["config"]["model"]).to_dict()
-        wanted = self.mcfg.to_dict()
+        config = ModelConfig.from_dict(initial.metadata["config"]["model"]).network_dict()
+        wanted = self.mcfg.network_dict()
         if config != wanted:
             differ = sorted(k for k in config if config[k] != wanted.get(k))
             raise ValueError(
@@ -211,6 +221,15 @@ class Trainer:
         self.ema.load_state_dict(initial.pixel_net.state_dict())
         self.shower.load_state_dict(initial.shower_model.state_dict())
         self.transforms = initial.transforms
+
+    def _set_teacher(self, initial, resume):
+        """Distillation: the initial model's EMA network, frozen, is the teacher; its
+        shower-level model and trained domain are the student's (no shower phase)."""
+        net = initial.pixel_net.to(self.device).eval().requires_grad_(False)
+        self.teacher = Denoiser(net, self.transforms, self.device)
+        if not resume:
+            self.shower_done = True
+            self.domain = initial.metadata["domain"]
 
     # shower-level model ----------------------------------------------------------------
     def train_shower(self):
@@ -278,9 +297,36 @@ class Trainer:
                 min_snr_gamma=gamma,
             )
 
+    def training_loss(self, denoiser, x, cond):
+        """The loss of one training batch: the diffusion loss, or, when distilling, the
+        student's error against the teacher's solution (:mod:`..model.distillation`)."""
+        if self.teacher is None:
+            return self.loss(denoiser, x, cond, generator=self.gen)
+        return self.distillation_loss(denoiser, x, cond, generator=self.gen)
+
+    def distillation_loss(self, denoiser, x, cond, generator=None, step_index=None, eps=None):
+        """The student's distillation loss, under autocast on CUDA."""
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+            return distillation_loss(
+                denoiser,
+                self.teacher,
+                x,
+                cond,
+                denoiser.mask,
+                self.cfg.distill_steps,
+                self.cfg.teacher_substeps,
+                generator=generator,
+                channel_weights=self.mcfg.channel_weights,
+                step_index=step_index,
+                eps=eps,
+            )
+
     @torch.no_grad()
     def validate(self):
-        """``(v-loss, size NLL)`` of the EMA weights on the validation events, or None."""
+        """``(v-loss, size NLL)`` of the EMA weights on the validation events, or None.
+
+        When distilling, the loss is the distillation loss at fixed student steps and noise.
+        """
         if self.validation is None or len(self.validation) == 0:
             return None
         if not hasattr(self, "_val"):
@@ -289,7 +335,10 @@ class Trainer:
             cond = self.ema_denoiser.condition(conditions, size)
             # fixed times and noise: the validation loss changes only with the weights
             g = torch.Generator().manual_seed(self.cfg.seed + 7919)
-            t = torch.rand(len(x), generator=g)
+            if self.teacher is None:
+                t = torch.rand(len(x), generator=g)
+            else:  # the student's grid steps
+                t = torch.randint(0, self.cfg.distill_steps, (len(x),), generator=g)
             eps = torch.randn(x.shape, generator=g)
             self._val = (x, cond, t, eps)
         x, cond, t, eps = self._val
@@ -297,7 +346,12 @@ class Trainer:
         self.ema.eval()
         for i in range(0, len(x), bs):
             d = [a[i : i + bs].to(self.device) for a in (x, cond, t, eps)]
-            loss = self.loss(self.ema_denoiser, d[0], d[1], t=d[2], eps=d[3], weighted=False)
+            if self.teacher is None:
+                loss = self.loss(self.ema_denoiser, d[0], d[1], t=d[2], eps=d[3], weighted=False)
+            else:
+                loss = self.distillation_loss(
+                    self.ema_denoiser, d[0], d[1], step_index=d[2], eps=d[3]
+                )
             total += float(loss) * len(d[0])
         # the pixel condition is the shower features followed by the standardised log size
         n = PIXEL_CONDITION_DIM - 1
@@ -321,7 +375,7 @@ class Trainer:
             for group in self.opt.param_groups:
                 group["lr"] = self.lr_at(self.step)
             x = x.to(self.device, non_blocking=True)
-            loss = self.loss(denoiser, x, denoiser.condition(conditions, size), generator=self.gen)
+            loss = self.training_loss(denoiser, x, denoiser.condition(conditions, size))
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(self.net.parameters(), cfg.grad_clip)

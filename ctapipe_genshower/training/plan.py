@@ -175,6 +175,8 @@ def resume_step(state_path, model_config, train_config, world_size=1):
     from .state import StateFileError, check_resumable, read_state_metadata
 
     model_config = PRESETS["small"] if model_config is None else model_config
+    if train_config.distill_steps:
+        model_config = model_config.distilled(train_config.distill_steps)
     try:
         state = read_state_metadata(state_path)
     except StateFileError as err:

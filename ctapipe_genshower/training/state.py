@@ -110,9 +110,14 @@ def check_resumable(path, saved, now):
 
     ``saved`` and ``now`` are ``{"model", "train", "world_size"}`` config dicts.
     """
+    from ..model.config import ModelConfig
+    from .config import TrainConfig
+
+    # a setting added since the state was written counts as unchanged at its default
+    defaults = {"model": ModelConfig().to_dict(), "train": TrainConfig().to_dict()}
     for key in ("model", "train"):
-        # a setting added since the state was written counts as unchanged at None
-        diff = sorted(k for k in {*saved[key], *now[key]} if saved[key].get(k) != now[key].get(k))
+        old = {**defaults[key], **saved[key]}
+        diff = sorted(k for k in {*saved[key], *now[key]} if old.get(k) != now[key].get(k))
         if diff:
             raise ValueError(f"cannot resume {path}: {key} settings differ ({', '.join(diff)})")
     if saved["world_size"] != now["world_size"]:
