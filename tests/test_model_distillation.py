@@ -57,6 +57,16 @@ def test_one_teacher_step_is_ddim_and_the_last_returns_the_denoised_estimate():
     torch.testing.assert_close(got[3], x0[3], rtol=1e-6, atol=1e-6)
 
 
+def test_first_order_sub_steps_are_ddim_steps():
+    """A distilled teacher's sub-steps: consecutive DDIM steps."""
+    z = torch.randn(3, 2, 3, 3, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    t, middle, end = torch.full((3,), 1.0), torch.full((3,), 0.75), torch.full((3,), 0.5)
+    two = teacher_solve(gaussian_denoiser, z, t, end, None, 2, second_order=False)
+    first = teacher_solve(gaussian_denoiser, z, t, middle, None, 1)
+    torch.testing.assert_close(two, teacher_solve(gaussian_denoiser, first, middle, end, None, 1))
+    assert not torch.allclose(two, teacher_solve(gaussian_denoiser, z, t, end, None, 2))
+
+
 def test_a_ddim_step_with_the_student_target_lands_on_the_teacher():
     g = torch.Generator().manual_seed(2)
     z = torch.randn(5, 2, 4, 4, generator=g, dtype=torch.float64)

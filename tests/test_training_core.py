@@ -348,15 +348,20 @@ def test_distillation_resumes_to_the_same_weights(tmp_path, smooth_source, teach
     assert all(torch.equal(a[key], b[key]) for key in a)
 
 
-def test_distillation_needs_an_undistilled_teacher(tmp_path, smooth_source, teacher):
+def test_a_student_teaches_on_its_own_grid(tmp_path, smooth_source, teacher):
     with pytest.raises(ValueError, match="distill_steps needs the teacher model"):
         _config(distill_steps=2)
     student = tmp_path / "student.safetensors"
     train(smooth_source, student, PRESETS["tiny"], _distill_config(teacher, steps=1))
-    with pytest.raises(ValueError, match="the teacher is a distilled model"):
+    # a further round: 2 steps x 1 sub-step on the 2-step student's grid
+    again = tmp_path / "again.safetensors"
+    config = _distill_config(student, steps=1, distill_steps=1, teacher_substeps=2)
+    train(smooth_source, again, PRESETS["tiny"], config)
+    assert read_metadata(again)["config"]["model"]["distilled_steps"] == 1
+    with pytest.raises(ValueError, match=r"distilled for 2 DDIM steps.*got 1 x 3"):
         train(
             smooth_source,
-            tmp_path / "again.safetensors",
+            tmp_path / "bad.safetensors",
             PRESETS["tiny"],
-            _distill_config(student, steps=1),
+            _distill_config(student, steps=1, distill_steps=1, teacher_substeps=3),
         )

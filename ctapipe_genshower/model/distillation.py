@@ -5,7 +5,9 @@ step from ``t`` to ``t_next`` (a grid of ``n_steps`` intervals uniform in ``t``)
 teacher makes in ``substeps`` steps of DPM-Solver++(2M) over the same interval. This is
 progressive distillation (Salimans & Ho 2022, arXiv 2202.00512) with a second-order teacher
 and ``substeps`` teacher steps per student step, done in one round: a 4-step student of a
-teacher at 4 x 4 = 16 network calls needs no intermediate 8-step student.
+teacher at 4 x 4 = 16 network calls needs no intermediate 8-step student. A distilled
+student can be the teacher of a further round (its DDIM grid must refine the new one, and
+its sub-steps are DDIM steps, as it was trained for).
 
 The student's target follows from the DDIM update
 ``z_next = alpha_next x0 + sigma_next (z - alpha x0) / sigma``: the ``x0`` that lands on the
@@ -31,8 +33,8 @@ def _col(t):
 
 
 @torch.no_grad()
-def teacher_solve(denoise, x_t, t, t_next, cond, substeps, mask=None):
-    """DPM-Solver++(2M) of the teacher from per-sample times ``t`` to ``t_next``.
+def teacher_solve(denoise, x_t, t, t_next, cond, substeps, mask=None, second_order=True):
+    """DPM-Solver++(2M) (or DDIM) of the teacher from per-sample times ``t`` to ``t_next``.
 
     Parameters
     ----------
@@ -48,6 +50,9 @@ def teacher_solve(denoise, x_t, t, t_next, cond, substeps, mask=None):
         Solver steps (network calls), uniform in ``t``.
     mask : torch.Tensor, optional
         ``(1, 1, H, W)``; the state is zero outside it.
+    second_order : bool
+        False: DDIM sub-steps, for a teacher that is itself a distilled DDIM student
+        (a further round of progressive distillation).
 
     Returns
     -------
@@ -77,9 +82,9 @@ def teacher_solve(denoise, x_t, t, t_next, cond, substeps, mask=None):
         alpha_next, sigma_next = alpha_sigma(s_next)
         h = (torch.log(alpha_next) - torch.log(sigma_next)) - (torch.log(alpha) - torch.log(sigma))
         d_hat = d
-        if previous is not None:
-            second_order = torch.isfinite(h) & torch.isfinite(h_previous)
-            half_inverse_r = torch.where(second_order, 0.5 * h / h_previous, 0.0)
+        if second_order and previous is not None:
+            finite = torch.isfinite(h) & torch.isfinite(h_previous)
+            half_inverse_r = torch.where(finite, 0.5 * h / h_previous, 0.0)
             d_hat = d + _col(half_inverse_r) * (d - previous)
         x = _col(sigma_next / sigma) * x - _col(alpha_next * torch.expm1(-h)) * d_hat
         if mask64 is not None:
@@ -113,6 +118,7 @@ def distillation_loss(
     channel_weights=None,
     step_index=None,
     eps=None,
+    second_order=True,
 ):
     """Masked v-MSE of the student against the teacher's ``substeps``-step solution.
 
@@ -137,6 +143,8 @@ def distillation_loss(
     step_index, eps : torch.Tensor, optional
         Fixed grid steps ``(N,)`` (0 = the step from ``t = 1``) / noise, e.g. for a
         deterministic validation loss.
+    second_order : bool
+        The teacher's sub-steps: DPM-Solver++(2M), or DDIM (False) for a distilled teacher.
 
     Returns
     -------
@@ -152,7 +160,7 @@ def distillation_loss(
     t, t_next = grid[step_index], grid[step_index + 1]
     alpha, sigma = (_col(a) for a in alpha_sigma(t))
     z = (alpha * x0.to(torch.float64) + sigma * (eps * mask).to(torch.float64)) * mask
-    z_next = teacher_solve(teacher, z, t, t_next, cond, substeps, mask)
+    z_next = teacher_solve(teacher, z, t, t_next, cond, substeps, mask, second_order)
     target = student_target(z, z_next, t, t_next).float()
     pred = student(z.float(), t.float(), cond).float()
     return masked_mse(pred, target, mask, channel_weights)

@@ -116,8 +116,7 @@ class Trainer:
         if self.cfg.distill_steps:
             if initial is None:
                 raise ValueError("distillation needs the teacher model (initial)")
-            if ModelConfig.from_dict(initial.metadata["config"]["model"]).distilled_steps:
-                raise ValueError("the teacher is a distilled model; distil from its own teacher")
+            self.teacher_is_student = self._check_teacher(initial)
             self.mcfg = self.mcfg.distilled(self.cfg.distill_steps)
         self.history = []
 
@@ -222,6 +221,20 @@ class Trainer:
         self.shower.load_state_dict(initial.shower_model.state_dict())
         self.transforms = initial.transforms
 
+    def _check_teacher(self, initial):
+        """Whether the teacher is itself a distilled student; it must then be sampled on its
+        own DDIM grid, which the sub-steps of the student's steps have to be."""
+        n_teacher = ModelConfig.from_dict(initial.metadata["config"]["model"]).distilled_steps
+        if not n_teacher:
+            return False
+        n, k = self.cfg.distill_steps, self.cfg.teacher_substeps
+        if n * k != n_teacher:
+            raise ValueError(
+                f"the teacher is distilled for {n_teacher} DDIM steps: distill_steps x "
+                f"teacher_substeps must equal it, got {n} x {k}"
+            )
+        return True
+
     def _set_teacher(self, initial, resume):
         """Distillation: the initial model's EMA network, frozen, is the teacher; its
         shower-level model and trained domain are the student's (no shower phase)."""
@@ -319,6 +332,7 @@ class Trainer:
                 channel_weights=self.mcfg.channel_weights,
                 step_index=step_index,
                 eps=eps,
+                second_order=not self.teacher_is_student,
             )
 
     @torch.no_grad()
