@@ -2,7 +2,8 @@
 
 Reads the ``metrics.json`` of ``ctapipe-genshower-validate`` runs kept as
 ``docs/sampling/<solver>_<n_steps>.json`` (``<solver>+karras_<n_steps>.json`` for EDM's noise
-levels) and writes ``docs/sampling/nfe.md`` (markdown table)
+levels; ``student_<n_steps>.json`` for a distilled student, sampled with DDIM at its steps)
+and writes ``docs/sampling/nfe.md`` (markdown table)
 and ``docs/figures/sampling_nfe.png``::
 
     python docs/make_sampling_figure.py
@@ -24,7 +25,8 @@ def read_runs():
     runs = []
     for path in RUNS.glob("*.json"):
         label, n_steps = path.stem.rsplit("_", 1)
-        nfe = network_evaluations(label.split("+")[0], int(n_steps))
+        solver = "ddim" if label == "student" else label.split("+")[0]
+        nfe = network_evaluations(solver, int(n_steps))
         runs.append((label, int(n_steps), nfe, json.loads(path.read_text())))
     return sorted(runs, key=lambda r: (r[0], r[2]))
 
@@ -76,11 +78,15 @@ def main():
         rows = [(nfe, summary(m)) for s, _, nfe, m in runs if s == solver]
         rows = [r for r in rows if r[1]["auc"] is not None]
         nfe = [r[0] for r in rows]
-        axes[0].errorbar(
-            nfe, [r[1]["auc"] for r in rows], [r[1]["auc_error"] for r in rows], marker="o"
+        # a student is one model per NFE: points, not a line
+        style = (
+            dict(marker="*", markersize=12, ls="none") if solver == "student" else dict(marker="o")
         )
-        axes[1].plot(nfe, [r[1]["worst_ratio"] for r in rows], marker="o", label=solver)
-        axes[2].plot(nfe, [100 * r[1]["reselection"] for r in rows], marker="o")
+        axes[0].errorbar(
+            nfe, [r[1]["auc"] for r in rows], [r[1]["auc_error"] for r in rows], **style
+        )
+        axes[1].plot(nfe, [r[1]["worst_ratio"] for r in rows], label=solver, **style)
+        axes[2].plot(nfe, [100 * r[1]["reselection"] for r in rows], **style)
     axes[0].axhline(0.483, color="gray", ls=":", label="MC floor")
     axes[0].set_ylabel("classifier AUC (image parameters)")
     axes[1].set_ylabel("worst W1 / floor")

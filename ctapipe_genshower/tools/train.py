@@ -339,10 +339,11 @@ class TrainTool(Tool):
         """Refuse, before any work, an initial model that is not a generator of this preset."""
         try:
             config = read_metadata(self.init_model)["config"]["model"]
-            config = ModelConfig.from_dict(config).to_dict()
+            config = ModelConfig.from_dict(config)
         except (CheckpointError, KeyError, TypeError, ValueError) as err:
             raise ToolConfigurationError(f"Unusable --init-model: {err}") from None
-        if config != PRESETS[self.model].to_dict():
+        # a distilled student is a network of its preset too (the teacher of a further round)
+        if config.network_dict() != PRESETS[self.model].network_dict():
             raise ToolConfigurationError(
                 f"--init-model {self.init_model} is not a '{self.model}' network; "
                 "train with its preset (ctapipe-genshower-info shows it)"

@@ -9,6 +9,11 @@
    :class:`~ctapipe_genshower.model.denoiser.Denoiser` on the streamed batches
    (:mod:`.stream`), the validation loss of the EMA weights at fixed times and noise.
 
+With ``distill_steps`` (and ``init_model``, the teacher) phase 1 is skipped (the teacher's
+shower-level model is kept) and phase 2 minimises the distillation loss of
+:mod:`ctapipe_genshower.model.distillation` instead: a student that samples in
+``distill_steps`` DDIM steps, started from the teacher's weights.
+
 Every ``checkpoint_interval`` steps rank 0 writes the training state (:mod:`.state`) and
 hands the EMA pixel network, the shower model and their metadata to ``save_model`` (the
 model file format is not the loop's business: ``ctapipe_genshower.fit`` passes
