@@ -129,8 +129,8 @@ class ShowerGenerator:
         self.domain = metadata["domain"]
         self.provenance = metadata["provenance"]
         self.n_pixels = transforms["grid"].n_pixels
-        self.default_n_steps = int(self.config["model"]["default_n_steps"])
         self.model_config = ModelConfig.from_dict(self.config["model"])
+        self.default_n_steps = self.model_config.default_n_steps
         self.denoiser = Denoiser(pixel_net, transforms, device)
         self._subarray = None
         self._thrown = None
