@@ -111,9 +111,22 @@ class ShowerGenerator:
     bf16 : bool, optional
         Run the pixel network under bf16 autocast (the sampler state stays float64);
         default: on CUDA, not on the CPU.
+    channels_last : bool
+        Run the pixel network in the channels-last memory format (default; the same
+        arithmetic in another order, ~1.5x faster on the CPU).
     """
 
-    def __init__(self, pixel_net, shower_model, transforms, metadata, device, path=None, bf16=None):
+    def __init__(
+        self,
+        pixel_net,
+        shower_model,
+        transforms,
+        metadata,
+        device,
+        path=None,
+        bf16=None,
+        channels_last=True,
+    ):
         from .model.denoiser import Denoiser
         from .model.shower_model import ThrownSampler
 
@@ -131,13 +144,14 @@ class ShowerGenerator:
         self.n_pixels = transforms["grid"].n_pixels
         self.model_config = ModelConfig.from_dict(self.config["model"])
         self.default_n_steps = self.model_config.default_n_steps
-        self.denoiser = Denoiser(pixel_net, transforms, device)
+        self.denoiser = Denoiser(pixel_net, transforms, device, channels_last=channels_last)
+        self.channels_last = self.denoiser.channels_last
         self._subarray = None
         self._thrown = None
         self._sampler = ThrownSampler.from_dict(self.training_meta["thrown"])
 
     @classmethod
-    def from_file(cls, path, device="auto", bf16=None):
+    def from_file(cls, path, device="auto", bf16=None, channels_last=True):
         """Load a checkpoint (safetensors; raises ``CheckpointError`` for bad files).
 
         Parameters
@@ -147,10 +161,12 @@ class ShowerGenerator:
             ``"auto"`` (CUDA if available), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
         bf16 : bool, optional
             bf16 autocast of the pixel network (default: on CUDA).
+        channels_last : bool
+            Channels-last memory format of the pixel network (default: on).
         """
         device = _resolve_device(device)
         modules = load_generator_modules(path, device=device)
-        return cls(*modules, device, path=str(path), bf16=bf16)
+        return cls(*modules, device, path=str(path), bf16=bf16, channels_last=channels_last)
 
     def resolve_n_steps(self, n_steps=None):
         """DDIM steps to run: ``n_steps``, or the checkpoint's ``default_n_steps`` if None."""
@@ -362,5 +378,6 @@ class ShowerGenerator:
         n_par = sum(p.numel() for p in self.pixel_net.parameters())
         return (
             f"ShowerGenerator({self.path!r}, pixels={self.n_pixels}, "
-            f"params={n_par}, device={self.device}, bf16={self.bf16})"
+            f"params={n_par}, device={self.device}, bf16={self.bf16},"
+            f" channels_last={self.channels_last})"
         )

@@ -63,6 +63,21 @@ def test_generate_shapes_and_determinism(generator, conditions):
     assert not np.allclose(other["image"], out["image"])
 
 
+def test_channels_last_is_the_same_arithmetic(generator, selecting_model_path, conditions):
+    import torch
+
+    assert generator.channels_last  # the default
+    assert generator.pixel_net.stem.weight.is_contiguous(memory_format=torch.channels_last)
+    plain = ShowerGenerator.from_file(selecting_model_path, device="cpu", channels_last=False)
+    assert plain.pixel_net.stem.weight.is_contiguous()
+    seeds = np.arange(100, 106)
+    a = generator.generate(conditions, seeds, n_steps=3, batch_size=4)
+    b = plain.generate(conditions, seeds, n_steps=3, batch_size=4)
+    np.testing.assert_array_equal(a["size"], b["size"])
+    np.testing.assert_allclose(a["image"], b["image"], rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(a["peak_time"], b["peak_time"], rtol=1e-4, atol=1e-3)
+
+
 @pytest.mark.parametrize("solver", ["dpmpp-2m", "heun"])
 def test_solvers_are_seeded_per_event(generator, conditions, solver):
     seeds = np.arange(100, 106)

@@ -215,6 +215,13 @@ class DiffusionEventSource(SimulatedRunEventSource):
         allow_none=True,
         help="bf16 autocast of the pixel network (None: on CUDA, not on the CPU)",
     ).tag(config=True)
+    channels_last = Bool(
+        True,
+        help=(
+            "Run the pixel network in the channels-last memory format: the same arithmetic"
+            " in another order (images agree to float32 rounding), ~1.5x faster on the CPU"
+        ),
+    ).tag(config=True)
 
     energy_min = quantity_trait(u.TeV, help="Minimum thrown energy (None: training simulation)")
     energy_max = quantity_trait(u.TeV, help="Maximum thrown energy (None: training simulation)")
@@ -266,7 +273,9 @@ class DiffusionEventSource(SimulatedRunEventSource):
                 "DiffusionEventSource.device='cuda' but CUDA is not available"
             )
         try:
-            self._model = ShowerGenerator.from_file(path, device=self.device, bf16=self.bf16)
+            self._model = ShowerGenerator.from_file(
+                path, device=self.device, bf16=self.bf16, channels_last=self.channels_last
+            )
             subarray = self._model.subarray
         except (OSError, ValueError, KeyError, RuntimeError) as err:
             raise ToolConfigurationError(f"Cannot load generator model {path}: {err}") from err
@@ -546,6 +555,7 @@ class DiffusionEventSource(SimulatedRunEventSource):
             "GENSHOWER N_STEPS": self.resolved_n_steps,
             "GENSHOWER SOLVER": self.solver,
             "GENSHOWER BF16": self._model.bf16,
+            "GENSHOWER CHANNELS_LAST": self._model.channels_last,
             "GENSHOWER THROWN": json.dumps(self.thrown.to_dict()),
             "GENSHOWER EXTRAPOLATION": "; ".join(self.extrapolation) or "none",
             "GENSHOWER SELECTION": json.dumps(self._reselection.selection)

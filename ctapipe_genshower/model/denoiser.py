@@ -36,10 +36,15 @@ class Denoiser:
         ``{"grid", "image", "time", "conditions"}`` (see :mod:`.transforms`).
     device : str or torch.device
         Where the mask and the condition vectors live.
+    channels_last : bool
+        Convert ``net`` (in place) and its inputs to the channels-last memory format: the
+        same arithmetic in another order, about 1.5x faster convolutions on the CPU
+        (``benchmarks/bench_generator.py --variants``). Used for generation, not training.
     """
 
-    def __init__(self, net, transforms, device="cpu"):
-        self.net = net
+    def __init__(self, net, transforms, device="cpu", channels_last=False):
+        self.channels_last = bool(channels_last)
+        self.net = net.to(memory_format=torch.channels_last) if self.channels_last else net
         self.transforms = transforms
         self.device = torch.device(device)
         grid = transforms["grid"]
@@ -70,6 +75,8 @@ class Denoiser:
             maps = self.geometry.maps(cond[:, PIXEL_CONDITION_DIM:], self.pixel_positions)
             x_t = torch.cat([x_t, (maps * self.mask).to(x_t.dtype)], dim=1)
             cond = cond[:, :PIXEL_CONDITION_DIM]
+        if self.channels_last:
+            x_t = x_t.contiguous(memory_format=torch.channels_last)
         return self.net(x_t, t, cond, self.mask)
 
     def loss(

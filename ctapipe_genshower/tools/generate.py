@@ -133,6 +133,12 @@ class GenerateTool(ProcessorTool):
             "run the pixel network under bf16 autocast (default on CUDA)",
             "run the pixel network in float32 (default on the CPU)",
         ),
+        **flag(
+            "channels-last",
+            "DiffusionEventSource.channels_last",
+            "channels-last memory format for the pixel network (default)",
+            "the network's default memory format (images differ at float32 rounding)",
+        ),
     }
 
     classes = list(
