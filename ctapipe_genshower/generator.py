@@ -56,10 +56,12 @@ _REDRAW_KEY = 2
 
 
 def _event_streams(seeds, draw=0):
-    """Per-event ``(size uniform, size normal, image seed)`` of draw ``draw`` of each seed.
+    """Per-event ``(size uniform, size normal, image seed, response seed)`` of draw ``draw``.
 
     Draw 0 comes from ``SeedSequence([seed, 0x5E1EC7])``, redraw ``k >= 1`` from the same
-    entropy with ``spawn_key=(2, k)``; each root spawns a size stream and an image stream.
+    entropy with ``spawn_key=(2, k)``; each root spawns a size stream, an image stream and
+    a pixel-response stream (spawned children do not depend on how many are spawned, so
+    the third one left the first two unchanged).
     """
     seeds = np.asarray(seeds)
     if seeds.ndim != 1 or not np.issubdtype(seeds.dtype, np.integer) or np.any(seeds < 0):
@@ -70,13 +72,15 @@ def _event_streams(seeds, draw=0):
     uniform = np.empty(len(seeds))
     normal = np.empty(len(seeds))
     image_seed = np.empty(len(seeds), dtype=np.int64)
+    response_seed = np.empty(len(seeds), dtype=np.int64)
     for i, seed in enumerate(seeds.tolist()):
         ss = np.random.SeedSequence([int(seed), _STREAM_TAG], spawn_key=spawn_key)
-        size_ss, image_ss = ss.spawn(2)
+        size_ss, image_ss, response_ss = ss.spawn(3)
         rng = np.random.default_rng(size_ss)
         uniform[i], normal[i] = rng.uniform(), rng.standard_normal()
         image_seed[i] = int(image_ss.generate_state(1, np.uint64)[0] >> np.uint64(1))
-    return uniform, normal, image_seed
+        response_seed[i] = int(response_ss.generate_state(1, np.uint64)[0] >> np.uint64(1))
+    return uniform, normal, image_seed, response_seed
 
 
 def _check_mask(mask, n):
@@ -244,7 +248,7 @@ class ShowerGenerator:
         import torch
 
         conditions = self._check_conditions(conditions)
-        uniform, normal, _ = _event_streams(seeds, draw)
+        uniform, normal, _, _ = _event_streams(seeds, draw)
         if len(uniform) != len(conditions):
             raise ValueError(f"{len(seeds)} seeds for {len(conditions)} conditions")
         z = self.shower_model.sample_z(
@@ -355,7 +359,8 @@ class ShowerGenerator:
 
         n_steps, eta, solver = sampling
         n = len(conditions)
-        _, _, image_seeds = _event_streams(seeds, draw)
+        _, _, image_seeds, response_seeds = _event_streams(seeds, draw)
+        response = self.transforms.get("response")
         if size is None:
             size = self.sample_size(conditions, seeds, draw)
         image = np.empty((n, self.n_pixels), dtype=np.float32)
@@ -372,6 +377,11 @@ class ShowerGenerator:
                 )
             image_sl, peak_time_sl = decode_images(self.transforms, x, size[sl])
             image[sl], peak_time[sl] = image_sl.numpy(), peak_time_sl.numpy()
+            if response is not None:  # the network made the signal: now the camera's response
+                rngs = [np.random.default_rng(int(s)) for s in response_seeds[sl]]
+                image[sl], peak_time[sl] = response.apply(image[sl], peak_time[sl], rngs)
+        if response is not None:
+            np.minimum(image, self.saturation, out=image)
         return {"image": image, "peak_time": peak_time, "size": size}
 
     def __repr__(self):

@@ -59,6 +59,34 @@ def test_roundtrip_and_chunked_reads(tmp_path):
     assert np.array_equal(f.take(idx)["peak_time"], a.peak_time[idx])
 
 
+def test_true_images_are_kept(tmp_path):
+    a = _arrays()
+    with_true = TrainingArrays(
+        a.image, a.peak_time, a.conditions, a.meta, true_image=np.rint(np.abs(a.image))
+    )
+    path = write_training_file(tmp_path / "train.safetensors", with_true)
+    f = TrainingFile(path)
+    assert f.tensors == ("conditions", "image", "peak_time", "true_image")
+    np.testing.assert_array_equal(f.read(3, 8)["true_image"], with_true.true_image[3:8])
+    np.testing.assert_array_equal(f.take([4, 1])["true_image"], with_true.true_image[[4, 1]])
+    np.testing.assert_array_equal(f.to_arrays().true_image, with_true.true_image)
+    assert "true_image" not in TrainingFile(write_training_file(tmp_path / "a.st", a)).read()
+    # subsets keep them, a join only if every part has them
+    assert np.array_equal(with_true.subset([2, 0]).true_image, with_true.true_image[[2, 0]])
+    assert TrainingArrays.concatenate([with_true, with_true]).true_image.shape == (46, 11)
+    assert TrainingArrays.concatenate([with_true, a]).true_image is None
+    with pytest.raises(ValueError, match="true_image shape"):
+        TrainingArrays(a.image, a.peak_time, a.conditions, true_image=a.image[:, :3])
+    # chunks must agree on them
+    with (
+        pytest.raises(ValueError, match="earlier chunks"),
+        TrainingFileWriter(tmp_path / "mixed.safetensors") as writer,
+    ):
+        writer.append(with_true)
+        writer.append(a)
+    assert not (tmp_path / "mixed.safetensors").exists()
+
+
 def test_file_is_plain_safetensors(tmp_path):
     from safetensors.numpy import load_file
 

@@ -46,23 +46,35 @@ class TrainingArrays:
     meta : dict
         JSON-able description of the data (camera, grid mapping, thrown distribution,
         ``n_thrown``, ``n_selected``, selection, input files, versions); see docs/design.md.
+    true_image : numpy.ndarray or None
+        ``(N, n_pixels)`` float32, the simulated Cherenkov photo-electrons of each pixel
+        (ctapipe's ``true_image``, no noise), where the simulation provides them: what a
+        model with a learned pixel response (``docs/model.md``) generates.
     """
 
     image: np.ndarray
     peak_time: np.ndarray
     conditions: np.ndarray
     meta: dict = field(default_factory=dict)
+    true_image: np.ndarray | None = None
 
     def __post_init__(self):
         self.image = np.ascontiguousarray(self.image, dtype=np.float32)
         self.peak_time = np.ascontiguousarray(self.peak_time, dtype=np.float32)
         self.conditions = np.ascontiguousarray(self.conditions, dtype=np.float32)
+        if self.true_image is not None:
+            self.true_image = np.ascontiguousarray(self.true_image, dtype=np.float32)
         n = len(self.image)
         if self.image.ndim != 2:
             raise ValueError(f"image must be (N, n_pixels), got shape {self.image.shape}")
         if self.peak_time.shape != self.image.shape:
             raise ValueError(
                 f"peak_time shape {self.peak_time.shape} differs from image shape "
+                f"{self.image.shape}"
+            )
+        if self.true_image is not None and self.true_image.shape != self.image.shape:
+            raise ValueError(
+                f"true_image shape {self.true_image.shape} differs from image shape "
                 f"{self.image.shape}"
             )
         if self.conditions.shape != (n, len(CONDITION_COLUMNS)):
@@ -92,11 +104,15 @@ class TrainingArrays:
             peak_time=self.peak_time[index],
             conditions=self.conditions[index],
             meta=dict(self.meta),
+            true_image=None if self.true_image is None else self.true_image[index],
         )
 
     @classmethod
     def concatenate(cls, parts, meta=None):
-        """Join several ``TrainingArrays`` row-wise (``meta`` from the first unless given)."""
+        """Join several ``TrainingArrays`` row-wise (``meta`` from the first unless given).
+
+        ``true_image`` is kept only if every part has it.
+        """
         parts = list(parts)
         if not parts:
             raise ValueError("Nothing to concatenate")
@@ -108,4 +124,7 @@ class TrainingArrays:
             peak_time=np.concatenate([p.peak_time for p in parts]),
             conditions=np.concatenate([p.conditions for p in parts]),
             meta=dict(parts[0].meta) if meta is None else meta,
+            true_image=np.concatenate([p.true_image for p in parts])
+            if all(p.true_image is not None for p in parts)
+            else None,
         )

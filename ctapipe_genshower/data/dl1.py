@@ -167,6 +167,15 @@ class DL1TrainingReader(Component):
         ),
     ).tag(config=True)
 
+    true_images = Bool(
+        default_value=True,
+        help=(
+            "Keep the simulated (true) images, the Cherenkov photo-electrons of each pixel,"
+            " when every input file has them: models with a learned pixel response"
+            " (--model small-signal) train on them"
+        ),
+    ).tag(config=True)
+
     classes = [TrainingSelection, ImageProcessor]
 
     def __init__(self, config=None, parent=None, **kwargs):
@@ -184,6 +193,7 @@ class DL1TrainingReader(Component):
     def _inspect_files(self):
         self._tel_ids = {}
         self._has_parameters = {}
+        self._has_true_images = {}
         sim_configs = []
         n_thrown = 0
         missing_distribution = []
@@ -195,6 +205,7 @@ class DL1TrainingReader(Component):
                 first = info
             self._tel_ids[path] = info.tel_ids
             self._has_parameters[path] = info.has_parameters
+            self._has_true_images[path] = info.has_true_images
             config = info.simulation_config
             if config is None:
                 raise ValueError(f"{path} has no simulation configuration table")
@@ -296,7 +307,13 @@ class DL1TrainingReader(Component):
         meta["parameters_recomputed"] = bool(
             self.recompute_parameters or not all(self._has_parameters.values())
         )
+        meta["true_images"] = self.reads_true_images
         return meta
+
+    @property
+    def reads_true_images(self):
+        """Whether the selected images come with their true images (all files have them)."""
+        return bool(self.true_images and all(self._has_true_images.values()))
 
     def iter_chunks(self):
         """Yield the selected images chunk by chunk as :class:`TrainingArrays`.
@@ -354,7 +371,11 @@ class DL1TrainingReader(Component):
             processor = ImageProcessor(loader.subarray, parent=self) if compute else None
             positions = {t: loader.subarray.positions[t].to_value(u.m) for t in tel_ids}
             chunks = telescope_event_chunks(
-                loader, self.chunk_size, tel_ids, parameters=not compute
+                loader,
+                self.chunk_size,
+                tel_ids,
+                parameters=not compute,
+                true_images=self.reads_true_images,
             )
             since_collect = 0
             for chunk in chunks:
@@ -425,8 +446,20 @@ class DL1TrainingReader(Component):
             tel_position=u.Quantity([positions[t] for t in table["tel_id"]], u.m),
         )
         self.n_selected += len(table)
+        true_image = None
+        if self.reads_true_images:
+            true_image = np.asarray(table["true_image"], dtype=np.float32)
+            if np.any(true_image < 0):  # -1: a file that does not know them
+                raise ValueError(
+                    f"{path} has unknown (negative) true images; set"
+                    " DL1TrainingReader.true_images=False to train without them"
+                )
         return TrainingArrays(
-            image=image[mask], peak_time=peak_time[mask], conditions=conditions, meta={}
+            image=image[mask],
+            peak_time=peak_time[mask],
+            conditions=conditions,
+            meta={},
+            true_image=true_image,
         )
 
     def _check_pointing(self, table, path):

@@ -54,6 +54,7 @@ __all__ = [
 
 IMAGES_GROUP = "/dl1/event/telescope/images"
 PARAMETERS_GROUP = "/dl1/event/telescope/parameters"
+TRUE_IMAGES_GROUP = "/simulation/event/telescope/images"
 SIMULATION_CONFIG_TABLE = "/configuration/simulation/run"
 SHOWER_DISTRIBUTION_TABLE = "/simulation/service/shower_distribution"
 
@@ -88,6 +89,8 @@ class DL1ImageFile:
         Rows of those image tables.
     has_parameters : bool
         Whether every one of them also has a DL1 parameter table.
+    has_true_images : bool
+        Whether every one of them also has a simulated (true) image table.
     simulation_config : astropy.table.Table or None
         ``/configuration/simulation/run`` (one row per run), None if the file has none.
     shower_distribution : astropy.table.Table or None
@@ -100,6 +103,7 @@ class DL1ImageFile:
     tel_ids: list
     n_images: int
     has_parameters: bool
+    has_true_images: bool = False
     simulation_config: Table | None = field(default=None, repr=False)
     shower_distribution: Table | None = field(default=None, repr=False)
 
@@ -227,6 +231,7 @@ def iter_image_files(paths, telescope_type=None, same_type=False):
                     n_images=sum(images[f"tel_{t:03d}"].nrows for t in tel_ids),
                     has_parameters=PARAMETERS_GROUP in h5.root
                     and all(f"tel_{t:03d}" in h5.root[PARAMETERS_GROUP] for t in tel_ids),
+                    has_true_images=_has_true_images(h5, tel_ids),
                     simulation_config=simulation_config,
                     shower_distribution=shower_distribution,
                 )
@@ -369,8 +374,31 @@ def check_same_telescope(telescope_types, geometries, labels=("generated", "refe
         )
 
 
+def _has_true_images(h5, tel_ids):
+    """Whether every telescope has a true-image table that knows the images: files
+    written without them (e.g. generated ones) store -1 in every pixel."""
+    if TRUE_IMAGES_GROUP not in h5.root:
+        return False
+    group = h5.root[TRUE_IMAGES_GROUP]
+    for tel_id in tel_ids:
+        name = f"tel_{tel_id:03d}"
+        if name not in group:
+            return False
+        table = group[name]
+        if table.nrows and np.any(table.read(0, 1, field="true_image") < 0):
+            return False
+    return True
+
+
 def telescope_event_chunks(
-    loader, chunk_size, tel_ids, images=True, parameters=False, simulated=True, pointing=True
+    loader,
+    chunk_size,
+    tel_ids,
+    images=True,
+    parameters=False,
+    simulated=True,
+    pointing=True,
+    true_images=False,
 ):
     """Telescope events of ``tel_ids`` from an open ``TableLoader``, chunk by chunk.
 
@@ -383,8 +411,9 @@ def telescope_event_chunks(
     chunk_size : int
         Subarray events per chunk.
     tel_ids : list of int
-    images, parameters, simulated, pointing : bool
-        Read the DL1 images, the DL1 parameters, the shower truth, the telescope pointing.
+    images, parameters, simulated, pointing, true_images : bool
+        Read the DL1 images, the DL1 parameters, the shower truth, the telescope pointing,
+        the simulated (true) images.
 
     Returns
     -------
@@ -398,7 +427,7 @@ def telescope_event_chunks(
         dl1_parameters=parameters,
         simulated=simulated,
         true_parameters=False,
-        true_images=False,
+        true_images=true_images,
         dl2=False,
         instrument=False,
         observation_info=False,

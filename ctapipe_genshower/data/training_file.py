@@ -2,9 +2,10 @@
 
 A DL1 file holds everything ctapipe knows about an event; training needs three arrays
 and a little metadata. This module writes them as a safetensors file (tensors ``image``,
-``peak_time``, ``conditions``; ``__metadata__`` with ``format``, ``format_version`` and the
-JSON ``meta`` of :class:`~ctapipe_genshower.data.arrays.TrainingArrays`) and reads them back
-lazily in row ranges, so training can stream files larger than memory.
+``peak_time``, ``conditions``, and ``true_image`` where the simulation gave one;
+``__metadata__`` with ``format``, ``format_version`` and the JSON ``meta`` of
+:class:`~ctapipe_genshower.data.arrays.TrainingArrays`) and reads them back lazily in row
+ranges, so training can stream files larger than memory.
 
 It needs numpy and safetensors only (no ctapipe, no torch): the GPU machine that trains
 reads these files without ctapipe installed.
@@ -42,6 +43,8 @@ TRAINING_FILE_FORMAT_VERSION = "1"
 
 #: Tensor names and their order in the file's byte buffer.
 TENSORS = ("conditions", "image", "peak_time")
+#: Tensors a file may hold after those (the simulated Cherenkov p.e. per pixel).
+OPTIONAL_TENSORS = ("true_image",)
 _COPY_BLOCK = 16 * 1024**2
 _MAX_HEADER = 100 * 1024**2
 
@@ -79,7 +82,8 @@ def _check_tensors(header, data_start, file_size):
     missing = [name for name in TENSORS if name not in header]
     if missing:
         raise ValueError(f"the file lacks the tensors {missing}")
-    for name in TENSORS:
+    tensors = _tensors_in(header)
+    for name in tensors:
         entry = header[name]
         try:
             shape, (begin, end) = entry["shape"], entry["data_offsets"]
@@ -94,18 +98,24 @@ def _check_tensors(header, data_start, file_size):
         if not consistent:
             raise ValueError(f"the header entry of {name!r} is inconsistent: {entry}")
     rows = {header[name]["shape"][0] for name in TENSORS}
-    if len(rows) != 1 or header["image"]["shape"] != header["peak_time"]["shape"]:
-        raise ValueError(f"the tensor shapes do not match: {[header[n]['shape'] for n in TENSORS]}")
+    pixel_shapes = {tuple(header[name]["shape"]) for name in tensors if name != "conditions"}
+    if len(rows) != 1 or len(pixel_shapes) != 1:
+        raise ValueError(f"the tensor shapes do not match: {[header[n]['shape'] for n in tensors]}")
     if header["conditions"]["shape"][1] != len(CONDITION_COLUMNS):
         raise ValueError(
             f"conditions have {header['conditions']['shape'][1]} columns, "
             f"expected {len(CONDITION_COLUMNS)}"
         )
-    expected = data_start + max(header[name]["data_offsets"][1] for name in TENSORS)
+    expected = data_start + max(header[name]["data_offsets"][1] for name in tensors)
     if file_size < expected:
         raise ValueError(f"{file_size} bytes, the header promises {expected}")
     if file_size > expected:
         raise ValueError(f"{file_size} bytes, {file_size - expected} more than the header promises")
+
+
+def _tensors_in(header):
+    """The tensors of a training-file header, in file order."""
+    return (*TENSORS, *(name for name in OPTIONAL_TENSORS if name in header))
 
 
 def is_training_file(path):
@@ -142,26 +152,41 @@ class TrainingFileWriter:
         self.n_rows = 0
         self.n_pixels = None
         self._dir = tempfile.mkdtemp(prefix=f".{self.path.name}.", dir=self.path.parent)
-        self._spools = {name: open(Path(self._dir) / name, "wb") for name in TENSORS}
+        self.tensors = None  # fixed by the first chunk: with or without true images
+        self._spools = {}
         self._closed = False
 
     def append(self, arrays):
-        """Append the rows of a :class:`TrainingArrays` (or a dict of the three arrays)."""
+        """Append the rows of a :class:`TrainingArrays` (or a dict of its arrays).
+
+        The first chunk decides whether the file holds ``true_image``; every later chunk
+        must agree.
+        """
         if isinstance(arrays, TrainingArrays):
-            arrays = {name: getattr(arrays, name) for name in TENSORS}
-        data = {name: np.ascontiguousarray(arrays[name], dtype=np.float32) for name in TENSORS}
+            arrays = {name: getattr(arrays, name) for name in (*TENSORS, *OPTIONAL_TENSORS)}
+        tensors = (*TENSORS, *(n for n in OPTIONAL_TENSORS if arrays.get(n) is not None))
+        if self.tensors is None:
+            self.tensors = tensors
+            self._spools = {name: open(Path(self._dir) / name, "wb") for name in tensors}
+        elif tensors != self.tensors:
+            raise ValueError(
+                f"Chunk with the arrays {list(tensors)}, earlier chunks had {list(self.tensors)}"
+            )
+        data = {name: np.ascontiguousarray(arrays[name], dtype=np.float32) for name in tensors}
         n = len(data["image"])
         n_pixels = data["image"].shape[1]
         if self.n_pixels is None:
             self.n_pixels = n_pixels
-        if n_pixels != self.n_pixels or data["peak_time"].shape != (n, n_pixels):
+        if n_pixels != self.n_pixels or any(
+            data[name].shape != (n, n_pixels) for name in tensors if name != "conditions"
+        ):
             raise ValueError(
                 f"Chunk with image {data['image'].shape} / peak_time {data['peak_time'].shape} "
                 f"does not match {self.n_pixels} pixels"
             )
         if data["conditions"].shape != (n, len(CONDITION_COLUMNS)):
             raise ValueError(f"Chunk conditions have shape {data['conditions'].shape}")
-        for name in TENSORS:
+        for name in tensors:
             data[name].astype("<f4", copy=False).tofile(self._spools[name])
         self.n_rows += n
 
@@ -189,14 +214,11 @@ class TrainingFileWriter:
         shutil.rmtree(self._dir, ignore_errors=True)
 
     def _assemble(self):
-        shapes = {
-            "conditions": [self.n_rows, len(CONDITION_COLUMNS)],
-            "image": [self.n_rows, self.n_pixels],
-            "peak_time": [self.n_rows, self.n_pixels],
-        }
+        shapes = {name: [self.n_rows, self.n_pixels] for name in self.tensors}
+        shapes["conditions"] = [self.n_rows, len(CONDITION_COLUMNS)]
         header = {}
         offset = 0
-        for name in TENSORS:
+        for name in self.tensors:
             size = 4 * int(np.prod(shapes[name]))
             header[name] = {
                 "dtype": "F32",
@@ -215,7 +237,7 @@ class TrainingFileWriter:
         with atomic_output(self.path) as tmp, Path(tmp).open("wb") as out:
             out.write(struct.pack("<Q", len(text)))
             out.write(text)
-            for name in TENSORS:
+            for name in self.tensors:
                 with (Path(self._dir) / name).open("rb") as spool:
                     shutil.copyfileobj(spool, out, _COPY_BLOCK)
             out.flush()
@@ -309,8 +331,12 @@ class TrainingFile:
             raise ValueError(f"{damaged}: {err}") from None
         if not isinstance(self.meta, dict):
             raise ValueError(f"{damaged}: its meta is not a JSON object")
-        self.shapes = {name: tuple(header[name]["shape"]) for name in TENSORS}
-        self._offsets = {name: data_start + header[name]["data_offsets"][0] for name in TENSORS}
+        #: the tensors in the file: ``TENSORS``, then ``true_image`` where it was written
+        self.tensors = _tensors_in(header)
+        self.shapes = {name: tuple(header[name]["shape"]) for name in self.tensors}
+        self._offsets = {
+            name: data_start + header[name]["data_offsets"][0] for name in self.tensors
+        }
 
     def __len__(self):
         return self.shapes["image"][0]
@@ -320,18 +346,19 @@ class TrainingFile:
         return self.shapes["image"][1]
 
     def read(self, start=0, stop=None):
-        """Rows ``start:stop`` as ``dict(image=..., peak_time=..., conditions=...)`` (float32)."""
+        """Rows ``start:stop`` as ``dict(image=..., peak_time=..., conditions=...)`` (float32),
+        with ``true_image`` where the file has it."""
         from safetensors import safe_open
 
         start, stop, _ = slice(start, stop).indices(len(self))
         with safe_open(self.path, framework="numpy") as f:
-            return {name: f.get_slice(name)[start:stop] for name in TENSORS}
+            return {name: f.get_slice(name)[start:stop] for name in self.tensors}
 
     def take(self, indices):
         """Arbitrary rows (e.g. a shuffled batch), read through a memory map."""
         indices = np.asarray(indices, dtype=np.int64)
         out = {}
-        for name in TENSORS:
+        for name in self.tensors:
             mm = np.memmap(
                 self.path,
                 dtype="<f4",

@@ -103,6 +103,10 @@ class ModelConfig:
     geometry_maps : bool
         Feed the U-Net per-pixel geometry channels computed from the shower conditions
         (:mod:`ctapipe_genshower.model.geometry`); ``unet.in_channels`` is then 2 + 3.
+    pixel_response : bool
+        The network generates the Cherenkov signal (true p.e. and signal times) and a
+        pixel response learned from the training pairs makes the DL1 image
+        (:mod:`ctapipe_genshower.model.pixel_response`); needs training data with true images.
     """
 
     unet: UNetConfig = field(default_factory=UNetConfig)
@@ -114,6 +118,7 @@ class ModelConfig:
     default_n_steps: int = 20
     geometry_maps: bool = False
     distilled_steps: int = 0
+    pixel_response: bool = False
 
     def __post_init__(self):
         expected = _DATA_CHANNELS + (_GEOMETRY_CHANNELS if self.geometry_maps else 0)
@@ -182,7 +187,8 @@ _SMALL_UNET = dict(
 )
 
 #: Named model sizes: ``tiny`` for tests (seconds), ``small`` for the bundled CPU model,
-#: ``base`` for GPUs; ``-geo`` adds the geometry channels.
+#: ``base`` for GPUs; ``-geo`` adds the geometry channels, ``-signal`` the learned pixel
+#: response (the network generates the signal, see :mod:`.pixel_response`).
 PRESETS = {
     "tiny": ModelConfig(
         unet=UNetConfig(**_TINY_UNET),
@@ -197,7 +203,17 @@ PRESETS = {
         default_n_steps=4,
         geometry_maps=True,
     ),
+    "tiny-signal": ModelConfig(
+        unet=UNetConfig(**_TINY_UNET),
+        shower_hidden=16,
+        shower_depth=1,
+        default_n_steps=4,
+        pixel_response=True,
+    ),
     "small": ModelConfig(unet=UNetConfig(**_SMALL_UNET), default_n_steps=20),
+    "small-signal": ModelConfig(
+        unet=UNetConfig(**_SMALL_UNET), default_n_steps=20, pixel_response=True
+    ),
     "small-geo": ModelConfig(
         unet=UNetConfig(**_SMALL_UNET, in_channels=_DATA_CHANNELS + _GEOMETRY_CHANNELS),
         default_n_steps=20,

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from .geometry import GeometryMaps
+from .pixel_response import PixelResponse, signal_view
 
 __all__ = [
     "CONDITION_NAMES",
@@ -134,13 +135,18 @@ class ImageTransform:
         """Normalisation of each image: the clipped sum of all pixel charges."""
         return _as_tensor(image, torch.float64).sum(-1).clamp_min(self.size_floor)
 
-    def fit(self, image, saturation=None):
-        """Fit ``q_scale``, ``shift``, ``scale`` on ``(N, n_pixels)`` p.e. images."""
+    def fit(self, image, saturation=None, ignore_zeros=False):
+        """Fit ``q_scale``, ``shift``, ``scale`` on ``(N, n_pixels)`` p.e. images.
+
+        ``ignore_zeros``: ``q_scale`` from the non-zero pixels only (true images, which are
+        zero in most pixels).
+        """
         image = _as_tensor(image, torch.float64)
         if not torch.isfinite(image).all():
             raise ValueError("cannot fit the image transform: images contain NaN or inf")
         q = image / self.size(image)[:, None]
-        self.q_scale = max(float(q.abs().median()), 1e-9)
+        nonzero = q[q != 0] if ignore_zeros else q
+        self.q_scale = max(float(nonzero.abs().median()), 1e-9) if nonzero.numel() else 1e-9
         y = torch.asinh(q / self.q_scale)
         self.shift = float(y.mean())
         self.scale = max(float(y.std()), 1e-6)
@@ -297,8 +303,9 @@ _TRANSFORM_TYPES = {
     "time": TimeTransform,
     "conditions": ConditionTransform,
 }
-#: Present only in models with geometry channels (``ModelConfig.geometry_maps``).
-_OPTIONAL_TYPES = {"geometry": GeometryMaps}
+#: Present only in models with geometry channels (``ModelConfig.geometry_maps``) and with
+#: a learned pixel response (``ModelConfig.pixel_response``).
+_OPTIONAL_TYPES = {"geometry": GeometryMaps, "response": PixelResponse}
 
 
 def transforms_to_dict(transforms):
@@ -314,7 +321,9 @@ def transforms_from_dict(data):
     return {key: cls.from_dict(data[key]) for key, cls in types.items()}
 
 
-def fit_transforms(batch, grid_shape, grid_index, pad_to=1, saturation=None, pixel_fov=None):
+def fit_transforms(
+    batch, grid_shape, grid_index, pad_to=1, saturation=None, pixel_fov=None, response=False
+):
     """Fit all transforms on a batch of training events.
 
     Parameters
@@ -330,15 +339,32 @@ def fit_transforms(batch, grid_shape, grid_index, pad_to=1, saturation=None, pix
     pixel_fov : tuple of array-like, optional
         ``(lon, lat)`` of every pixel in the telescope frame (deg): fit the geometry
         channels (:class:`~.geometry.GeometryMaps`) too.
+    response : bool
+        Fit a :class:`~.pixel_response.PixelResponse` on ``batch["true_image"]`` and the
+        DL1 images; the other transforms are then fitted on the signal
+        (:func:`~.pixel_response.signal_view`), which the network learns.
 
     Returns
     -------
     dict
-        ``{"grid", "image", "time", "conditions"}``, plus ``"geometry"`` with ``pixel_fov``.
+        ``{"grid", "image", "time", "conditions"}``, plus ``"geometry"`` with ``pixel_fov``
+        and ``"response"`` with ``response``.
     """
+    fitted = {}
+    if response:
+        if batch.get("true_image") is None:
+            raise ValueError(
+                "a model with a learned pixel response needs training data with true images"
+            )
+        if saturation is None:  # the DL1 charges saturate, not the signal
+            saturation = float(np.max(batch["image"]))
+        fitted["response"] = PixelResponse.fit(
+            batch["true_image"], batch["image"], batch["peak_time"]
+        )
+        batch = signal_view(batch)
     image_tf = ImageTransform()
     size = image_tf.size(batch["image"])
-    image_tf.fit(batch["image"], saturation=saturation)
+    image_tf.fit(batch["image"], saturation=saturation, ignore_zeros=response)
     transforms = {
         "grid": PixelGrid(grid_shape, grid_index, pad_to=pad_to),
         "image": image_tf,
@@ -348,6 +374,7 @@ def fit_transforms(batch, grid_shape, grid_index, pad_to=1, saturation=None, pix
     if pixel_fov is not None:
         geometry = GeometryMaps(*pixel_fov)
         transforms["geometry"] = geometry.fit(batch["image"], batch["conditions"])
+    transforms.update(fitted)
     return transforms
 
 

@@ -2,16 +2,20 @@
 
 A dataset is duck-typed: ``len(dataset)``, ``dataset.meta`` (the training data's meta, see
 ``docs/design.md``) and ``dataset.read(start, stop) -> {"image", "peak_time",
-"conditions"}``. The compact training file (``data.TrainingFile``) is one; an in-memory
-``TrainingArrays`` becomes one with :func:`as_dataset`. ("Source" is kept for ctapipe's
-EventSources in this project.)
+"conditions"}`` (plus ``"true_image"`` where the simulation gave them). The compact training
+file (``data.TrainingFile``) is one; an in-memory ``TrainingArrays`` becomes one with
+:func:`as_dataset`; :class:`SignalDataset` shows another dataset as a pixel-response model
+learns it. ("Source" is kept for ctapipe's EventSources in this project.)
 """
 
 import numpy as np
 
+from ..model.pixel_response import signal_view
+
 __all__ = [
     "REQUIRED_META",
     "ArrayDataset",
+    "SignalDataset",
     "SubsetDataset",
     "as_dataset",
     "check_training_meta",
@@ -27,21 +31,49 @@ _ARRAYS = ("image", "peak_time", "conditions")
 class ArrayDataset:
     """In-memory dataset (e.g. of a ``TrainingArrays``) with the chunked-read protocol."""
 
-    def __init__(self, image, peak_time, conditions, meta):
+    def __init__(self, image, peak_time, conditions, meta, true_image=None):
         self.image, self.peak_time, self.conditions, self.meta = image, peak_time, conditions, meta
+        self.true_image = true_image
         if not len(image) == len(peak_time) == len(conditions):
             raise ValueError("image, peak_time and conditions differ in length")
+        if true_image is not None and len(true_image) != len(image):
+            raise ValueError("true_image and image differ in length")
 
     def __len__(self):
         return len(self.image)
 
     def read(self, start, stop):
         """Events ``start..stop`` as a dict of numpy arrays."""
-        return {
+        batch = {
             "image": self.image[start:stop],
             "peak_time": self.peak_time[start:stop],
             "conditions": self.conditions[start:stop],
         }
+        if self.true_image is not None:
+            batch["true_image"] = self.true_image[start:stop]
+        return batch
+
+
+class SignalDataset:
+    """Another dataset as a pixel-response model learns it: true images and signal times
+    (:func:`~ctapipe_genshower.model.pixel_response.signal_view`) in place of the DL1 images.
+    """
+
+    def __init__(self, dataset):
+        self.dataset, self.meta = dataset, dataset.meta
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def read(self, start, stop):
+        """Events ``start..stop``: ``image`` = true p.e., ``peak_time`` = signal times."""
+        batch = self.dataset.read(start, stop)
+        if batch.get("true_image") is None:
+            raise ValueError(
+                "a model with a learned pixel response needs training data with true images "
+                "(prepare it from simulated DL1 files that have them)"
+            )
+        return signal_view(batch)
 
 
 class SubsetDataset:
@@ -66,7 +98,13 @@ def as_dataset(data):
     if hasattr(data, "read") and hasattr(data, "meta"):
         return data
     if all(hasattr(data, k) for k in (*_ARRAYS, "meta")):
-        return ArrayDataset(data.image, data.peak_time, data.conditions, data.meta)
+        return ArrayDataset(
+            data.image,
+            data.peak_time,
+            data.conditions,
+            data.meta,
+            true_image=getattr(data, "true_image", None),
+        )
     raise TypeError(f"{type(data).__name__} is neither a training dataset nor TrainingArrays")
 
 
@@ -97,7 +135,8 @@ def read_checked(dataset, start, stop):
     for key in _ARRAYS:
         if key not in batch:
             raise ValueError(f"dataset.read({start}, {stop}) lacks {key!r}")
-        if not np.isfinite(batch[key]).all():
+    for key in (*_ARRAYS, "true_image"):
+        if key in batch and not np.isfinite(batch[key]).all():
             raise ValueError(f"training events {start}..{stop} contain NaN or inf in {key!r}")
     return batch
 

@@ -40,7 +40,7 @@ from ..model.networks import UNet
 from ..model.shower_model import ShowerModel, ThrownSampler
 from ..model.transforms import fit_transforms, transforms_from_dict, transforms_to_dict
 from .config import TrainConfig
-from .dataset import as_dataset, check_training_meta, pixel_fov, read_checked
+from .dataset import SignalDataset, as_dataset, check_training_meta, pixel_fov, read_checked
 from .distributed import barrier, rank_and_world_size, resolve_device, wrap_ddp
 from .shower_fit import fit_shower_model, shower_training_data, trained_domain
 from .state import (
@@ -104,10 +104,15 @@ class Trainer:
         provenance=None,
         initial=None,
     ):
-        self.dataset = as_dataset(dataset)
+        self.dl1_dataset = as_dataset(dataset)
         self.validation = None if validation is None else as_dataset(validation)
         self.state_path = Path(state_path)
         self.mcfg = model_config or PRESETS["small"]
+        self.dataset = self.dl1_dataset
+        if self.mcfg.pixel_response:  # the network learns the signal, see model.pixel_response
+            self.dataset = SignalDataset(self.dataset)
+            if self.validation is not None:
+                self.validation = SignalDataset(self.validation)
         self.cfg = train_config or TrainConfig()
         self.save_model = save_model
         self.callback = callback or (lambda record: None)
@@ -158,7 +163,8 @@ class Trainer:
         n = min(len(self.dataset), int(self.cfg.fit_events))
         if n < 2:
             raise ValueError(f"need at least 2 training events, got {len(self.dataset)}")
-        batch = read_checked(self.dataset, 0, n)
+        # the DL1 images (and true images): a pixel response is fitted on both
+        batch = read_checked(self.dl1_dataset, 0, n)
         saturation = self.cfg.saturation
         if saturation is None:
             saturation = meta.get("saturation_pe")
@@ -169,6 +175,7 @@ class Trainer:
             pad_to=self.mcfg.unet.pad_to,
             saturation=saturation,
             pixel_fov=pixel_fov(meta) if self.mcfg.geometry_maps else None,
+            response=self.mcfg.pixel_response,
         )
 
     def setup(self, resume):
