@@ -193,7 +193,9 @@ class TimeTransform:
         self.t_min = float(t_min)
         self.t_max = float(t_max)
 
-    def fit(self, peak_time):
+    def fit(self, peak_time, robust=True):
+        """Fit on peak times (any shape). ``robust=False``: the standard deviation as scale,
+        for times whose tails must stay O(1) too (a response model's signal times)."""
         t = _as_tensor(peak_time, torch.float64).flatten()
         if not torch.isfinite(t).all():
             raise ValueError("cannot fit the time transform: peak times contain NaN or inf")
@@ -201,7 +203,8 @@ class TimeTransform:
             t[:: max(1, len(t) // 1_000_000)], torch.tensor([0.25, 0.5, 0.75], dtype=t.dtype)
         )
         self.center = float(q50)
-        self.scale = max(float(q75 - q25) * 0.7413, 1e-3)
+        spread = float(q75 - q25) * 0.7413 if robust else float(t.std())
+        self.scale = max(spread, 1e-3)
         self.t_min, self.t_max = float(t.min()), float(t.max())
         return self
 
@@ -368,7 +371,11 @@ def fit_transforms(
     transforms = {
         "grid": PixelGrid(grid_shape, grid_index, pad_to=pad_to),
         "image": image_tf,
-        "time": TimeTransform().fit(batch["peak_time"]),
+        # a response model's times matter only where there is signal (see signal_view);
+        # 1-p.e. pixels' times have long tails (the extractor picks an NSB pulse)
+        "time": TimeTransform().fit(batch["peak_time"][batch["image"] > 0], robust=False)
+        if response
+        else TimeTransform().fit(batch["peak_time"]),
         "conditions": ConditionTransform().fit(batch["conditions"], size),
     }
     if pixel_fov is not None:
