@@ -73,6 +73,19 @@ def test_time_transform(data):
     assert float(tf.inverse(y + 100).max()) == pytest.approx(tf.t_max)
     with pytest.raises(ValueError, match="NaN"):
         TimeTransform().fit(np.array([[1.0, np.nan]]))
+    # long tails: the robust scale ignores them, robust=False makes them O(1) too
+    tails = np.concatenate([np.random.default_rng(0).normal(40, 1, 10_000), np.full(300, 100.0)])
+    assert TimeTransform().fit(tails).scale == pytest.approx(1.0, rel=0.05)
+    assert TimeTransform().fit(tails, robust=False).scale == pytest.approx(tails.std(), rel=1e-3)
+
+
+def test_image_transform_of_sparse_true_images():
+    true = np.zeros((50, 100))
+    true[:, :5] = np.arange(1, 6)  # 95 % exact zeros, like true images
+    assert ImageTransform().fit(true).q_scale == pytest.approx(1e-9)  # the zero median
+    tf = ImageTransform().fit(true, ignore_zeros=True)
+    assert tf.q_scale == pytest.approx(3 / 15)  # median of the non-zero fractions
+    np.testing.assert_allclose(tf.inverse(tf.forward(true), tf.size(true)).numpy(), true, atol=1e-4)
 
 
 def test_condition_transform(data):
