@@ -302,7 +302,9 @@ class ShowerGenerator:
             ``image`` (N, n_pixels) float32 p.e., ``peak_time`` (N, n_pixels) float32 ns
             (camera pixel order), ``size`` (N,) float64 p.e., ``n_draws`` (N,) int64 (1: the
             first draw was kept), ``accepted`` (N,) bool (``accept`` of the kept draw; None
-            without ``accept``).
+            without ``accept``); models with a learned pixel response also give
+            ``true_image`` (N, n_pixels) int32, the generated signal in whole p.e., and their
+            ``size`` is its (unrounded) sum.
         """
         conditions = self._check_conditions(conditions)
         seeds = np.asarray(seeds)
@@ -341,7 +343,9 @@ class ShowerGenerator:
                 int(batch_size),
                 None if size is None else size[redo],
             )
-            for key in ("image", "peak_time", "size"):
+            for key in ("image", "peak_time", "size", "true_image"):
+                if key not in out:
+                    continue
                 out[key][redo] = again[key]
             out["n_draws"][redo] += 1
             accepted[redo] = _check_mask(accept(again["image"], again["peak_time"]), len(redo))
@@ -361,6 +365,8 @@ class ShowerGenerator:
         n = len(conditions)
         _, _, image_seeds, response_seeds = _event_streams(seeds, draw)
         response = self.transforms.get("response")
+        if response is not None:
+            true_image = np.empty((n, self.n_pixels), dtype=np.int32)
         if size is None:
             size = self.sample_size(conditions, seeds, draw)
         image = np.empty((n, self.n_pixels), dtype=np.float32)
@@ -378,11 +384,14 @@ class ShowerGenerator:
             image_sl, peak_time_sl = decode_images(self.transforms, x, size[sl])
             image[sl], peak_time[sl] = image_sl.numpy(), peak_time_sl.numpy()
             if response is not None:  # the network made the signal: now the camera's response
+                true_image[sl] = np.rint(np.clip(image[sl], 0, None))
                 rngs = [np.random.default_rng(int(s)) for s in response_seeds[sl]]
-                image[sl], peak_time[sl] = response.apply(image[sl], peak_time[sl], rngs)
+                image[sl], peak_time[sl] = response.apply(true_image[sl], peak_time[sl], rngs)
+        out = {"image": image, "peak_time": peak_time, "size": size}
         if response is not None:
             np.minimum(image, self.saturation, out=image)
-        return {"image": image, "peak_time": peak_time, "size": size}
+            out["true_image"] = true_image
+        return out
 
     def __repr__(self):
         n_par = sum(p.numel() for p in self.pixel_net.parameters())

@@ -60,15 +60,24 @@ def test_generated_images_are_signal_plus_response(signal_model, tiny_model_trai
     conditions = tiny_model_training_arrays.conditions[:5].astype(np.float64)
     seeds = np.arange(40, 45)
     out = generator.generate(conditions, seeds, n_steps=2, batch_size=3)
-    again = generator.generate(conditions, seeds, n_steps=2, batch_size=5)
+    again = generator.generate(conditions, seeds, n_steps=2, batch_size=3)
     np.testing.assert_array_equal(out["image"], again["image"])
     np.testing.assert_array_equal(out["peak_time"], again["peak_time"])
+    # other batches: the network's float rounding differs (a signal within it of a half
+    # p.e. may round the other way), the noise streams do not
+    other = generator.generate(conditions, seeds, n_steps=2, batch_size=5)
+    same = other["true_image"] == out["true_image"]
+    assert same.mean() > 0.999
+    np.testing.assert_allclose(other["image"][same], out["image"][same], atol=1e-4)
 
     # the same network without the response gives the signal; the response of that signal,
     # drawn from each event's own stream, is the generated DL1 image
     response = generator.transforms.pop("response")
     signal = generator.generate(conditions, seeds, n_steps=2)
     np.testing.assert_array_equal(signal["size"], out["size"])
+    # the generated signal in whole p.e. is returned as the events' true image
+    assert "true_image" not in signal and out["true_image"].dtype == np.int32
+    np.testing.assert_array_equal(out["true_image"], np.rint(np.clip(signal["image"], 0, None)))
     rngs = [np.random.default_rng(int(s)) for s in _event_streams(seeds)[3]]
     image, peak_time = response.apply(signal["image"], signal["peak_time"], rngs)
     np.testing.assert_allclose(out["image"], np.minimum(image, generator.saturation), atol=1e-5)
@@ -86,3 +95,25 @@ def test_signal_model_needs_true_images(tmp_path, tiny_model_training_arrays):
     with pytest.raises(ValueError, match="needs training data with true images"):
         train(without, tmp_path / "m.safetensors", PRESETS["tiny-signal"], tiny_train_config())
     assert not (tmp_path / "m.safetensors").exists()
+
+
+def test_generated_files_carry_the_signal_as_true_image(signal_model, tmp_path):
+    from ctapipe.core import run_tool
+    from ctapipe.io import read_table
+
+    from ctapipe_genshower.data import DL1TrainingReader
+    from ctapipe_genshower.tools.generate import GenerateTool
+
+    path, _ = signal_model
+    output = tmp_path / "signal.dl1.h5"
+    argv = [f"--model={path}", f"--output={output}", "--device=cpu", "--n-showers=300"]
+    argv += ["--n-steps=2", "--max-redraws=0"]
+    assert run_tool(GenerateTool(), argv=argv, cwd=tmp_path, raises=True) == 0
+    true = read_table(output, "/simulation/event/telescope/images/tel_001")
+    assert len(true) > 0
+    image = np.asarray(true["true_image"])
+    assert image.min() >= 0  # a count, not the -1 of models without a pixel response
+    np.testing.assert_array_equal(true["true_image_sum"], image.sum(axis=1))
+    # so the generated file is training data with true images, like a simulated one
+    reader = DL1TrainingReader(input_files=[str(output)])
+    assert reader.reads_true_images

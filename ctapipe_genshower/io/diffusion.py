@@ -84,9 +84,10 @@ MODEL_SUFFIX = ".safetensors"
 DEFAULT_OBS_ID = 1001
 #: ``input_url`` that selects this source with ``model_path`` (no file of that name exists).
 SOURCE_NAME = "DiffusionEventSource"
-#: Value of every pixel of ``true_image`` (and of ``true_image_sum``): the model generates
-#: DL1 images, not photo-electron counts. ctapipe and ctapipe-merge need the column; a
-#: negative count cannot be mistaken for simulation truth.
+#: Value of every pixel of ``true_image`` (and of ``true_image_sum``) for models that
+#: generate DL1 images, not photo-electron counts. ctapipe and ctapipe-merge need the
+#: column; a negative count cannot be mistaken for simulation truth. Models with a learned
+#: pixel response generate the signal and write it here.
 UNKNOWN_TRUE_IMAGE = -1
 #: Showers are thrown in chunks of this size, chunk ``c`` from its own seeded stream.
 #: Part of the reproducibility contract: changing it changes the thrown showers.
@@ -610,6 +611,7 @@ class DiffusionEventSource(SimulatedRunEventSource):
             self._count_redraws(out)
             if stop == n_events:
                 self._log_redraws()
+            true_images = out.get("true_image")  # the generated signal, where there is one
             for i in range(start, stop):
                 yield self._make_event(
                     count=i,
@@ -617,8 +619,10 @@ class DiffusionEventSource(SimulatedRunEventSource):
                     shower=self._shower(i),
                     image=images[i - start],
                     peak_time=peak_times[i - start],
-                    true_image=unknown_true_image,
-                    true_image_sum=UNKNOWN_TRUE_IMAGE,
+                    true_image=unknown_true_image
+                    if true_images is None
+                    else true_images[i - start],
+                    true_image_sum=UNKNOWN_TRUE_IMAGE if true_images is None else None,
                 )
 
     def _accept(self, images, peak_times):
