@@ -18,7 +18,7 @@ Usage::
 
     python benchmarks/bench_process.py [--model M.safetensors] [--n-showers 20000]
         [--toy-settings examples/protons.toymc.yaml] [--n-steps N] [--solver ddim|dpmpp-2m|heun]
-        [--batch-size 256] [--threads 2]
+        [--batch-size 256] [--threads 2] [--bf16] [--no-channels-last]
 """
 
 import argparse
@@ -88,6 +88,12 @@ def main(argv=None):
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--toy-settings", type=Path, default=default_toy_settings())
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--bf16", action="store_true", help="bf16 autocast of the pixel network")
+    parser.add_argument(
+        "--no-channels-last",
+        action="store_true",
+        help="the network's default memory format instead of channels-last",
+    )
     args = parser.parse_args(argv)
 
     if not args.model.is_file():
@@ -112,10 +118,15 @@ def main(argv=None):
             f"--DiffusionEventSource.solver={args.solver}",
             f"--DiffusionEventSource.batch_size={args.batch_size}",
             "--DiffusionEventSource.device=cpu",
+            f"--DiffusionEventSource.bf16={args.bf16}",
+            f"--DiffusionEventSource.channels_last={not args.no_channels_last}",
+        )
+        variant = ("bf16, " if args.bf16 else "") + (
+            "contiguous" if args.no_channels_last else "channels-last"
         )
         rows.append(
             (
-                f"diffusion ({args.model.name}, {args.solver} {steps} steps)",
+                f"diffusion ({args.model.name}, {args.solver} {steps} steps, {variant})",
                 n_thrown,
                 n_events,
                 n_events,
