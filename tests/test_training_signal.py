@@ -117,3 +117,15 @@ def test_generated_files_carry_the_signal_as_true_image(signal_model, tmp_path):
     # so the generated file is training data with true images, like a simulated one
     reader = DL1TrainingReader(input_files=[str(output)])
     assert reader.reads_true_images
+
+
+def test_info_tool_names_the_response(signal_model, tiny_model_path, capsys, tmp_path):
+    from ctapipe.core import run_tool
+
+    from ctapipe_genshower.tools.info import InfoTool
+
+    path, _ = signal_model
+    assert run_tool(InfoTool(), argv=[f"--model={path}"], cwd=tmp_path) == 0
+    assert "learned pixel response (21 true-p.e. bins)" in capsys.readouterr().out
+    assert run_tool(InfoTool(), argv=[f"--model={tiny_model_path}"], cwd=tmp_path) == 0
+    assert "pixel response" not in capsys.readouterr().out

@@ -72,6 +72,13 @@ def model_card(path):
         )
     elif "default_n_steps" in model_config:
         lines.append(f"  sampler: DDIM, default n_steps {model_config['default_n_steps']}")
+    if model_config.get("pixel_response"):
+        response = (meta.get("transforms") or {}).get("response") or {}
+        lines.append(
+            "  images: the network generates the signal (true p.e., signal times); DL1 charge"
+            f" and noise times from the learned pixel response ({len(response.get('bin_edges', []))}"
+            " true-p.e. bins)"
+        )
     selection = training.get("selection") or []
     if selection:
         lines.append("  selection: " + ", ".join(f"{name}: {expr}" for name, expr in selection))
