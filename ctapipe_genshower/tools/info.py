@@ -74,10 +74,10 @@ def model_card(path):
         lines.append(f"  sampler: DDIM, default n_steps {model_config['default_n_steps']}")
     if model_config.get("pixel_response"):
         response = (meta.get("transforms") or {}).get("response") or {}
+        n_bins = len(response.get("bin_edges", []))
         lines.append(
             "  images: the network generates the signal (true p.e., signal times); DL1 charge"
-            f" and noise times from the learned pixel response ({len(response.get('bin_edges', []))}"
-            " true-p.e. bins)"
+            f" and noise times from the learned pixel response ({n_bins} true-p.e. bins)"
         )
     selection = training.get("selection") or []
     if selection:
