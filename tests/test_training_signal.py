@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import tables
 from fixtures_model import tiny_train_config
 
 from ctapipe_genshower.fit import train
@@ -129,3 +130,46 @@ def test_info_tool_names_the_response(signal_model, tiny_model_path, capsys, tmp
     assert "learned pixel response (21 true-p.e. bins)" in capsys.readouterr().out
     assert run_tool(InfoTool(), argv=[f"--model={tiny_model_path}"], cwd=tmp_path) == 0
     assert "pixel response" not in capsys.readouterr().out
+
+
+def test_pixel_response_from_another_simulation(signal_model, toy_settings_path, tmp_path):
+    """The NSB level as a generation-time setting: a short run at 20x the NSB gives the response."""
+    from ctapipe.core import run_tool
+    from ctapipe.io import read_table
+    from fixtures_toymc import process_toy
+
+    from ctapipe_genshower.tools.generate import GenerateTool
+
+    settings = toy_settings_path(
+        "bright_nsb", n_showers=300, ToyShowerSimulator={"nsb_mean_pe": 1.0}
+    )
+    bright = process_toy(settings, tmp_path / "bright_nsb.dl1.h5")
+    path, _ = signal_model
+
+    def noise_std(output, *options):
+        argv = [f"--model={path}", f"--output={output}", "--device=cpu", "--n-showers=300"]
+        argv += ["--n-steps=2", "--max-redraws=0", *options]
+        assert run_tool(GenerateTool(), argv=argv, cwd=tmp_path, raises=True) == 0
+        image = np.asarray(read_table(output, "/dl1/event/telescope/images/tel_001")["image"])
+        true = read_table(output, "/simulation/event/telescope/images/tel_001")["true_image"]
+        return image[np.asarray(true) == 0].std()
+
+    dark = noise_std(tmp_path / "dark.dl1.h5")
+    swapped = noise_std(tmp_path / "bright.dl1.h5", f"--pixel-response-file={bright}")
+    # Poisson NSB of 1 p.e. per pixel: sd about 1 p.e., against ~0.27 at the training level
+    assert dark == pytest.approx(0.27, abs=0.03)
+    assert swapped == pytest.approx(1.0, abs=0.1)
+    with tables.open_file(tmp_path / "bright.dl1.h5") as f:
+        assert f.root._v_attrs["CONTEXT GENSHOWER PIXEL_RESPONSE"] == str(bright)
+
+
+def test_pixel_response_file_needs_a_response_model(tiny_model_path, toy_proton_dl1_path, tmp_path):
+    from ctapipe.core import run_tool
+
+    from ctapipe_genshower.tools.generate import GenerateTool
+
+    output = tmp_path / "x.dl1.h5"
+    argv = [f"--model={tiny_model_path}", f"--output={output}", "--device=cpu"]
+    argv += [f"--pixel-response-file={toy_proton_dl1_path}"]
+    assert run_tool(GenerateTool(), argv=argv, cwd=tmp_path, raises=False) == 2
+    assert not output.exists()

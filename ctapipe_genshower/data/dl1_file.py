@@ -390,6 +390,57 @@ def _has_true_images(h5, tel_ids):
     return True
 
 
+def read_pixel_pairs(path, n_pixels, max_events=2000):
+    """True images and DL1 images of the same events: what a pixel response is learned from.
+
+    Parameters
+    ----------
+    path : path-like
+        A DL1 file of simulated events with images and true images (``ctapipe-process
+        --write-images`` on sim_telarray or toy events).
+    n_pixels : int
+        The camera's pixel count: the first telescope with images of that many pixels is read.
+    max_events : int
+        Events read at most (the first ones; 2000 events of a 1765-pixel camera are 3.5
+        million pixel pairs).
+
+    Returns
+    -------
+    dict
+        ``true_image``, ``image``, ``peak_time``: ``(N, n_pixels)`` float32.
+
+    Raises
+    ------
+    FileNotFoundError, OSError, ValueError
+        One line naming the problem (not a DL1 file, no such camera, no true images).
+    """
+    with open_dl1(path) as h5:
+        if IMAGES_GROUP not in h5.root:
+            raise ValueError(f"{path} has no DL1 images ({IMAGES_GROUP})")
+        for table in h5.root[IMAGES_GROUP]:
+            if table.nrows and table.coldescrs["image"].shape == (n_pixels,):
+                break
+        else:
+            raise ValueError(f"{path} has no DL1 images of a {n_pixels}-pixel camera")
+        name = table._v_name
+        if TRUE_IMAGES_GROUP not in h5.root or name not in h5.root[TRUE_IMAGES_GROUP]:
+            raise ValueError(f"{path} has no true images for {name} ({TRUE_IMAGES_GROUP})")
+        dl1 = table.read(0, max_events)
+        true = h5.root[TRUE_IMAGES_GROUP][name].read(0, max_events)
+    same = len(dl1) == len(true) and all(
+        np.array_equal(dl1[key], true[key]) for key in ("obs_id", "event_id")
+    )
+    if not same:
+        raise ValueError(f"{path}: the DL1 and true images of {name} are not the same events")
+    if np.any(true["true_image"] < 0):
+        raise ValueError(f"{path} has unknown (negative) true images")
+    return {
+        "true_image": true["true_image"].astype(np.float32),
+        "image": dl1["image"].astype(np.float32),
+        "peak_time": dl1["peak_time"].astype(np.float32),
+    }
+
+
 def telescope_event_chunks(
     loader,
     chunk_size,

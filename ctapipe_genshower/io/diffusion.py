@@ -216,6 +216,18 @@ class DiffusionEventSource(SimulatedRunEventSource):
         allow_none=True,
         help="bf16 autocast of the pixel network (None: on CUDA, not on the CPU)",
     ).tag(config=True)
+    pixel_response_file = PathTrait(
+        None,
+        allow_none=True,
+        exists=True,
+        directory_ok=False,
+        help=(
+            "A DL1 file of simulated events with images and true images (e.g. a short"
+            " simulation at another night-sky background level): the pixel response is"
+            " learned from its (true image, DL1 image) pairs and replaces the model's."
+            " Needs a model with a learned pixel response (--model small-signal)"
+        ),
+    ).tag(config=True)
     channels_last = Bool(
         True,
         help=(
@@ -281,6 +293,8 @@ class DiffusionEventSource(SimulatedRunEventSource):
         except (OSError, ValueError, KeyError, RuntimeError) as err:
             raise ToolConfigurationError(f"Cannot load generator model {path}: {err}") from err
 
+        if self.pixel_response_file is not None:
+            self._replace_pixel_response(path)
         try:  # a distilled student samples with the one setting it was trained for
             self._model.model_config.check_sampling(self.solver, self.resolved_n_steps)
         except ValueError as err:
@@ -557,6 +571,9 @@ class DiffusionEventSource(SimulatedRunEventSource):
             "GENSHOWER SOLVER": self.solver,
             "GENSHOWER BF16": self._model.bf16,
             "GENSHOWER CHANNELS_LAST": self._model.channels_last,
+            "GENSHOWER PIXEL_RESPONSE": "none"
+            if "response" not in self._model.transforms
+            else str(self.pixel_response_file or "model"),
             "GENSHOWER THROWN": json.dumps(self.thrown.to_dict()),
             "GENSHOWER EXTRAPOLATION": "; ".join(self.extrapolation) or "none",
             "GENSHOWER SELECTION": json.dumps(self._reselection.selection)
@@ -624,6 +641,31 @@ class DiffusionEventSource(SimulatedRunEventSource):
                     else true_images[i - start],
                     true_image_sum=UNKNOWN_TRUE_IMAGE if true_images is None else None,
                 )
+
+    def _replace_pixel_response(self, model_path):
+        """Learn the pixel response of ``pixel_response_file`` and use it instead of the
+        model's (the network's signal is unchanged: another NSB level, another camera
+        calibration)."""
+        from ..data.dl1_file import read_pixel_pairs
+        from ..model.pixel_response import PixelResponse
+
+        if "response" not in self._model.transforms:
+            raise ToolConfigurationError(
+                f"{model_path} makes DL1 images directly (no learned pixel response): "
+                "DiffusionEventSource.pixel_response_file needs a model such as --model "
+                "small-signal"
+            )
+        source = self.pixel_response_file
+        try:
+            pairs = read_pixel_pairs(source, self._model.n_pixels)
+            response = PixelResponse.fit(pairs["true_image"], pairs["image"], pairs["peak_time"])
+        except (OSError, ValueError) as err:
+            raise ToolConfigurationError(
+                f"Cannot learn a pixel response from {source}: {err}"
+            ) from None
+        self._model.transforms["response"] = response
+        Provenance().add_input_file(str(source), role="DiffusionEventSource pixel response")
+        self.log.info("pixel response learned from %s (%d events)", source, len(pairs["image"]))
 
     def _accept(self, images, peak_times):
         """The generator's ``accept``: non-finite images pass here, ``_check_finite`` stops them."""

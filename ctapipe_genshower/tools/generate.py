@@ -111,6 +111,7 @@ class GenerateTool(ProcessorTool):
         "min-viewcone": "DiffusionEventSource.min_viewcone",
         "max-viewcone": "DiffusionEventSource.max_viewcone",
         "max-redraws": "DiffusionEventSource.max_redraws",
+        "pixel-response-file": "DiffusionEventSource.pixel_response_file",
     }
 
     flags = {
