@@ -304,7 +304,7 @@ class ShowerGenerator:
             first draw was kept), ``accepted`` (N,) bool (``accept`` of the kept draw; None
             without ``accept``); models with a learned pixel response also give
             ``true_image`` (N, n_pixels) int32, the generated signal in whole p.e., and their
-            ``size`` is its (unrounded) sum.
+            ``size`` is the true p.e. sum the signal was drawn for.
         """
         conditions = self._check_conditions(conditions)
         seeds = np.asarray(seeds)
