@@ -98,6 +98,7 @@ def main(argv=None):
 
     if not args.model.is_file():
         sys.exit(f"model not found: {args.model} (pass --model)")
+    args.model = args.model.resolve()  # the tool runs in a temporary directory
     import torch
 
     if args.threads:
@@ -139,7 +140,11 @@ def main(argv=None):
         else:
             toy_out = tmp / "toy.dl1.h5"
             elapsed, n_toy, n_thrown = run_process(
-                args.toy_settings, toy_out, f"--EventSource.max_events={n_events}"
+                args.toy_settings,
+                toy_out,
+                f"--EventSource.max_events={n_events}",
+                # as many showers as the model threw, so the toy reaches the same events
+                f"--ToyShowerEventSource.n_showers={args.n_showers}",
             )
             n_selected = passes_selection(toy_out, selection)
             rows.append((f"toy ({args.toy_settings.name})", n_thrown, n_toy, n_selected, elapsed))
