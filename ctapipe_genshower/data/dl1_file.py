@@ -385,6 +385,9 @@ def _has_true_images(h5, tel_ids):
         if name not in group:
             return False
         table = group[name]
+        # sim_telarray files processed without true images keep only true_image_sum
+        if "true_image" not in table.colnames:
+            return False
         if table.nrows and np.any(table.read(0, 1, field="true_image") < 0):
             return False
     return True
@@ -423,7 +426,7 @@ def read_pixel_pairs(path, n_pixels, max_events=2000):
         else:
             raise ValueError(f"{path} has no DL1 images of a {n_pixels}-pixel camera")
         name = table._v_name
-        if TRUE_IMAGES_GROUP not in h5.root or name not in h5.root[TRUE_IMAGES_GROUP]:
+        if not _has_true_images(h5, [int(name.removeprefix("tel_"))]):
             raise ValueError(f"{path} has no true images for {name} ({TRUE_IMAGES_GROUP})")
         dl1 = table.read(0, max_events)
         true = h5.root[TRUE_IMAGES_GROUP][name].read(0, max_events)
