@@ -173,3 +173,22 @@ def test_pixel_response_file_needs_a_response_model(tiny_model_path, toy_proton_
     argv += [f"--pixel-response-file={toy_proton_dl1_path}"]
     assert run_tool(GenerateTool(), argv=argv, cwd=tmp_path, raises=False) == 2
     assert not output.exists()
+
+
+def test_pixel_response_file_needs_true_images(signal_model, tiny_model_path, tmp_path):
+    """A file whose true images are unknown (-1, e.g. a generated one) cannot teach a response."""
+    from ctapipe.core import ToolConfigurationError, run_tool
+
+    from ctapipe_genshower.tools.generate import GenerateTool
+
+    unknown = tmp_path / "generated.dl1.h5"
+    argv = [f"--model={tiny_model_path}", f"--output={unknown}", "--device=cpu"]
+    assert run_tool(GenerateTool(), argv=[*argv, "--n-showers=300", "--n-steps=1"]) == 0
+    path, _ = signal_model
+    output = tmp_path / "x.dl1.h5"
+    argv = [f"--model={path}", f"--output={output}", "--device=cpu"]
+    argv += [f"--pixel-response-file={unknown}"]
+    assert run_tool(GenerateTool(), argv=argv, cwd=tmp_path, raises=False) == 2
+    with pytest.raises(ToolConfigurationError, match="has no true images for tel_001"):
+        run_tool(GenerateTool(), argv=argv, cwd=tmp_path, raises=True)
+    assert not output.exists()

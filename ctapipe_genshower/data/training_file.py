@@ -180,10 +180,8 @@ class TrainingFileWriter:
         if n_pixels != self.n_pixels or any(
             data[name].shape != (n, n_pixels) for name in tensors if name != "conditions"
         ):
-            raise ValueError(
-                f"Chunk with image {data['image'].shape} / peak_time {data['peak_time'].shape} "
-                f"does not match {self.n_pixels} pixels"
-            )
+            shapes = ", ".join(f"{k} {data[k].shape}" for k in tensors if k != "conditions")
+            raise ValueError(f"Chunk with {shapes} does not match {self.n_pixels} pixels")
         if data["conditions"].shape != (n, len(CONDITION_COLUMNS)):
             raise ValueError(f"Chunk conditions have shape {data['conditions'].shape}")
         for name in tensors:

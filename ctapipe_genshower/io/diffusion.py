@@ -658,11 +658,9 @@ class DiffusionEventSource(SimulatedRunEventSource):
         source = self.pixel_response_file
         try:
             pairs = read_pixel_pairs(source, self._model.n_pixels)
-            response = PixelResponse.fit(pairs["true_image"], pairs["image"], pairs["peak_time"])
+            response = PixelResponse.fit(**pairs)
         except (OSError, ValueError) as err:
-            raise ToolConfigurationError(
-                f"Cannot learn a pixel response from {source}: {err}"
-            ) from None
+            raise ToolConfigurationError(f"Cannot learn a pixel response: {err}") from None
         self._model.transforms["response"] = response
         Provenance().add_input_file(str(source), role="DiffusionEventSource pixel response")
         self.log.info("pixel response learned from %s (%d events)", source, len(pairs["image"]))
