@@ -16,8 +16,10 @@ everything else is JSON decoded into plain values. Format version 1 embedded the
 as an HDF5 image, which PyTables would unpickle; such files are refused, and
 :func:`upgrade_checkpoint` converts one the user trusts.
 
-Tensors: ``pixel.*`` (U-Net, EMA) and ``shower.*`` (shower-level model, EMA-free). No
-optimizer state: that lives in a separate training-state file (``training/state.py``).
+Tensors: ``pixel.*`` (U-Net, EMA) and ``shower.*`` (shower-level model, EMA-free); a refined
+model (:func:`save_refined`) adds ``refiner.*`` (the density-ratio classifier,
+:mod:`ctapipe_genshower.model.density_ratio`) and the JSON field ``refiner``. No optimizer
+state: that lives in a separate training-state file (``training/state.py``).
 
 :func:`save_generator` and :func:`load_generator_modules` turn the networks into this file
 and back; they are the only code that knows the tensor prefixes and the metadata keys.
@@ -51,6 +53,7 @@ __all__ = [
     "read_metadata",
     "save_checkpoint",
     "save_generator",
+    "save_refined",
     "upgrade_checkpoint",
     "write_safetensors_atomic",
 ]
@@ -60,8 +63,10 @@ FORMAT_VERSION = "2"
 #: The version whose instrument description was an HDF5 image (unsafe to decode).
 _HDF5_SUBARRAY_VERSION = "1"
 JSON_KEYS = ("config", "transforms", "training_meta", "domain", "provenance")
-#: Tensor-name prefixes of the two networks.
-PIXEL_PREFIX, SHOWER_PREFIX = "pixel", "shower"
+#: Tensor-name prefixes of the two networks and of the optional refiner.
+PIXEL_PREFIX, SHOWER_PREFIX, REFINER_PREFIX = "pixel", "shower", "refiner"
+#: Metadata field of the optional refiner (JSON).
+REFINER_KEY = "refiner"
 _MAX_HEADER = 100_000_000
 
 
@@ -250,6 +255,7 @@ class GeneratorModules(NamedTuple):
     shower_model: object
     transforms: dict
     metadata: dict
+    refiner: object = None
 
 
 def _prefixed(module, prefix):
@@ -380,7 +386,69 @@ def load_generator_modules(path, device="cpu"):
         shower_model.to(device).eval(),
         transforms,
         metadata,
+        _load_refiner(path, metadata, tensors),
     )
+
+
+def _load_refiner(path, metadata, tensors):
+    """The model's refiner (a ``DensityRatio`` on the CPU), None when it has none."""
+    from .model.density_ratio import DensityRatio, density_ratio_net
+
+    meta = metadata.get(REFINER_KEY)
+    state = _unprefixed(tensors, REFINER_PREFIX)
+    if meta is None and not state:
+        return None
+    try:
+        features = meta["features"]
+        net = density_ratio_net(len(features) + 5, meta["width"], meta["depth"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise CheckpointError(
+            f"{path}: corrupt refiner metadata ({type(err).__name__}: {err})"
+        ) from None
+    _load_weights(path, net, state, REFINER_PREFIX)
+    try:
+        return DensityRatio.from_metadata(meta, net.state_dict())
+    except (KeyError, TypeError, ValueError) as err:
+        raise CheckpointError(
+            f"{path}: corrupt refiner metadata ({type(err).__name__}: {err})"
+        ) from None
+
+
+def save_refined(path, output, refiner, provenance=None):
+    """Write the model of ``path`` with ``refiner`` (replacing any it had) to ``output``.
+
+    Parameters
+    ----------
+    path : path-like
+        The model file (read with safetensors and JSON only).
+    output : path-like
+        Written atomically; may be ``path``.
+    refiner : DensityRatio
+    provenance : dict, optional
+        Added to the file's provenance as ``refinement`` (with the input model's sha256).
+
+    Returns
+    -------
+    pathlib.Path
+    """
+    tensors, metadata = load_checkpoint(path)
+    tensors = {k: v for k, v in tensors.items() if not k.startswith(REFINER_PREFIX + ".")}
+    tensors.update(_prefixed(refiner.net, REFINER_PREFIX))
+    out = {"format": FORMAT, "format_version": FORMAT_VERSION}
+    for key, value in metadata.items():
+        if key not in ("format", "format_version", REFINER_KEY):
+            out[key] = json.dumps(value)
+    out[REFINER_KEY] = json.dumps(_jsonable(refiner.to_metadata()))
+    record = {
+        **(provenance or {}),
+        "input_model_sha256": file_sha256(path),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    prov = dict(metadata.get("provenance") or {})
+    prov["refinement"] = _jsonable(record)
+    out["provenance"] = json.dumps(prov)
+    write_safetensors_atomic(output, tensors, out)
+    return Path(output)
 
 
 def _load_weights(path, module, state, prefix):

@@ -30,6 +30,12 @@ Randomness: event seed ``s`` gives draw 0 from ``SeedSequence([s, 0x5E1EC7])`` a
 stream and an image-noise stream), so a draw depends only on ``(s, k)`` and the event's
 conditions, never on the batch or on the other events. Without ``accept`` (or with
 ``max_redraws=0``) the events are exactly draw 0.
+
+Refined models (:mod:`.model.density_ratio`): ``accept`` may answer with acceptance
+probabilities instead of a bool mask; a draw is kept when a uniform number from its own
+fourth stream is below its probability (a bool mask is the case of probabilities 0 and 1).
+The ctapipe side's :class:`~ctapipe_genshower.io.reselection.ImageReselection` multiplies
+the selection by the model's refiner (:attr:`ShowerGenerator.refiner`).
 """
 
 import numpy as np
@@ -56,12 +62,12 @@ _REDRAW_KEY = 2
 
 
 def _event_streams(seeds, draw=0):
-    """Per-event ``(size uniform, size normal, image seed, response seed)`` of draw ``draw``.
+    """Per-event ``(size uniform, size normal, image seed, response seed, accept uniform)``.
 
     Draw 0 comes from ``SeedSequence([seed, 0x5E1EC7])``, redraw ``k >= 1`` from the same
-    entropy with ``spawn_key=(2, k)``; each root spawns a size stream, an image stream and
-    a pixel-response stream (spawned children do not depend on how many are spawned, so
-    the third one left the first two unchanged).
+    entropy with ``spawn_key=(2, k)``; each root spawns a size stream, an image stream, a
+    pixel-response stream and an acceptance stream (spawned children do not depend on how
+    many are spawned, so each added stream left the earlier ones unchanged).
     """
     seeds = np.asarray(seeds)
     if seeds.ndim != 1 or not np.issubdtype(seeds.dtype, np.integer) or np.any(seeds < 0):
@@ -73,22 +79,38 @@ def _event_streams(seeds, draw=0):
     normal = np.empty(len(seeds))
     image_seed = np.empty(len(seeds), dtype=np.int64)
     response_seed = np.empty(len(seeds), dtype=np.int64)
+    accept_uniform = np.empty(len(seeds))
     for i, seed in enumerate(seeds.tolist()):
         ss = np.random.SeedSequence([int(seed), _STREAM_TAG], spawn_key=spawn_key)
-        size_ss, image_ss, response_ss = ss.spawn(3)
+        size_ss, image_ss, response_ss, accept_ss = ss.spawn(4)
         rng = np.random.default_rng(size_ss)
         uniform[i], normal[i] = rng.uniform(), rng.standard_normal()
         image_seed[i] = int(image_ss.generate_state(1, np.uint64)[0] >> np.uint64(1))
         response_seed[i] = int(response_ss.generate_state(1, np.uint64)[0] >> np.uint64(1))
-    return uniform, normal, image_seed, response_seed
+        accept_uniform[i] = np.random.default_rng(accept_ss).uniform()
+    return uniform, normal, image_seed, response_seed, accept_uniform
 
 
-def _check_mask(mask, n):
-    """``accept``'s answer as an ``(n,)`` bool array (one clear error otherwise)."""
-    mask = np.asarray(mask)
-    if mask.shape != (n,) or mask.dtype != bool:
-        raise ValueError(f"accept must return a ({n},) bool array, got {mask.dtype} {mask.shape}")
-    return mask.copy()
+def _decide(answer, uniforms):
+    """``accept``'s answer (bool mask or probabilities) as kept draws, ``(n,)`` bool.
+
+    A probability ``p`` keeps the draw when the draw's own uniform number is below it;
+    True/False are ``p = 1`` / ``p = 0``. Anything else is one clear error.
+    """
+    n = len(uniforms)
+    answer = np.asarray(answer)
+    if answer.shape != (n,) or not (
+        answer.dtype == bool or np.issubdtype(answer.dtype, np.floating)
+    ):
+        raise ValueError(
+            f"accept must return a ({n},) bool or probability array,"
+            f" got {answer.dtype} {answer.shape}"
+        )
+    if answer.dtype == bool:
+        return answer.copy()
+    if not np.all((answer >= 0) & (answer <= 1)):
+        raise ValueError("accept's probabilities must lie in [0, 1]")
+    return uniforms < answer
 
 
 class ShowerGenerator:
@@ -118,6 +140,9 @@ class ShowerGenerator:
     channels_last : bool
         Run the pixel network in the channels-last memory format (default; the same
         arithmetic in another order, ~1.5x faster on the CPU).
+    refiner : DensityRatio, optional
+        The model's refiner (:mod:`.model.density_ratio`), applied by the ctapipe side's
+        ``accept`` (:class:`~ctapipe_genshower.io.reselection.ImageReselection`).
     """
 
     def __init__(
@@ -130,6 +155,7 @@ class ShowerGenerator:
         path=None,
         bf16=None,
         channels_last=True,
+        refiner=None,
     ):
         from .model.denoiser import Denoiser
         from .model.shower_model import ThrownSampler
@@ -140,6 +166,7 @@ class ShowerGenerator:
         self.metadata = metadata
         self.device = device
         self.path = path
+        self.refiner = refiner
         self.bf16 = device.type == "cuda" if bf16 is None else bool(bf16)
         self.config = metadata["config"]
         self.training_meta = metadata["training_meta"]
@@ -170,7 +197,17 @@ class ShowerGenerator:
         """
         device = _resolve_device(device)
         modules = load_generator_modules(path, device=device)
-        return cls(*modules, device, path=str(path), bf16=bf16, channels_last=channels_last)
+        return cls(
+            modules.pixel_net,
+            modules.shower_model,
+            modules.transforms,
+            modules.metadata,
+            device,
+            path=str(path),
+            bf16=bf16,
+            channels_last=channels_last,
+            refiner=modules.refiner,
+        )
 
     def resolve_n_steps(self, n_steps=None):
         """DDIM steps to run: ``n_steps``, or the checkpoint's ``default_n_steps`` if None."""
@@ -248,7 +285,7 @@ class ShowerGenerator:
         import torch
 
         conditions = self._check_conditions(conditions)
-        uniform, normal, _, _ = _event_streams(seeds, draw)
+        uniform, normal, *_ = _event_streams(seeds, draw)
         if len(uniform) != len(conditions):
             raise ValueError(f"{len(seeds)} seeds for {len(conditions)} conditions")
         z = self.shower_model.sample_z(
@@ -286,10 +323,12 @@ class ShowerGenerator:
         eta : float
             DDIM stochasticity (0: deterministic).
         accept : callable, optional
-            ``accept(images, peak_times) -> (M,) bool``, called with ``(M, n_pixels)``
-            float32 arrays: True for an event that passes the training selection. Events it
-            rejects are drawn again (new size and new image noise, from the streams of
-            ``(seed, k)`` for redraw ``k``), only those, in batches.
+            ``accept(images, peak_times, conditions) -> (M,) bool or float``, called with
+            ``(M, n_pixels)`` float32 arrays and the ``(M, 5)`` conditions of the draws:
+            True (or the probability) for keeping a draw, e.g. the training selection
+            (times the refiner's acceptance). Events it rejects are drawn again (new size
+            and new image noise, from the streams of ``(seed, k)`` for redraw ``k``), only
+            those, in batches.
         max_redraws : int
             Most redraws per event (0: ``accept`` is only evaluated). An event still
             rejected after them is kept as its last draw.
@@ -330,7 +369,7 @@ class ShowerGenerator:
         out["accepted"] = None
         if accept is None:
             return out
-        accepted = _check_mask(accept(out["image"], out["peak_time"]), n)
+        accepted = self._accept(accept, out, conditions, seeds, 0)
         for draw in range(1, int(max_redraws) + 1):
             redo = np.flatnonzero(~accepted)
             if len(redo) == 0:
@@ -348,9 +387,15 @@ class ShowerGenerator:
                     continue
                 out[key][redo] = again[key]
             out["n_draws"][redo] += 1
-            accepted[redo] = _check_mask(accept(again["image"], again["peak_time"]), len(redo))
+            accepted[redo] = self._accept(accept, again, conditions[redo], seeds[redo], draw)
         out["accepted"] = accepted
         return out
+
+    @staticmethod
+    def _accept(accept, drawn, conditions, seeds, draw):
+        """Which of the drawn events are kept (``accept``'s answer, decided per draw)."""
+        answer = accept(drawn["image"], drawn["peak_time"], conditions)
+        return _decide(answer, _event_streams(seeds, draw)[4])
 
     def _draw(self, conditions, seeds, draw, sampling, batch_size, size):
         """Draw ``draw`` of each event: sizes (unless given), images, peak times.
@@ -363,7 +408,7 @@ class ShowerGenerator:
 
         n_steps, eta, solver = sampling
         n = len(conditions)
-        _, _, image_seeds, response_seeds = _event_streams(seeds, draw)
+        _, _, image_seeds, response_seeds, _ = _event_streams(seeds, draw)
         response = self.transforms.get("response")
         if response is not None:
             true_image = np.empty((n, self.n_pixels), dtype=np.int32)

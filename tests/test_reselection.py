@@ -49,7 +49,7 @@ def _coin():
     Pixel 0 brighter than pixel 1: a fair coin of the image noise.
     """
 
-    def accept(images, peak_times):
+    def accept(images, peak_times, conditions=None):
         accept.calls.append(len(images))
         return images[:, 0] > images[:, 1]
 
@@ -60,7 +60,7 @@ def _coin():
 def _never():
     """A numpy ``accept`` that rejects every image (records its calls)."""
 
-    def accept(images, peak_times):
+    def accept(images, peak_times, conditions=None):
         accept.calls.append(len(images))
         return np.zeros(len(images), dtype=bool)
 
@@ -79,7 +79,7 @@ def test_first_draw_is_todays_event(generator, conditions, first_draw):
         np.arange(8),
         n_steps=N_STEPS,
         batch_size=3,
-        accept=lambda im, t: np.ones(len(im), bool),
+        accept=lambda im, t, c: np.ones(len(im), bool),
         max_redraws=5,
     )
     assert _same(all_pass, first_draw)
@@ -143,8 +143,8 @@ def test_exhausted_events_are_kept_as_last_draw(generator, conditions, first_dra
 
 
 def test_bad_accept_and_max_redraws_are_refused(generator, conditions):
-    with pytest.raises(ValueError, match="bool array"):
-        generator.generate(conditions, np.arange(8), N_STEPS, accept=lambda im, t: [True])
+    with pytest.raises(ValueError, match="bool or probability array"):
+        generator.generate(conditions, np.arange(8), N_STEPS, accept=lambda im, t, c: [True])
     with pytest.raises(ValueError, match="max_redraws"):
         generator.generate(conditions, np.arange(8), N_STEPS, max_redraws=-1)
 
@@ -194,7 +194,7 @@ def test_source_redraws_failing_events(selecting_model_path, tmp_path, monkeypat
     coin = _coin()
     failed = ~coin(today, None)
     assert 0 < failed.sum() < len(today)
-    monkeypatch.setattr(ImageReselection, "__call__", lambda self, im, t: coin(im, t))
+    monkeypatch.setattr(ImageReselection, "__call__", lambda self, im, t, c=None: coin(im, t, c))
 
     # a handler on the source's own logger: ctapipe Tools run earlier in the same process
     # may have stopped propagation to the root logger that caplog listens to

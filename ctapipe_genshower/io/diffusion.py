@@ -21,7 +21,12 @@ The run then works like a sim_telarray run:
    drawn again for the same shower (new size, new image noise, the next stream of its seed),
    up to ``max_redraws`` times, and kept as its last draw (counted as exhausted) when every
    draw failed. The numbers of redrawn events, redraws and exhausted events are logged at the
-   end of the run and are part of :attr:`DiffusionEventSource.generation_metadata`.
+   end of the run and are part of :attr:`DiffusionEventSource.generation_metadata`;
+5. a refined model (``ctapipe-genshower-refine``) also keeps a selected image only with its
+   refiner's acceptance probability (a density ratio between the training simulation and
+   the model, :mod:`ctapipe_genshower.model.density_ratio`) and redraws the others the same
+   way (``refine``; off with ``--no-refine`` or when the sampling differs from the one the
+   refiner was fitted for).
 
 Steps 1 and 2 are cheap and run in ``__init__`` (the :class:`GenerationPlan`), so the number
 of thrown showers, the shower histogram and the number of events are known before the first
@@ -98,7 +103,7 @@ PROTON_PRIMARY_ID = 101
 CPU_BATCH_SIZE, CUDA_BATCH_SIZE = 32, 256
 #: Spawn key of the per-event noise seeds (the throw uses ``THROW_STREAM``).
 _EVENT_STREAM = 1
-#: Default of ``DiffusionEventSource.max_redraws``.
+#: ``DiffusionEventSource.max_redraws`` of a run without a refiner (the default None).
 DEFAULT_MAX_REDRAWS = 10
 
 
@@ -252,16 +257,37 @@ class DiffusionEventSource(SimulatedRunEventSource):
         False,
         help="Generate even where the request lies outside the trained domain (recorded)",
     ).tag(config=True)
+    refine = Bool(
+        True,
+        help=(
+            "Apply the model's refiner when it has one (a refined model from"
+            " ctapipe-genshower-refine): each selected image is kept with the refiner's"
+            " acceptance probability and redrawn otherwise. Needs max_redraws > 0 and the"
+            " solver and steps the refiner was fitted for"
+        ),
+    ).tag(config=True)
+    refiner_cap_quantile = Float(
+        None,
+        allow_none=True,
+        help=(
+            "Cap of the refiner's density ratio as a quantile over generated images, one of"
+            " those the refiner recorded (e.g. 0.9 or 0.98): higher follows the simulation"
+            " more closely at more draws per event. None: the cap the model was refined with"
+        ),
+    ).tag(config=True)
     max_redraws = Int(
-        DEFAULT_MAX_REDRAWS,
+        None,
+        allow_none=True,
         min=0,
         help=(
             "Most redraws of an event whose image fails the model's training selection"
-            " (ctapipe's default ImageProcessor + the selection expressions, as in training):"
-            " the model generates selected images, so a failing image is drawn again for the"
-            " same shower (new size and image noise); an event failing every draw is kept as"
-            " its last draw and counted. 0: no check, no redraws. Models without a recorded"
-            " selection are never redrawn"
+            " (ctapipe's default ImageProcessor + the selection expressions, as in training)"
+            " or its refiner: the model generates selected images, so a failing image is"
+            " drawn again for the same shower (new size and image noise); an event failing"
+            " every draw is kept as its last draw and counted. 0: no check, no redraws."
+            f" None: {DEFAULT_MAX_REDRAWS}, or for a refined run enough redraws that 99 %"
+            " of the events of average acceptance are kept by the refiner. Models without a"
+            " recorded selection are never redrawn"
         ),
     ).tag(config=True)
 
@@ -303,6 +329,10 @@ class DiffusionEventSource(SimulatedRunEventSource):
         thrown = self._requested_thrown(self._model.thrown)
         self.extrapolation = self._check_domain(self._model.thrown, thrown)
         self._reselection = self._make_reselection(subarray, tel_id, path)
+        #: Redraws this run allows (0 without a reselection).
+        self.resolved_max_redraws = (
+            0 if self._reselection is None else self._max_redraws_for(self._reselection.refiner)
+        )
         #: Events drawn more than once, redraws in all, events failing every draw.
         self.n_redrawn_events = self.n_redraws = self.n_exhausted = 0
 
@@ -384,16 +414,63 @@ class DiffusionEventSource(SimulatedRunEventSource):
         from .reselection import ImageReselection
 
         if self.max_redraws == 0:
+            if self._model.refiner is not None and self.refine:
+                self.log.warning("Model %s: refiner off, it needs max_redraws > 0", path)
             return None
         if not self._model.selection:
             self.log.info("Model %s records no training selection: images are not redrawn", path)
             return None
         try:
-            return ImageReselection.for_model(self._model, subarray, tel_id)
+            return ImageReselection.for_model(
+                self._model, subarray, tel_id, refine=self._use_refiner(path)
+            )
         except ValueError as err:
             raise ToolConfigurationError(
                 f"Cannot re-apply the training selection of model {path}: {err}"
             ) from err
+
+    def _max_redraws_for(self, refiner):
+        """``max_redraws``, or its default for a plain or refined run."""
+        if self.max_redraws is not None:
+            return self.max_redraws
+        if refiner is None:
+            return DEFAULT_MAX_REDRAWS
+        samples = refiner.info.get("samples", {})
+        passing = samples.get("n_generated_selected", 1) / max(
+            samples.get("draws_per_event", 1.0) * samples.get("n_read", 1), 1
+        )
+        per_draw = min(max(refiner.acceptance_rate * passing, 1e-3), 1.0)
+        if per_draw >= 1.0:
+            return DEFAULT_MAX_REDRAWS
+        return max(DEFAULT_MAX_REDRAWS, int(np.ceil(np.log(0.01) / np.log1p(-per_draw))))
+
+    def _use_refiner(self, path):
+        """Whether the run applies the model's refiner (logged when it has one but does not);
+        sets the configured cap."""
+        refiner = self._model.refiner
+        if refiner is None or not self.refine:
+            return False
+        if self.refiner_cap_quantile is not None:
+            try:
+                self._model.refiner = refiner = refiner.with_cap_quantile(self.refiner_cap_quantile)
+            except ValueError as err:
+                raise ToolConfigurationError(f"{path}: {err}") from None
+        fitted = refiner.info.get("sampling", {})
+        here = {"solver": self.solver, "n_steps": self.resolved_n_steps}
+        differs = {k: (fitted[k], v) for k, v in here.items() if k in fitted and fitted[k] != v}
+        if differs:
+            self.log.warning(
+                "Model %s: refiner off, it was fitted for %s",
+                path,
+                ", ".join(f"{k}={a} (this run: {b})" for k, (a, b) in differs.items()),
+            )
+            return False
+        return True
+
+    @property
+    def refining(self):
+        """Whether generated images pass through the model's refiner in this run."""
+        return self._reselection is not None and self._reselection.refiner is not None
 
     def _requested_thrown(self, trained):
         """The trained thrown distribution with the configured (non-None) traits replaced."""
@@ -579,11 +656,24 @@ class DiffusionEventSource(SimulatedRunEventSource):
             "GENSHOWER SELECTION": json.dumps(self._reselection.selection)
             if self._reselection is not None
             else "none",
-            "GENSHOWER MAX_REDRAWS": self.max_redraws,
+            "GENSHOWER REFINER": self._refiner_record(),
+            "GENSHOWER MAX_REDRAWS": self.resolved_max_redraws,
             "GENSHOWER N_REDRAWN_EVENTS": self.n_redrawn_events,
             "GENSHOWER N_REDRAWS": self.n_redraws,
             "GENSHOWER N_EXHAUSTED": self.n_exhausted,
         }
+
+    def _refiner_record(self):
+        """``none`` (the model has none), ``off`` or ``on (...)`` for the output's metadata."""
+        refiner = self._model.refiner
+        if refiner is None:
+            return "none"
+        if not self.refining:
+            return "off"
+        return (
+            f"on (cap quantile {refiner.cap_quantile:g},"
+            f" expected acceptance {refiner.acceptance_rate:.3f})"
+        )
 
     def _log_redraws(self):
         """INFO line of the redraw counts (complete once the last batch is generated)."""
@@ -598,7 +688,7 @@ class DiffusionEventSource(SimulatedRunEventSource):
             self.n_redraws,
             1 + self.n_redraws / max(len(self), 1),
             self.n_exhausted,
-            self.max_redraws,
+            self.resolved_max_redraws,
         )
 
     def close(self):
@@ -620,7 +710,7 @@ class DiffusionEventSource(SimulatedRunEventSource):
                 solver=self.solver,
                 batch_size=batch_size,
                 accept=None if self._reselection is None else self._accept,
-                max_redraws=self.max_redraws,
+                max_redraws=self.resolved_max_redraws,
             )
             images = np.asarray(out["image"], dtype=np.float32)
             peak_times = np.asarray(out["peak_time"], dtype=np.float32)
@@ -665,10 +755,13 @@ class DiffusionEventSource(SimulatedRunEventSource):
         Provenance().add_input_file(str(source), role="DiffusionEventSource pixel response")
         self.log.info("pixel response learned from %s (%d events)", source, len(pairs["image"]))
 
-    def _accept(self, images, peak_times):
+    def _accept(self, images, peak_times, conditions):
         """The generator's ``accept``: non-finite images pass here, ``_check_finite`` stops them."""
         finite = np.all(np.isfinite(images), axis=1) & np.all(np.isfinite(peak_times), axis=1)
-        return self._reselection(images, peak_times) | ~finite
+        answer = self._reselection(images, peak_times, conditions)
+        if answer.dtype == bool:
+            return answer | ~finite
+        return np.where(finite, answer, 1.0)
 
     def _count_redraws(self, out):
         if out["accepted"] is None:

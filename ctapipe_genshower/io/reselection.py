@@ -12,7 +12,9 @@ processing of the output, not which images the model counts as its own errors.
 
 :class:`~ctapipe_genshower.io.diffusion.DiffusionEventSource` passes an instance as
 ``accept`` to :meth:`~ctapipe_genshower.generator.ShowerGenerator.generate`, which redraws the
-events it rejects.
+events it rejects. With a refiner (a refined model, :mod:`ctapipe_genshower.model.density_ratio`)
+the answer is a probability: 0 for an image failing the selection, else the refiner's
+acceptance of its parameters and conditions, computed from the same ctapipe parameters.
 """
 
 import numpy as np
@@ -43,6 +45,8 @@ class ImageReselection:
         The telescope the images belong to.
     selection : list of [name, expression]
         The training selection (``ShowerGenerator.selection``), at least one criterion.
+    refiner : DensityRatio, optional
+        The model's refiner: the answer becomes the acceptance probability of each image.
 
     Raises
     ------
@@ -50,23 +54,32 @@ class ImageReselection:
         When ``selection`` is empty or cannot be evaluated on ctapipe's parameter columns.
     """
 
-    def __init__(self, subarray, tel_id, selection):
+    def __init__(self, subarray, tel_id, selection, refiner=None):
         if not selection:
             raise ValueError("no selection to apply")
+        self.refiner = refiner
         self.tel_id = int(tel_id)
         self.selection = [(str(name), str(expression)) for name, expression in selection]
         empty = Config()  # ctapipe's defaults, not the configuration of a running tool
         self.processor = ImageProcessor(subarray, config=empty)
         self.query = TrainingSelection(config=empty, quality_criteria=self.selection)
         n_pixels = subarray.tel[self.tel_id].camera.geometry.n_pixels
-        self(np.zeros((1, n_pixels), np.float32), np.zeros((1, n_pixels), np.float32))
+        self(
+            np.zeros((1, n_pixels), np.float32),
+            np.zeros((1, n_pixels), np.float32),
+            np.zeros((1, 5)),
+        )
 
     @classmethod
-    def for_model(cls, generator, subarray, tel_id):
-        """The reselection of ``generator``'s training selection, None when it has none."""
+    def for_model(cls, generator, subarray, tel_id, refine=True):
+        """The reselection of ``generator``'s training selection, None when it has none.
+
+        ``refine``: include the model's refiner when it has one.
+        """
         if not generator.selection:
             return None
-        return cls(subarray, tel_id, generator.selection)
+        refiner = generator.refiner if refine else None
+        return cls(subarray, tel_id, generator.selection, refiner=refiner)
 
     def parameters(self, images, peak_times):
         """ctapipe's DL1 parameter columns of the images (``QTable``, one row per image).
@@ -94,8 +107,12 @@ class ImageReselection:
             FIT_RNG.bit_generator.state = saved
         return QTable(parameter_columns(containers)), finite
 
-    def __call__(self, images, peak_times):
-        """``(N,)`` bool: True for the images that pass the selection."""
+    def __call__(self, images, peak_times, conditions=None):
+        """``(N,)`` bool: True for the images that pass the selection.
+
+        With a refiner, ``(N,)`` float: the acceptance probability (0 where the selection
+        fails); ``conditions`` ``(N, 5)`` are then required.
+        """
         table, finite = self.parameters(images, peak_times)
         try:
             passed = self.query.get_table_mask(table)
@@ -104,4 +121,13 @@ class ImageReselection:
                 f"Selection {self.selection} cannot be evaluated on ctapipe's image parameters:"
                 f" {type(err).__name__}: {err}"
             ) from None
-        return np.asarray(passed, dtype=bool) & finite
+        passed = np.asarray(passed, dtype=bool) & finite
+        if self.refiner is None:
+            return passed
+        if conditions is None:
+            raise ValueError("a refined selection needs the conditions of the images")
+        probability = np.zeros(len(passed))
+        if passed.any():
+            columns = {name: table[name][passed] for name, _ in self.refiner.features}
+            probability[passed] = self.refiner.acceptance(columns, np.asarray(conditions)[passed])
+        return probability

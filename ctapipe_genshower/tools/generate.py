@@ -135,6 +135,12 @@ class GenerateTool(ProcessorTool):
             "run the pixel network in float32 (default on the CPU)",
         ),
         **flag(
+            "refine",
+            "DiffusionEventSource.refine",
+            "apply the model's refiner when it has one (default)",
+            "ignore the model's refiner (the network's images as they are)",
+        ),
+        **flag(
             "channels-last",
             "DiffusionEventSource.channels_last",
             "channels-last memory format for the pixel network (default)",

@@ -1,0 +1,238 @@
+"""The refiner: a learned density ratio between simulated and generated images.
+
+A classifier trained to tell the training simulation's selected images from a model's own
+generated images of the same showers estimates, through its odds, the ratio
+
+    r(x, c) = p_sim(x | c, selected) / p_model(x | c, selected)
+
+of image parameters ``x`` given the shower conditions ``c`` (both classes share the
+conditions, so the joint odds are the conditional ratio). Accepting a generated image with
+probability ``min(r / r_max, 1)`` and redrawing the rest for the same shower turns the
+model's distribution into ``p_model * min(r, r_max)``, i.e. into the simulation's wherever
+the ratio is below the cap (discriminator rejection sampling, arXiv 1810.06758; the
+classifier-weight correction of generated events in HEP, DCTRGAN, arXiv 2009.03796, made
+unweighted). The shower-level model, hence the selected events per thrown shower, is
+untouched: rejection only chooses among the draws of the same shower.
+
+The classifier reads the image parameters analyses use (:data:`REFINER_FEATURES`, ctapipe's
+DL1 parameter columns) and the five shower conditions, standardised with statistics of the
+simulated sample. Features are numpy; the network is a small MLP (torch, imported lazily).
+"""
+
+import numpy as np
+
+__all__ = [
+    "REFINER_FEATURES",
+    "DensityRatio",
+    "density_ratio_net",
+    "refiner_features",
+]
+
+#: Image parameters the refiner reads: (ctapipe DL1 column, log10 before standardising).
+REFINER_FEATURES = (
+    ("hillas_intensity", True),
+    ("morphology_n_pixels", True),
+    ("hillas_fov_lon", False),
+    ("hillas_fov_lat", False),
+    ("hillas_r", False),
+    ("hillas_phi", False),
+    ("hillas_psi", False),
+    ("hillas_length", False),
+    ("hillas_width", False),
+    ("hillas_skewness", False),
+    ("hillas_kurtosis", False),
+    ("leakage_intensity_width_2", False),
+    ("concentration_core", False),
+    ("concentration_pixel", False),
+    ("timing_slope", False),
+    ("morphology_n_islands", False),
+    ("intensity_max", True),
+)
+
+
+def _values(column):
+    """A table column as a float64 array (astropy quantities lose their unit)."""
+    return np.asarray(getattr(column, "value", column), dtype=np.float64)
+
+
+def refiner_features(columns, conditions, features=REFINER_FEATURES):
+    """The refiner's raw input matrix: image parameters, then the five conditions.
+
+    Parameters
+    ----------
+    columns : mapping of str -> array-like
+        ctapipe DL1 parameter columns (e.g. ``ImageReselection.parameters``), one row per image.
+    conditions : array-like, shape (N, 5)
+        ``CONDITION_COLUMNS`` of the same images.
+    features : sequence of (str, bool)
+        Parameter columns and whether they enter as log10.
+
+    Returns
+    -------
+    numpy.ndarray, shape (N, len(features) + 5), float64
+        Non-finite values (a log of a non-positive number, a parameter ctapipe could not
+        compute) stay NaN; :meth:`DensityRatio.log_ratio` maps them to the sample mean.
+    """
+    conditions = np.asarray(conditions, dtype=np.float64)
+    cols = []
+    for name, log in features:
+        if name not in columns:
+            raise KeyError(f"parameter column {name!r} missing (the refiner needs it)")
+        x = _values(columns[name])
+        if log:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                x = np.log10(x)
+        cols.append(x)
+    x = np.column_stack([*cols, conditions]) if cols else conditions.copy()
+    if len(x) != len(conditions):
+        raise ValueError(f"{len(x)} parameter rows for {len(conditions)} conditions")
+    x[~np.isfinite(x)] = np.nan
+    return x
+
+
+def _mlp(n_inputs, width, depth):
+    import torch.nn as nn
+
+    layers, n = [], n_inputs
+    for _ in range(depth):
+        layers += [nn.Linear(n, width), nn.SiLU()]
+        n = width
+    layers.append(nn.Linear(n, 1))
+    return nn.Sequential(*layers)
+
+
+def density_ratio_net(n_inputs, width=128, depth=3):
+    """The classifier network: an MLP from standardised features to the log-odds (sim vs model).
+
+    Parameters
+    ----------
+    n_inputs : int
+    width : int
+        Hidden units per layer.
+    depth : int
+        Hidden layers.
+
+    Returns
+    -------
+    torch.nn.Sequential
+    """
+    if n_inputs < 1 or width < 1 or depth < 1:
+        raise ValueError(f"need n_inputs, width, depth >= 1, got {n_inputs}, {width}, {depth}")
+    return _mlp(int(n_inputs), int(width), int(depth))
+
+
+class DensityRatio:
+    """A fitted refiner: ``log r(x, c)`` and the acceptance probability of generated images.
+
+    Parameters
+    ----------
+    net : torch.nn.Module
+        :func:`density_ratio_net` with its fitted weights (balanced classes: its output is
+        ``log r`` directly).
+    mean, scale : array-like, shape (n_inputs,)
+        Standardisation of the raw features (:func:`refiner_features`).
+    log_cap : float
+        ``log r_max``: images with a larger ratio are always accepted.
+    features : sequence of (str, bool)
+        The parameter columns the net reads (before the five conditions).
+    info : dict, optional
+        How it was fitted (sample sizes, sampling settings, held-out AUC, acceptance).
+    """
+
+    def __init__(self, net, mean, scale, log_cap, features=REFINER_FEATURES, info=None):
+        self.net = net.eval()
+        self.mean = np.asarray(mean, dtype=np.float64)
+        self.scale = np.asarray(scale, dtype=np.float64)
+        self.features = tuple((str(n), bool(log)) for n, log in features)
+        n_inputs = len(self.features) + 5
+        if self.mean.shape != (n_inputs,) or self.scale.shape != (n_inputs,):
+            raise ValueError(f"mean and scale must have {n_inputs} entries")
+        if not np.all(self.scale > 0) or not np.all(np.isfinite(self.mean)):
+            raise ValueError("scale must be positive and mean finite")
+        self.log_cap = float(log_cap)
+        if not np.isfinite(self.log_cap):
+            raise ValueError(f"log_cap must be finite, got {log_cap}")
+        self.info = dict(info or {})
+
+    @property
+    def cap_quantile(self):
+        """The cap as a quantile of the ratio over generated images (NaN if not recorded)."""
+        return float(self.info.get("cap_quantile", np.nan))
+
+    @property
+    def acceptance_rate(self):
+        """Expected fraction of selected generated images the refiner keeps (NaN if not
+        recorded)."""
+        return float(self.info.get("acceptance", np.nan))
+
+    def with_cap_quantile(self, quantile):
+        """The same refiner capped at another recorded quantile of the ratio.
+
+        Raises ``ValueError`` for a quantile the fit did not record.
+        """
+        table = self.info.get("log_ratio_quantiles", {})
+        key = f"{float(quantile):g}"
+        if key not in table:
+            recorded = ", ".join(table) or "none"
+            raise ValueError(
+                f"the refiner recorded no ratio quantile {quantile} (recorded: {recorded})"
+            )
+        info = {
+            **self.info,
+            "cap_quantile": float(quantile),
+            "acceptance": self.info.get("acceptance_at_quantile", {}).get(key, np.nan),
+        }
+        return DensityRatio(self.net, self.mean, self.scale, table[key], self.features, info)
+
+    def standardise(self, x):
+        """Raw features -> the net's inputs (NaN -> 0, the sample mean), float32."""
+        z = (np.asarray(x, dtype=np.float64) - self.mean) / self.scale
+        return np.nan_to_num(z, nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32)
+
+    def log_ratio_of_features(self, x, batch_size=65536):
+        """``log r`` of raw feature rows (:func:`refiner_features`), ``(N,)`` float64."""
+        import torch
+
+        z = self.standardise(x)
+        out = np.empty(len(z))
+        with torch.inference_mode():
+            for start in range(0, len(z), batch_size):
+                chunk = torch.from_numpy(z[start : start + batch_size])
+                out[start : start + len(chunk)] = self.net(chunk)[:, 0].double().numpy()
+        return out
+
+    def log_ratio(self, columns, conditions):
+        """``log r`` of images given their parameter columns and conditions."""
+        return self.log_ratio_of_features(refiner_features(columns, conditions, self.features))
+
+    def acceptance(self, columns, conditions):
+        """Acceptance probability ``min(r / r_max, 1)`` of each image, ``(N,)`` float64."""
+        return np.exp(np.minimum(self.log_ratio(columns, conditions) - self.log_cap, 0.0))
+
+    # -- the model file ----------------------------------------------------------------
+    def to_metadata(self):
+        """JSON-able description (weights are stored separately as tensors)."""
+        n_linear = [m for m in self.net if hasattr(m, "weight")]
+        return {
+            "features": [list(f) for f in self.features],
+            "mean": self.mean.tolist(),
+            "scale": self.scale.tolist(),
+            "log_cap": self.log_cap,
+            "width": int(n_linear[0].weight.shape[0]),
+            "depth": len(n_linear) - 1,
+            "info": self.info,
+        }
+
+    @classmethod
+    def from_metadata(cls, meta, state):
+        """Build from :meth:`to_metadata` and the net's ``state_dict`` (tensors)."""
+        features = [(str(n), bool(log)) for n, log in meta["features"]]
+        net = density_ratio_net(len(features) + 5, meta["width"], meta["depth"])
+        net.load_state_dict(state)
+        return cls(net, meta["mean"], meta["scale"], meta["log_cap"], features, meta.get("info"))
+
+    def __repr__(self):
+        return (
+            f"DensityRatio(features={len(self.features)}+5 conditions,"
+            f" r_max=exp({self.log_cap:.3g}))"
+        )

@@ -1,0 +1,194 @@
+"""Refining a model: fit its refiner on the training images and the model's own images.
+
+:func:`refine_model` takes ``n_events`` selected images of a prepared training file (the
+simulation), generates an image for each of their showers with the model exactly as the
+``DiffusionEventSource`` does (the training selection applied again, failing draws redrawn),
+parameterises both with ctapipe as the selection does
+(:class:`~ctapipe_genshower.io.reselection.ImageReselection`), fits the density-ratio
+classifier (:func:`~ctapipe_genshower.training.density_ratio.fit_density_ratio`) and writes
+the model with its refiner (:func:`~ctapipe_genshower.checkpoint.save_refined`). Both samples
+have the same showers, so the classifier learns the ratio of the image distributions given
+the shower, which is what the generator's rejection step needs.
+"""
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from .checkpoint import save_refined
+from .data.training_file import TrainingFile
+from .generator import ShowerGenerator
+from .io.reselection import ImageReselection
+from .model.density_ratio import REFINER_FEATURES, refiner_features
+from .training.density_ratio import fit_density_ratio
+
+__all__ = ["paired_features", "refine_model"]
+
+#: Events per generation and parameterisation chunk (bounds the memory, moves the bar).
+CHUNK = 1024
+
+
+def _columns(table, features):
+    return {name: table[name] for name, _ in features}
+
+
+def paired_features(
+    generator,
+    training_file,
+    n_events,
+    *,
+    seed=0,
+    max_redraws=10,
+    n_steps=None,
+    solver="ddim",
+    batch_size=64,
+    features=REFINER_FEATURES,
+    progress=True,
+):
+    """Refiner features of simulated images and of the model's images of the same showers.
+
+    Parameters
+    ----------
+    generator : ShowerGenerator
+    training_file : path-like
+        A prepared training file (``ctapipe-genshower-train --prepare-only``) of the model's
+        simulation; ideally the model's own training data.
+    n_events : int
+        Simulated images drawn from it (without replacement, seeded).
+    seed : int
+        The choice of images and the seeds of the generated events.
+    max_redraws, n_steps, solver, batch_size :
+        Generation as in the ``DiffusionEventSource``.
+
+    Returns
+    -------
+    simulated, generated : numpy.ndarray
+        Feature rows of the images that pass the training selection.
+    stats : dict
+        Events read, generated, passing; mean draws per generated event.
+    """
+    tf = TrainingFile(training_file)
+    if tf.n_pixels != generator.n_pixels:
+        raise ValueError(
+            f"{training_file}: images of {tf.n_pixels} pixels, the model makes {generator.n_pixels}"
+        )
+    if not generator.selection:
+        raise ValueError(
+            f"{generator.path} records no training selection: a refiner is fitted to selected"
+            " images and applied after the selection"
+        )
+    n_events = int(min(n_events, len(tf)))
+    if n_events < 40:
+        raise ValueError(f"need at least 40 training images, {training_file} has {len(tf)}")
+    rng = np.random.default_rng(seed)
+    chosen = np.sort(rng.choice(len(tf), size=n_events, replace=False))
+    event_seeds = rng.integers(0, 2**62, size=n_events)
+    tel_id = generator.training_meta["tel_ids"][0]
+    selection = ImageReselection(generator.subarray, tel_id, generator.selection)
+
+    simulated, generated = [], []
+    stats = {"n_read": n_events, "n_simulated_selected": 0, "n_generated_selected": 0, "draws": 0}
+    bar = tqdm(total=n_events, desc="images", unit="ev", disable=not progress)
+    for start in range(0, n_events, CHUNK):
+        sl = slice(start, start + CHUNK)
+        arrays = tf.take(chosen[sl])
+        conditions = np.asarray(arrays["conditions"], dtype=np.float64)
+        table, finite = selection.parameters(arrays["image"], arrays["peak_time"])
+        passed = np.asarray(selection.query.get_table_mask(table), bool) & finite
+        simulated.append(refiner_features(_columns(table[passed], features), conditions[passed]))
+
+        out = generator.generate(
+            conditions,
+            event_seeds[sl],
+            n_steps=n_steps,
+            solver=solver,
+            batch_size=batch_size,
+            accept=selection,
+            max_redraws=max_redraws,
+        )
+        table, _ = selection.parameters(out["image"], out["peak_time"])
+        kept = out["accepted"]
+        generated.append(refiner_features(_columns(table[kept], features), conditions[kept]))
+        stats["n_simulated_selected"] += int(passed.sum())
+        stats["n_generated_selected"] += int(kept.sum())
+        stats["draws"] += int(out["n_draws"].sum())
+        bar.update(len(conditions))
+    bar.close()
+    stats["draws_per_event"] = stats.pop("draws") / n_events
+    return np.concatenate(simulated), np.concatenate(generated), stats
+
+
+def refine_model(
+    model,
+    training_file,
+    output,
+    *,
+    n_events=20000,
+    seed=0,
+    max_redraws=10,
+    n_steps=None,
+    solver="ddim",
+    batch_size=64,
+    fit_options=None,
+    device="cpu",
+    progress=True,
+):
+    """Fit a refiner for ``model`` and write the refined model to ``output``.
+
+    Parameters
+    ----------
+    model : path-like
+        A model file (a refiner it already has is replaced: the model's own images are made
+        without it).
+    training_file : path-like
+        Prepared training file of the simulation (see :func:`paired_features`).
+    output : path-like
+        The refined model file (written atomically).
+    n_events, seed, max_redraws, n_steps, solver, batch_size :
+        See :func:`paired_features`.
+    fit_options : dict, optional
+        Keyword arguments of :func:`~ctapipe_genshower.training.density_ratio.fit_density_ratio`.
+    device : str
+
+    Returns
+    -------
+    DensityRatio
+        The refiner written (its ``info`` holds the fit's statistics and the sampling it
+        was fitted for).
+    """
+    generator = ShowerGenerator.from_file(model, device=device)
+    n_steps = generator.resolve_n_steps(n_steps)
+    generator.model_config.check_sampling(solver, n_steps, 0.0)
+    simulated, generated, stats = paired_features(
+        generator,
+        training_file,
+        n_events,
+        seed=seed,
+        max_redraws=max_redraws,
+        n_steps=n_steps,
+        solver=solver,
+        batch_size=batch_size,
+        progress=progress,
+    )
+    options = {"seed": seed, **(fit_options or {})}
+    bar = tqdm(total=options.get("epochs", 60), desc="refiner", unit="epoch", disable=not progress)
+
+    def report(epoch, train_loss, validation_loss):
+        bar.set_postfix(train=f"{train_loss:.4f}", validation=f"{validation_loss:.4f}")
+        bar.update(1)
+
+    refiner = fit_density_ratio(simulated, generated, progress=report, **options)
+    bar.close()
+    refiner.info.update(
+        {
+            "sampling": {"solver": solver, "n_steps": int(n_steps), "max_redraws": max_redraws},
+            "samples": stats,
+            "fit_options": {k: v for k, v in options.items() if k != "seed"},
+        }
+    )
+    save_refined(
+        model,
+        output,
+        refiner,
+        provenance={"training_file": str(training_file), "n_events": int(n_events)},
+    )
+    return refiner

@@ -1,0 +1,151 @@
+"""``ctapipe-genshower-refine``: fit a model's refiner and write the refined model.
+
+The refiner is a classifier between the training simulation's selected images and the
+model's own images of the same showers (:mod:`ctapipe_genshower.refine`); the refined model
+keeps each generated image with the classifier's density ratio (capped) and redraws the
+others for the same shower, so that its images follow the simulation where the plain model
+misses it. The output is the input model file plus the refiner's tensors and metadata.
+"""
+
+from ctapipe.core import Tool, ToolConfigurationError
+from ctapipe.core.traits import Bool, Float, Int, Unicode, flag
+from ctapipe.core.traits import Path as PathTrait
+
+from ..checkpoint import CheckpointError, read_metadata
+from ..data.training_file import is_training_file
+from ..model.config import SOLVER_NAMES
+
+__all__ = ["RefineTool", "main"]
+
+
+class RefineTool(Tool):
+    """Fit the refiner of a model on its training file and write the refined model."""
+
+    name = "ctapipe-genshower-refine"
+    description = __doc__
+    examples = """
+    > ctapipe-genshower-refine --model student4.safetensors \\
+        --input train.training.safetensors -o student4_refined.safetensors --n-events 30000
+
+    Then generate with it like with any model (--no-refine turns the refiner off):
+    > ctapipe-genshower-generate --model student4_refined.safetensors -o protons.dl1.h5
+    """
+
+    # existence and type of the files are checked in setup (one-line error, exit code 2)
+    model = PathTrait(None, allow_none=True, help="The model file to refine").tag(config=True)
+    input_file = PathTrait(
+        None,
+        allow_none=True,
+        help=(
+            "Prepared training file of the simulation (ctapipe-genshower-train --prepare-only),"
+            " ideally the model's own training data"
+        ),
+    ).tag(config=True)
+    output = PathTrait(None, allow_none=True, directory_ok=False, help="Refined model file").tag(
+        config=True
+    )
+    n_events = Int(30000, min=40, help="Simulated images used (and as many generated)").tag(
+        config=True
+    )
+    seed = Int(0, min=0, help="Choice of images, generated events and the classifier's fit").tag(
+        config=True
+    )
+    max_redraws = Int(10, min=1, help="Redraws of generated images failing the selection").tag(
+        config=True
+    )
+    n_steps = Int(None, allow_none=True, min=1, help="Sampler steps (default: the model's)").tag(
+        config=True
+    )
+    solver = Unicode("ddim", help=f"Sampler: {', '.join(SOLVER_NAMES)}").tag(config=True)
+    batch_size = Int(64, min=1, help="Events per network call").tag(config=True)
+    epochs = Int(60, min=1, help="Epochs of the classifier").tag(config=True)
+    cap_quantile = Float(
+        0.99,
+        help=(
+            "The ratio's cap r_max is this quantile over generated images: images more"
+            " under-represented than that are corrected only up to it"
+        ),
+    ).tag(config=True)
+    progress_bar = Bool(True, help="Show progress bars").tag(config=True)
+
+    aliases = {
+        ("m", "model"): "RefineTool.model",
+        ("i", "input"): "RefineTool.input_file",
+        ("o", "output"): "RefineTool.output",
+        "n-events": "RefineTool.n_events",
+        "seed": "RefineTool.seed",
+        "max-redraws": "RefineTool.max_redraws",
+        "n-steps": "RefineTool.n_steps",
+        "solver": "RefineTool.solver",
+        "batch-size": "RefineTool.batch_size",
+        "epochs": "RefineTool.epochs",
+        "cap-quantile": "RefineTool.cap_quantile",
+    }
+    flags = {
+        **flag("progress", "RefineTool.progress_bar", "Show progress bars", "No progress bars"),
+        "overwrite": ({"RefineTool": {"overwrite": True}}, "Replace an existing output file"),
+    }
+
+    def setup(self):
+        for name, option in (("model", "--model"), ("input_file", "--input"), ("output", "-o")):
+            if getattr(self, name) is None:
+                raise ToolConfigurationError(f"No {name.replace('_', ' ')}: give it with {option}")
+        if self.solver not in SOLVER_NAMES:
+            raise ToolConfigurationError(
+                f"Unknown solver {self.solver!r}, choose from {', '.join(SOLVER_NAMES)}"
+            )
+        if not 0 < self.cap_quantile <= 1:
+            raise ToolConfigurationError(f"cap_quantile must be in (0, 1], got {self.cap_quantile}")
+        for path in (self.model, self.input_file):
+            if not path.is_file():
+                raise ToolConfigurationError(f"Input file not found: {path}")
+        if not is_training_file(self.input_file):
+            raise ToolConfigurationError(
+                f"{self.input_file} is not a ctapipe-genshower training file (make one from"
+                " DL1 files with ctapipe-genshower-train --prepare-only)"
+            )
+        try:
+            read_metadata(self.model)
+        except CheckpointError as err:
+            raise ToolConfigurationError(str(err)) from None
+        self.check_output(self.output)
+
+    def start(self):
+        from ..refine import refine_model
+
+        try:
+            self.refiner = refine_model(
+                self.model,
+                self.input_file,
+                self.output,
+                n_events=self.n_events,
+                seed=self.seed,
+                max_redraws=self.max_redraws,
+                n_steps=self.n_steps,
+                solver=self.solver,
+                batch_size=self.batch_size,
+                fit_options={"epochs": self.epochs, "cap_quantile": self.cap_quantile},
+                progress=self.progress_bar,
+            )
+        except (CheckpointError, ValueError, KeyError, OSError) as err:
+            raise ToolConfigurationError(str(err)) from None
+
+    def finish(self):
+        info = self.refiner.info
+        self.log.info(
+            "Refiner: %d simulated vs %d generated images, held-out AUC %.3f (0.5: the model"
+            " is already indistinguishable), expected acceptance %.3f; written to %s",
+            info["n_simulated"],
+            info["n_generated"],
+            info["auc_validation"],
+            info["acceptance"],
+            self.output,
+        )
+
+
+def main():
+    RefineTool().run()
+
+
+if __name__ == "__main__":
+    main()

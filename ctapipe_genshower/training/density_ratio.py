@@ -1,0 +1,191 @@
+"""Fitting the refiner: a classifier between simulated and generated feature rows.
+
+:func:`fit_density_ratio` trains :func:`~ctapipe_genshower.model.density_ratio.density_ratio_net`
+with the binary cross-entropy, the classes weighted to equal total weight (so that the
+network's log-odds are the density ratio whatever the sample sizes), on a seeded split of
+both samples; the epoch with the lowest held-out loss is kept (early stopping), and the
+held-out rows give the classifier's AUC (how separable the samples are) and the refiner's
+expected acceptance. No ctapipe, no model file: the rows come from the caller.
+"""
+
+import warnings
+
+import numpy as np
+
+from ..model.density_ratio import REFINER_FEATURES, DensityRatio, density_ratio_net
+
+__all__ = ["CAP_QUANTILES", "auc_score", "fit_density_ratio"]
+
+#: Quantiles of the ratio over generated images recorded with a refiner (possible caps).
+CAP_QUANTILES = (0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995)
+
+
+def auc_score(scores_positive, scores_negative):
+    """Area under the ROC curve (Mann-Whitney U with mid-ranks), numpy only."""
+    pos = np.asarray(scores_positive, dtype=np.float64)
+    neg = np.asarray(scores_negative, dtype=np.float64)
+    if len(pos) == 0 or len(neg) == 0:
+        raise ValueError("both classes need at least one score")
+    scores = np.concatenate([pos, neg])
+    order = np.argsort(scores, kind="mergesort")
+    ranks = np.empty(len(scores))
+    sorted_scores = scores[order]
+    # mid-ranks of ties
+    _, first, counts = np.unique(sorted_scores, return_index=True, return_counts=True)
+    mid = first + (counts + 1) / 2.0
+    ranks[order] = np.repeat(mid, counts)
+    u = ranks[: len(pos)].sum() - len(pos) * (len(pos) + 1) / 2.0
+    return float(u / (len(pos) * len(neg)))
+
+
+def fit_density_ratio(
+    simulated,
+    generated,
+    *,
+    features=REFINER_FEATURES,
+    width=128,
+    depth=3,
+    epochs=60,
+    batch_size=512,
+    lr=2e-3,
+    weight_decay=1e-4,
+    validation_fraction=0.25,
+    cap_quantile=0.99,
+    seed=0,
+    progress=None,
+):
+    """Fit the refiner on raw feature rows of both samples.
+
+    Parameters
+    ----------
+    simulated, generated : numpy.ndarray, shape (N, len(features) + 5)
+        :func:`~ctapipe_genshower.model.density_ratio.refiner_features` of the simulation's
+        and the model's selected images (same showers in the same proportions).
+    features : sequence of (str, bool)
+        The parameter columns the rows hold (stored with the refiner).
+    width, depth : int
+        The MLP.
+    epochs, batch_size, lr, weight_decay : training settings (AdamW, cosine decay).
+    validation_fraction : float
+        Held out of each sample for early stopping and the reported AUC/acceptance.
+    cap_quantile : float
+        ``r_max`` is this quantile of the ratio over the held-out generated rows: the
+        refiner corrects the model wherever it is under-represented by at most ``r_max``.
+    seed : int
+        Split, initial weights and batch order.
+    progress : callable, optional
+        ``progress(epoch, train_loss, validation_loss)`` after every epoch.
+
+    Returns
+    -------
+    DensityRatio
+        With ``info``: sample sizes, best epoch, held-out loss, held-out AUC, the cap's
+        quantile and the expected acceptance ``mean(min(r, r_max)) / r_max`` of generated
+        images, and the fraction of simulated weight the cap leaves uncorrected.
+    """
+    import torch
+
+    simulated = np.asarray(simulated, dtype=np.float64)
+    generated = np.asarray(generated, dtype=np.float64)
+    n_inputs = len(features) + 5
+    for name, x in (("simulated", simulated), ("generated", generated)):
+        if x.ndim != 2 or x.shape[1] != n_inputs:
+            raise ValueError(f"{name} rows must have {n_inputs} columns, got shape {x.shape}")
+        if len(x) < 20:
+            raise ValueError(f"need at least 20 {name} rows, got {len(x)}")
+    if not 0 < validation_fraction < 1:
+        raise ValueError(f"validation_fraction must be in (0, 1), got {validation_fraction}")
+    if not 0 < cap_quantile <= 1:
+        raise ValueError(f"cap_quantile must be in (0, 1], got {cap_quantile}")
+
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)
+
+    def split(x):
+        order = rng.permutation(len(x))
+        n_val = max(1, round(validation_fraction * len(x)))
+        return x[order[n_val:]], x[order[:n_val]]
+
+    sim_train, sim_val = split(simulated)
+    gen_train, gen_val = split(generated)
+    with warnings.catch_warnings():  # a column that is all NaN gets mean 0 and scale 1
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean = np.nanmean(sim_train, axis=0)
+        scale = np.nanstd(sim_train, axis=0)
+    mean = np.where(np.isfinite(mean), mean, 0.0)
+    scale = np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
+    net = density_ratio_net(n_inputs, width, depth)
+    ratio = DensityRatio(net, mean, scale, 0.0, features)
+
+    def tensors(sim, gen):
+        x = torch.from_numpy(ratio.standardise(np.concatenate([sim, gen])))
+        y = torch.cat([torch.ones(len(sim)), torch.zeros(len(gen))])
+        # equal total weight per class: the log-odds are log(p_sim / p_gen)
+        w = torch.cat(
+            [torch.full((len(sim),), 0.5 / len(sim)), torch.full((len(gen),), 0.5 / len(gen))]
+        ) * (len(sim) + len(gen))
+        return x, y, w
+
+    x_train, y_train, w_train = tensors(sim_train, gen_train)
+    x_val, y_val, w_val = tensors(sim_val, gen_val)
+    optimizer = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay)
+    n_batches = max(1, int(np.ceil(len(x_train) / batch_size)))
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, epochs * n_batches)
+    loss_fn = torch.nn.BCEWithLogitsLoss(reduction="none")
+    generator = torch.Generator().manual_seed(seed)
+
+    def validation_loss():
+        net.eval()
+        with torch.inference_mode():
+            loss = (loss_fn(net(x_val)[:, 0], y_val) * w_val).mean().item()
+        net.train()
+        return loss
+
+    best = (validation_loss(), 0, {k: v.clone() for k, v in net.state_dict().items()})
+    net.train()
+    for epoch in range(1, epochs + 1):
+        order = torch.randperm(len(x_train), generator=generator)
+        total = 0.0
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            loss = (loss_fn(net(x_train[idx])[:, 0], y_train[idx]) * w_train[idx]).mean()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            total += loss.item() * len(idx)
+        val = validation_loss()
+        if val < best[0]:
+            best = (val, epoch, {k: v.clone() for k, v in net.state_dict().items()})
+        if progress is not None:
+            progress(epoch, total / len(order), val)
+    net.load_state_dict(best[2])
+    net.eval()
+
+    log_r_sim = ratio.log_ratio_of_features(sim_val)
+    log_r_gen = ratio.log_ratio_of_features(gen_val)
+    log_cap = float(np.quantile(log_r_gen, cap_quantile))
+    r_gen = np.exp(np.minimum(log_r_gen - log_cap, 0.0))
+    # the simulated weight above the cap is what the refiner cannot move the model to
+    excess = np.exp(log_r_gen - log_cap) - r_gen
+    info = {
+        "n_simulated": len(simulated),
+        "n_generated": len(generated),
+        "n_validation": [len(sim_val), len(gen_val)],
+        "best_epoch": int(best[1]),
+        "epochs": int(epochs),
+        "validation_loss": float(best[0]),
+        "validation_loss_untrained": float(np.log(2.0)),
+        "auc_validation": auc_score(log_r_sim, log_r_gen),
+        "cap_quantile": float(cap_quantile),
+        # caps a generating run may choose instead (fidelity against draws per event)
+        "log_ratio_quantiles": {f"{q:g}": float(np.quantile(log_r_gen, q)) for q in CAP_QUANTILES},
+        "acceptance_at_quantile": {
+            f"{q:g}": float(np.exp(np.minimum(log_r_gen - np.quantile(log_r_gen, q), 0)).mean())
+            for q in CAP_QUANTILES
+        },
+        "acceptance": float(r_gen.mean()),
+        "uncorrected_fraction": float(excess.sum() / np.exp(log_r_gen - log_cap).sum()),
+        "seed": int(seed),
+    }
+    return DensityRatio(net, mean, scale, log_cap, features, info)

@@ -1,0 +1,310 @@
+"""The refiner: density ratio fit, rejection per draw, model file, source and tool."""
+
+import json
+
+import numpy as np
+import pytest
+from ctapipe.core import run_tool
+from fixtures_model import with_recorded_selection
+from sklearn.metrics import roc_auc_score
+
+from ctapipe_genshower.checkpoint import (
+    CheckpointError,
+    load_generator_modules,
+    read_metadata,
+    save_refined,
+)
+from ctapipe_genshower.data.training_file import write_training_file
+from ctapipe_genshower.generator import ShowerGenerator, _event_streams
+from ctapipe_genshower.io.diffusion import DiffusionEventSource
+from ctapipe_genshower.model.density_ratio import (
+    REFINER_FEATURES,
+    DensityRatio,
+    density_ratio_net,
+    refiner_features,
+)
+from ctapipe_genshower.tools.refine import RefineTool
+from ctapipe_genshower.training.density_ratio import auc_score, fit_density_ratio
+
+N_COLUMNS = len(REFINER_FEATURES) + 5
+ALL_PASS = [["all", "True"]]
+
+
+def _gaussian_rows(n, shift, rng):
+    """Rows whose first column is N(shift, 1), the rest N(0, 1)."""
+    x = rng.standard_normal((n, N_COLUMNS))
+    x[:, 0] += shift
+    return x
+
+
+@pytest.fixture(scope="module")
+def shifted_fit():
+    """Refiner fitted to simulated N(0.5, 1) vs generated N(0, 1) in one column."""
+    rng = np.random.default_rng(1)
+    simulated = _gaussian_rows(6000, 0.5, rng)
+    generated = _gaussian_rows(6000, 0.0, rng)
+    return fit_density_ratio(simulated, generated, epochs=15, width=32, depth=2, seed=3)
+
+
+# -- features ------------------------------------------------------------------------------
+def test_features_take_logs_keep_nan_and_append_conditions():
+    columns = {name: np.array([10.0, 0.0]) for name, _ in REFINER_FEATURES}
+    conditions = np.array([[1.0, 2, 3, 4, 5], [6, 7, 8, 9, 10]])
+    x = refiner_features(columns, conditions)
+    assert x.shape == (2, N_COLUMNS)
+    for j, (_, log) in enumerate(REFINER_FEATURES):
+        assert x[0, j] == (1.0 if log else 10.0)
+        assert np.isnan(x[1, j]) if log else x[1, j] == 0.0  # log10(0): NaN, not -inf
+    np.testing.assert_array_equal(x[:, -5:], conditions)
+    del columns["hillas_width"]
+    with pytest.raises(KeyError, match="hillas_width"):
+        refiner_features(columns, conditions)
+
+
+def test_auc_score_agrees_with_sklearn():
+    rng = np.random.default_rng(0)
+    pos, neg = rng.normal(0.3, 1, 300), np.round(rng.normal(0, 1, 200), 1)  # with ties
+    expected = roc_auc_score(np.r_[np.ones(300), np.zeros(200)], np.r_[pos, neg])
+    assert auc_score(pos, neg) == pytest.approx(expected, abs=1e-12)
+
+
+# -- the fit ---------------------------------------------------------------------------------
+def test_fit_recovers_a_known_density_ratio(shifted_fit):
+    """log r(x) = 0.5 x0 - 0.125 for N(0.5, 1) over N(0, 1); the held-out AUC is Phi(0.5/sqrt 2)."""
+    x = np.zeros((5, N_COLUMNS))
+    x[:, 0] = np.linspace(-1.5, 1.5, 5)
+    log_r = shifted_fit.log_ratio_of_features(x)
+    np.testing.assert_allclose(log_r, 0.5 * x[:, 0] - 0.125, atol=0.15)
+    assert shifted_fit.info["auc_validation"] == pytest.approx(0.638, abs=0.03)
+    assert 0.3 < shifted_fit.info["acceptance"] < 0.9
+
+
+def test_rejection_with_the_fitted_ratio_moves_the_model_to_the_simulation(shifted_fit):
+    """Accepting generated rows with min(r / r_max, 1) gives the simulated distribution."""
+    rng = np.random.default_rng(7)
+    generated = _gaussian_rows(40000, 0.0, rng)
+    p = np.exp(np.minimum(shifted_fit.log_ratio_of_features(generated) - shifted_fit.log_cap, 0))
+    kept = generated[rng.uniform(size=len(p)) < p, 0]
+    # N(0.5, 1) apart from the capped top quantile
+    assert kept.mean() == pytest.approx(0.5, abs=0.06)
+    assert kept.std() == pytest.approx(1.0, abs=0.06)
+    assert len(kept) / len(generated) == pytest.approx(shifted_fit.info["acceptance"], abs=0.03)
+
+
+def test_identical_samples_give_a_flat_ratio():
+    rng = np.random.default_rng(2)
+    a, b = _gaussian_rows(3000, 0, rng), _gaussian_rows(3000, 0, rng)
+    refiner = fit_density_ratio(a, b, epochs=10, width=32, depth=2)
+    assert refiner.info["auc_validation"] == pytest.approx(0.5, abs=0.04)
+    assert refiner.info["acceptance"] > 0.75
+
+
+def test_fit_refuses_bad_rows():
+    rows = np.zeros((100, N_COLUMNS))
+    with pytest.raises(ValueError, match="columns"):
+        fit_density_ratio(rows[:, :-1], rows)
+    with pytest.raises(ValueError, match="at least 20 generated"):
+        fit_density_ratio(rows, rows[:10])
+    with pytest.raises(ValueError, match="cap_quantile"):
+        fit_density_ratio(rows, rows, cap_quantile=0)
+
+
+def test_metadata_round_trip_is_exact(shifted_fit):
+    meta = json.loads(json.dumps(shifted_fit.to_metadata()))
+    again = DensityRatio.from_metadata(meta, shifted_fit.net.state_dict())
+    x = np.random.default_rng(0).standard_normal((50, N_COLUMNS))
+    np.testing.assert_array_equal(
+        again.log_ratio_of_features(x), shifted_fit.log_ratio_of_features(x)
+    )
+    assert again.info == shifted_fit.info
+
+
+# -- the generator's rejection per draw ----------------------------------------------------------
+def test_probabilities_are_decided_with_each_draws_own_uniform(selecting_model_path):
+    generator = ShowerGenerator.from_file(selecting_model_path, device="cpu")
+    conditions = np.tile([[0.5, 50.0, 20.0, 0.5, 0.0]], (40, 1))
+    seeds = np.arange(40)
+    calls = []
+
+    def accept(images, peak_times, conds):
+        calls.append(conds.copy())
+        return np.full(len(images), 0.4)
+
+    out = generator.generate(conditions, seeds, 1, accept=accept, max_redraws=0)
+    expected = _event_streams(seeds, 0)[4] < 0.4
+    np.testing.assert_array_equal(out["accepted"], expected)
+    np.testing.assert_array_equal(calls[0], conditions)
+    again = generator.generate(conditions, seeds, 1, accept=accept, max_redraws=3)
+    n_draws = again["n_draws"]
+    for i in range(40):  # kept at the first draw whose uniform is below 0.4, else after 4
+        u = [_event_streams(seeds[i : i + 1], k)[4][0] for k in range(4)]
+        first = next((k for k, v in enumerate(u) if v < 0.4), None)
+        assert n_draws[i] == (4 if first is None else first + 1)
+        assert again["accepted"][i] == (first is not None)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        generator.generate(conditions, seeds, 1, accept=lambda im, t, c: np.full(len(im), 1.5))
+
+
+# -- model file -------------------------------------------------------------------------------
+def _tiny_refiner(seed=0):
+    import torch
+
+    torch.manual_seed(seed)
+    net = density_ratio_net(N_COLUMNS, 8, 1)
+    return DensityRatio(net, np.zeros(N_COLUMNS), np.ones(N_COLUMNS), 0.3, info={"seed": seed})
+
+
+def test_refined_model_file_holds_the_refiner_and_the_same_networks(tiny_model_path, tmp_path):
+    refined = save_refined(tiny_model_path, tmp_path / "refined.safetensors", _tiny_refiner())
+    plain, modules = load_generator_modules(tiny_model_path), load_generator_modules(refined)
+    assert plain.refiner is None
+    x = np.random.default_rng(0).standard_normal((7, N_COLUMNS))
+    np.testing.assert_array_equal(
+        modules.refiner.log_ratio_of_features(x), _tiny_refiner().log_ratio_of_features(x)
+    )
+    for a, b in zip(plain.pixel_net.parameters(), modules.pixel_net.parameters(), strict=True):
+        assert (a == b).all()
+    meta = read_metadata(refined)
+    assert meta["provenance"]["refinement"]["input_model_sha256"]
+    assert meta["config"] == read_metadata(tiny_model_path)["config"]
+    # refining again replaces the refiner
+    again = save_refined(refined, tmp_path / "again.safetensors", _tiny_refiner(seed=1))
+    assert load_generator_modules(again).refiner.info == {"seed": 1}
+
+
+def test_corrupt_refiner_metadata_is_refused(tiny_model_path, tmp_path):
+    refined = save_refined(tiny_model_path, tmp_path / "refined.safetensors", _tiny_refiner())
+    raw = refined.read_bytes().replace(b'\\"width\\": 8', b'\\"width\\": 9')
+    broken = tmp_path / "broken.safetensors"
+    broken.write_bytes(raw)
+    with pytest.raises(CheckpointError, match="refiner"):
+        load_generator_modules(broken)
+
+
+# -- the source and the tool ---------------------------------------------------------------
+@pytest.fixture(scope="module")
+def all_pass_model(selecting_model_path, tmp_path_factory):
+    """The tiny model with a selection every image passes (its images have no Hillas
+    parameters: the refiner reads NaN there, i.e. the sample mean)."""
+    path = tmp_path_factory.mktemp("refine") / "all_pass.safetensors"
+    return with_recorded_selection(selecting_model_path, path, ALL_PASS)
+
+
+@pytest.fixture(scope="module")
+def training_file(tiny_model_training_arrays, tmp_path_factory):
+    path = tmp_path_factory.mktemp("refine") / "train.safetensors"
+    return write_training_file(path, tiny_model_training_arrays)
+
+
+@pytest.fixture(scope="module")
+def refined_model(all_pass_model, training_file, tmp_path_factory):
+    output = tmp_path_factory.mktemp("refine") / "refined.safetensors"
+    argv = [
+        f"--model={all_pass_model}",
+        f"--input={training_file}",
+        f"--output={output}",
+        "--n-events=60",
+        "--n-steps=1",
+        "--epochs=2",
+        "--no-progress",
+    ]
+    assert run_tool(RefineTool(), argv=argv, cwd=output.parent) == 0
+    return output
+
+
+def test_refine_tool_writes_a_refined_model(refined_model, tiny_model_training_arrays):
+    refiner = load_generator_modules(refined_model).refiner
+    info = refiner.info
+    n = min(60, len(tiny_model_training_arrays.conditions))
+    assert info["n_simulated"] == n and info["n_generated"] == n
+    assert info["sampling"] == {"solver": "ddim", "n_steps": 1, "max_redraws": 10}
+    assert 0 < info["acceptance"] <= 1 and 0 <= info["auc_validation"] <= 1
+
+
+def test_refine_tool_is_reproducible(refined_model, all_pass_model, training_file, tmp_path):
+    output = tmp_path / "again.safetensors"
+    argv = [
+        f"--model={all_pass_model}",
+        f"--input={training_file}",
+        f"--output={output}",
+        "--n-events=60",
+        "--n-steps=1",
+        "--epochs=2",
+        "--no-progress",
+    ]
+    assert run_tool(RefineTool(), argv=argv, cwd=tmp_path) == 0
+    a, b = load_generator_modules(refined_model), load_generator_modules(output)
+    for p, q in zip(a.refiner.net.parameters(), b.refiner.net.parameters(), strict=True):
+        assert (p == q).all()
+
+
+def test_refine_tool_bad_input_exits_2_and_leaves_nothing(all_pass_model, tmp_path):
+    (tmp_path / "out").mkdir()
+    output = tmp_path / "out" / "refined.safetensors"
+    not_training = tmp_path / "notes.safetensors"
+    not_training.write_text("not a training file")
+    for argv in (
+        [f"--model={all_pass_model}", f"--input={tmp_path / 'missing.safetensors'}"],
+        [f"--model={all_pass_model}", f"--input={not_training}"],
+        [f"--model={not_training}", f"--input={not_training}"],
+    ):
+        argv = [*argv, f"--output={output}", "--no-progress"]
+        code = run_tool(RefineTool(), argv=argv, cwd=tmp_path, raises=False)
+        assert code == 2
+        assert list(output.parent.iterdir()) == []
+
+
+def _source(model, **kwargs):
+    return DiffusionEventSource(model, n_showers=2000, seed=3, n_steps=1, **kwargs)
+
+
+def test_source_applies_the_refiner_and_records_it(refined_model, all_pass_model):
+    with _source(refined_model) as source:
+        assert source.refining
+        assert source.generation_metadata["GENSHOWER REFINER"].startswith("on (")
+        events = [e.index.event_id for e in source]
+        refined_draws = source.n_redraws
+    with _source(refined_model, refine=False) as source:
+        assert not source.refining
+        assert source.generation_metadata["GENSHOWER REFINER"] == "off"
+        assert [e.index.event_id for e in source] == events  # the same showers
+        assert source.n_redraws == 0  # every image passes the (all-pass) selection
+    with _source(all_pass_model) as source:
+        assert source.generation_metadata["GENSHOWER REFINER"] == "none"
+    assert refined_draws > 0 or load_generator_modules(refined_model).refiner.info[
+        "acceptance"
+    ] == pytest.approx(1.0)
+
+
+def test_source_turns_the_refiner_off_for_other_sampling(refined_model):
+    with DiffusionEventSource(refined_model, n_showers=500, n_steps=2) as source:
+        assert not source.refining
+        assert source.generation_metadata["GENSHOWER REFINER"] == "off"
+    with DiffusionEventSource(refined_model, n_showers=500, n_steps=1, max_redraws=0) as source:
+        assert not source.refining
+
+
+def test_a_recorded_quantile_can_be_chosen_as_cap(shifted_fit):
+    lower = shifted_fit.with_cap_quantile(0.9)
+    assert lower.cap_quantile == 0.9 and shifted_fit.cap_quantile == 0.99
+    assert lower.log_cap < shifted_fit.log_cap
+    assert lower.acceptance_rate > shifted_fit.acceptance_rate
+    with pytest.raises(ValueError, match=r"no ratio quantile 0\.123"):
+        shifted_fit.with_cap_quantile(0.123)
+
+
+def test_source_cap_quantile_and_redraw_budget(refined_model, monkeypatch):
+    from ctapipe.core import ToolConfigurationError
+
+    with _source(refined_model, refiner_cap_quantile=0.5) as source:
+        assert "cap quantile 0.5," in source.generation_metadata["GENSHOWER REFINER"]
+        assert source.resolved_max_redraws >= 10
+    with pytest.raises(ToolConfigurationError, match=r"no ratio quantile 0\.123"):
+        _source(refined_model, refiner_cap_quantile=0.123)
+    with _source(refined_model, max_redraws=3) as source:
+        assert source.resolved_max_redraws == 3
+        assert source.generation_metadata["GENSHOWER MAX_REDRAWS"] == 3
+    # a rarely accepting refiner gets enough redraws for 99 % of average events
+    monkeypatch.setattr(DensityRatio, "acceptance_rate", property(lambda self: 0.01))
+    with _source(refined_model) as source:
+        assert source.resolved_max_redraws == int(np.ceil(np.log(0.01) / np.log(0.99)))
