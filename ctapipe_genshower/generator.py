@@ -23,7 +23,8 @@ exactly as training did) and redraws the failing events of the SAME showers, wit
 and new image noise, up to ``max_redraws`` times: rejection sampling from the model's
 distribution truncated to the selection region, which is what the training data are. The
 selection efficiency stays that of ``P(selected | shower)``; an event still failing after
-``max_redraws`` redraws is kept as its last draw (and reported as not accepted).
+``max_redraws`` redraws is kept as its most acceptable draw (the last of equals: the last draw
+for a bool ``accept``) and reported as not accepted.
 
 Randomness: event seed ``s`` gives draw 0 from ``SeedSequence([s, 0x5E1EC7])`` and redraw
 ``k >= 1`` from ``SeedSequence([s, 0x5E1EC7], spawn_key=(2, k))`` (each spawning a size
@@ -331,7 +332,8 @@ class ShowerGenerator:
             those, in batches.
         max_redraws : int
             Most redraws per event (0: ``accept`` is only evaluated). An event still
-            rejected after them is kept as its last draw.
+            rejected after them is kept as its draw of the highest acceptance probability
+            (the last draw when ``accept`` answers with bools).
         solver : str
             ``"ddim"``, ``"dpmpp-2m"`` or ``"heun"`` (see :mod:`.model.samplers`).
 
@@ -369,7 +371,7 @@ class ShowerGenerator:
         out["accepted"] = None
         if accept is None:
             return out
-        accepted = self._accept(accept, out, conditions, seeds, 0)
+        accepted, best = self._accept(accept, out, conditions, seeds, 0)
         for draw in range(1, int(max_redraws) + 1):
             redo = np.flatnonzero(~accepted)
             if len(redo) == 0:
@@ -382,20 +384,26 @@ class ShowerGenerator:
                 int(batch_size),
                 None if size is None else size[redo],
             )
+            kept, probability = self._accept(accept, again, conditions[redo], seeds[redo], draw)
+            # a draw replaces the one held when kept, or when at least as acceptable: an event
+            # rejected by every draw ends as its most acceptable one (the last among equals)
+            take = kept | (probability >= best[redo])
             for key in ("image", "peak_time", "size", "true_image"):
-                if key not in out:
-                    continue
-                out[key][redo] = again[key]
+                if key in out:
+                    out[key][redo[take]] = again[key][take]
+            best[redo[take]] = probability[take]
             out["n_draws"][redo] += 1
-            accepted[redo] = self._accept(accept, again, conditions[redo], seeds[redo], draw)
+            accepted[redo] = kept
         out["accepted"] = accepted
         return out
 
     @staticmethod
     def _accept(accept, drawn, conditions, seeds, draw):
-        """Which of the drawn events are kept (``accept``'s answer, decided per draw)."""
+        """Which drawn events are kept (``accept``'s answer, decided per draw) and their
+        acceptance probabilities (``(kept, probability)``)."""
         answer = accept(drawn["image"], drawn["peak_time"], conditions)
-        return _decide(answer, _event_streams(seeds, draw)[4])
+        kept = _decide(answer, _event_streams(seeds, draw)[4])
+        return kept, np.asarray(answer, dtype=np.float64)
 
     def _draw(self, conditions, seeds, draw, sampling, batch_size, size):
         """Draw ``draw`` of each event: sizes (unless given), images, peak times.

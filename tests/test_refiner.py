@@ -308,3 +308,23 @@ def test_source_cap_quantile_and_redraw_budget(refined_model, monkeypatch):
     monkeypatch.setattr(DensityRatio, "acceptance_rate", property(lambda self: 0.01))
     with _source(refined_model) as source:
         assert source.resolved_max_redraws == int(np.ceil(np.log(0.01) / np.log(0.99)))
+
+
+def test_an_event_never_kept_ends_as_its_most_acceptable_draw(selecting_model_path):
+    """Probabilities too small to keep anything: the held draw is the one of the highest."""
+    generator = ShowerGenerator.from_file(selecting_model_path, device="cpu")
+    conditions = np.tile([[0.5, 50.0, 20.0, 0.5, 0.0]], (6, 1))
+    seeds = np.arange(6)
+
+    def score(images):
+        return 1e-12 / (1 + np.exp(-(images[:, 0] - images[:, 1])))
+
+    out = generator.generate(conditions, seeds, 1, accept=lambda im, t, c: score(im), max_redraws=4)
+    assert not out["accepted"].any() and (out["n_draws"] == 5).all()
+    draws = [
+        generator._draw(conditions, seeds, k, (1, 0.0, "ddim"), 64, None)["image"] for k in range(5)
+    ]
+    best = np.argmax(np.stack([score(d) for d in draws]), axis=0)
+    expected = np.stack([draws[k][i] for i, k in enumerate(best)])
+    np.testing.assert_allclose(out["image"], expected, rtol=1e-5, atol=1e-5)
+    assert len(set(best.tolist())) > 1  # not trivially the first or the last draw

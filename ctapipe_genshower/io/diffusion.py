@@ -20,8 +20,10 @@ The run then works like a sim_telarray run:
    (:class:`~ctapipe_genshower.io.reselection.ImageReselection`); an event that fails it is
    drawn again for the same shower (new size, new image noise, the next stream of its seed),
    up to ``max_redraws`` times, and kept as its last draw (counted as exhausted) when every
-   draw failed. The numbers of redrawn events, redraws and exhausted events are logged at the
-   end of the run and are part of :attr:`DiffusionEventSource.generation_metadata`;
+   draw failed (with a refiner: its draw of the highest acceptance, so one that passes the
+   selection whenever one did). The numbers of redrawn events, redraws and exhausted events
+   are logged at the end of the run and are part of
+   :attr:`DiffusionEventSource.generation_metadata`;
 5. a refined model (``ctapipe-genshower-refine``) also keeps a selected image only with its
    refiner's acceptance probability (a density ratio between the training simulation and
    the model, :mod:`ctapipe_genshower.model.density_ratio`) and redraws the others the same
@@ -284,7 +286,8 @@ class DiffusionEventSource(SimulatedRunEventSource):
             " (ctapipe's default ImageProcessor + the selection expressions, as in training)"
             " or its refiner: the model generates selected images, so a failing image is"
             " drawn again for the same shower (new size and image noise); an event failing"
-            " every draw is kept as its last draw and counted. 0: no check, no redraws."
+            " every draw is kept as its last draw (refined: its most acceptable one) and"
+            " counted. 0: no check, no redraws."
             f" None: {DEFAULT_MAX_REDRAWS}, or for a refined run enough redraws that 99 %"
             " of the events of average acceptance are kept by the refiner. Models without a"
             " recorded selection are never redrawn"
@@ -681,7 +684,8 @@ class DiffusionEventSource(SimulatedRunEventSource):
             return
         self.log.info(
             "obs_id %d: %d of %d events redrawn (%d redraws in all, %.3f draws per event),"
-            " %d still failing the training selection after %d redraws (kept as last draw)",
+            " %d not kept after %d redraws (kept as the last draw, or the most acceptable one"
+            " with a refiner)",
             self.obs_id,
             self.n_redrawn_events,
             len(self),
