@@ -304,10 +304,10 @@ def test_source_cap_quantile_and_redraw_budget(refined_model, monkeypatch):
     with _source(refined_model, max_redraws=3) as source:
         assert source.resolved_max_redraws == 3
         assert source.generation_metadata["GENSHOWER MAX_REDRAWS"] == 3
-    # a rarely accepting refiner gets enough redraws for 99 % of average events
+    # a rarely accepting refiner gets enough redraws for 99.9 % of average events
     monkeypatch.setattr(DensityRatio, "acceptance_rate", property(lambda self: 0.01))
     with _source(refined_model) as source:
-        assert source.resolved_max_redraws == int(np.ceil(np.log(0.01) / np.log(0.99)))
+        assert source.resolved_max_redraws == int(np.ceil(np.log(1e-3) / np.log(0.99)))
 
 
 def test_an_event_never_kept_ends_as_its_most_acceptable_draw(selecting_model_path):
@@ -328,3 +328,13 @@ def test_an_event_never_kept_ends_as_its_most_acceptable_draw(selecting_model_pa
     expected = np.stack([draws[k][i] for i, k in enumerate(best)])
     np.testing.assert_allclose(out["image"], expected, rtol=1e-5, atol=1e-5)
     assert len(set(best.tolist())) > 1  # not trivially the first or the last draw
+
+
+def test_info_shows_the_refiner(refined_model, tiny_model_path):
+    from ctapipe_genshower.tools.info import model_card
+
+    info = load_generator_modules(refined_model).refiner.info
+    line = next(x for x in model_card(refined_model).splitlines() if "refiner:" in x)
+    assert f"fitted on {info['n_simulated']} simulated" in line
+    assert f"expected acceptance {info['acceptance']:.3f}" in line
+    assert "refiner:" not in model_card(tiny_model_path)

@@ -288,7 +288,7 @@ class DiffusionEventSource(SimulatedRunEventSource):
             " drawn again for the same shower (new size and image noise); an event failing"
             " every draw is kept as its last draw (refined: its most acceptable one) and"
             " counted. 0: no check, no redraws."
-            f" None: {DEFAULT_MAX_REDRAWS}, or for a refined run enough redraws that 99 %"
+            f" None: {DEFAULT_MAX_REDRAWS}, or for a refined run enough redraws that 99.9 %"
             " of the events of average acceptance are kept by the refiner. Models without a"
             " recorded selection are never redrawn"
         ),
@@ -445,7 +445,7 @@ class DiffusionEventSource(SimulatedRunEventSource):
         per_draw = min(max(refiner.acceptance_rate * passing, 1e-3), 1.0)
         if per_draw >= 1.0:
             return DEFAULT_MAX_REDRAWS
-        return max(DEFAULT_MAX_REDRAWS, int(np.ceil(np.log(0.01) / np.log1p(-per_draw))))
+        return max(DEFAULT_MAX_REDRAWS, int(np.ceil(np.log(1e-3) / np.log1p(-per_draw))))
 
     def _use_refiner(self, path):
         """Whether the run applies the model's refiner (logged when it has one but does not);

@@ -82,6 +82,17 @@ def model_card(path):
     selection = training.get("selection") or []
     if selection:
         lines.append("  selection: " + ", ".join(f"{name}: {expr}" for name, expr in selection))
+    refiner = (meta.get("refiner") or {}).get("info")
+    if refiner is not None:
+        sampling = refiner.get("sampling", {})
+        lines.append(
+            f"  refiner: fitted on {refiner.get('n_simulated')} simulated vs"
+            f" {refiner.get('n_generated')} generated images ({sampling.get('solver')},"
+            f" {sampling.get('n_steps')} steps), held-out AUC"
+            f" {refiner.get('auc_validation', 0):.3f};"
+            f" cap quantile {refiner.get('cap_quantile')}, expected acceptance"
+            f" {refiner.get('acceptance', 0):.3f} (docs/refiner.md)"
+        )
     thrown = training.get("thrown") or {}
     if thrown:
         lines.append("  thrown distribution (defaults of DiffusionEventSource):")

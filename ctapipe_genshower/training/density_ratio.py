@@ -81,7 +81,7 @@ def fit_density_ratio(
     DensityRatio
         With ``info``: sample sizes, best epoch, held-out loss, held-out AUC, the cap's
         quantile and the expected acceptance ``mean(min(r, r_max)) / r_max`` of generated
-        images, and the fraction of simulated weight the cap leaves uncorrected.
+        images, and the ratio's quantiles with their acceptance (caps a run may choose).
     """
     import torch
 
@@ -166,8 +166,6 @@ def fit_density_ratio(
     log_r_gen = ratio.log_ratio_of_features(gen_val)
     log_cap = float(np.quantile(log_r_gen, cap_quantile))
     r_gen = np.exp(np.minimum(log_r_gen - log_cap, 0.0))
-    # the simulated weight above the cap is what the refiner cannot move the model to
-    excess = np.exp(log_r_gen - log_cap) - r_gen
     info = {
         "n_simulated": len(simulated),
         "n_generated": len(generated),
@@ -185,7 +183,6 @@ def fit_density_ratio(
             for q in CAP_QUANTILES
         },
         "acceptance": float(r_gen.mean()),
-        "uncorrected_fraction": float(excess.sum() / np.exp(log_r_gen - log_cap).sum()),
         "seed": int(seed),
     }
     return DensityRatio(net, mean, scale, log_cap, features, info)

@@ -55,6 +55,7 @@ PARAMETERS = {
     "concentration_core": ("concentration (core)", False),
     "concentration_pixel": ("concentration (pixel)", False),
     "timing_slope": ("timing slope [ns/deg]", False),
+    "timing_deviation": ("timing deviation [ns]", False),
     "morphology_n_islands": ("islands", False),
     "intensity_max": ("max pixel [p.e.]", True),
 }
