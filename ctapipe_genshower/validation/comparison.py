@@ -36,13 +36,10 @@ GALLERY_PAIRS = 5
 MIN_SELECTED = 100
 
 #: Features of the classifier two-sample test (log10 of the log-scale parameters). The
-#: parameters added to the report after 2026-12-03 (``timing_deviation``) are compared by
-#: W1 only, so that classifier AUCs stay comparable with the earlier reports.
-CLASSIFIER_FEATURES = [
-    name
-    for name in PARAMETERS
-    if name not in ("leakage_intensity_width_1", "concentration_cog", "timing_deviation")
-]
+#: parameters added to the report after 2026-12-03 (``timing_deviation``, ``peak_time_std``)
+#: are compared by W1 only, so that classifier AUCs stay comparable with the earlier reports.
+W1_ONLY = ("leakage_intensity_width_1", "concentration_cog", "timing_deviation", "peak_time_std")
+CLASSIFIER_FEATURES = [name for name in PARAMETERS if name not in W1_ONLY]
 
 #: Shower conditions added to the features of the conditional classifier (truth column,
 #: log10); columns absent or all-NaN in either sample are left out.

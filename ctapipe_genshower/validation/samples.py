@@ -56,6 +56,7 @@ PARAMETERS = {
     "concentration_pixel": ("concentration (pixel)", False),
     "timing_slope": ("timing slope [ns/deg]", False),
     "timing_deviation": ("timing deviation [ns]", False),
+    "peak_time_std": ("peak-time spread [ns]", False),
     "morphology_n_islands": ("islands", False),
     "intensity_max": ("max pixel [p.e.]", True),
 }

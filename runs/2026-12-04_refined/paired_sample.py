@@ -1,6 +1,10 @@
 """Exploration: real vs generated (student4) parameter features on the training conditions."""
-import sys, time
+
+import sys
+import time
+
 import numpy as np
+
 from ctapipe_genshower.data.training_file import TrainingFile
 from ctapipe_genshower.generator import ShowerGenerator
 from ctapipe_genshower.io.reselection import ImageReselection
@@ -23,9 +27,14 @@ for start in range(0, len(idx), 2048):
     p, _ = sel.parameters(o["image"], o["peak_time"])
     for k, v in p.items():
         res.setdefault(k, []).append(np.asarray(v.value if hasattr(v, "value") else v))
-    res.setdefault("n_draws", []).append(o["n_draws"]); res.setdefault("accepted", []).append(o["accepted"])
+    res.setdefault("n_draws", []).append(o["n_draws"])
+    res.setdefault("accepted", []).append(o["accepted"])
     print(start, time.time() - t0, flush=True)
-np.savez(out, conditions=cond, idx=idx,
-         **{"real_" + k: np.asarray(v.value if hasattr(v, "value") else v) for k, v in real.items()},
-         **{"gen_" + k: np.concatenate(v) for k, v in res.items()})
+np.savez(
+    out,
+    conditions=cond,
+    idx=idx,
+    **{"real_" + k: np.asarray(v.value if hasattr(v, "value") else v) for k, v in real.items()},
+    **{"gen_" + k: np.concatenate(v) for k, v in res.items()},
+)
 print("done", time.time() - t0)
