@@ -140,7 +140,8 @@ def test_geometry_model_trains_saves_and_loads(tmp_path, synthetic):
     path = tmp_path / "geo.safetensors"
     config = tiny_train_config(steps=2, min_snr_gamma=5.0)
     train(synthetic, path, PRESETS["tiny-geo"], config)
-    pixel_net, _, transforms, metadata = load_generator_modules(path)
+    pixel_net, _, transforms, metadata, refiner = load_generator_modules(path)
+    assert refiner is None
     assert pixel_net.config.in_channels == 5 and "geometry" in transforms
     assert metadata["config"]["train"]["min_snr_gamma"] == 5.0
     fitted = transforms["geometry"]

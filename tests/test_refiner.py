@@ -271,9 +271,7 @@ def test_source_applies_the_refiner_and_records_it(refined_model, all_pass_model
         assert source.n_redraws == 0  # every image passes the (all-pass) selection
     with _source(all_pass_model) as source:
         assert source.generation_metadata["GENSHOWER REFINER"] == "none"
-    assert refined_draws > 0 or load_generator_modules(refined_model).refiner.info[
-        "acceptance"
-    ] == pytest.approx(1.0)
+    assert refined_draws > 0  # the refiner rejected some selected images
 
 
 def test_source_turns_the_refiner_off_for_other_sampling(refined_model):
