@@ -5,7 +5,7 @@ training file, seeds 1e6 + index, and all ctapipe parameters of both; independen
 refiner's own fit sample). Prints mean and W1 / floor (floor: the two halves of the simulated
 sample) for every parameter, before and after the refiner's rejection.
 
-    python paired_sample.py student4.safetensors pairs.npz 40000
+    python paired_sample.py student4.safetensors pairs.npz 40000 train8.training.safetensors
     python diagnose_pairs.py pairs.npz student4_refined.safetensors > diagnose_pairs.txt
 """
 

@@ -1,4 +1,11 @@
-"""Exploration: real vs generated (student4) parameter features on the training conditions."""
+"""Simulated vs generated images of the same showers, with all their ctapipe parameters.
+
+The model's image for each of ``N`` showers of a training file (seed 1e6 + index, redraws for
+the selection as the source makes them), then both parameterised; written as an ``.npz``
+(``real_*``, ``gen_*`` columns, ``conditions``)::
+
+    python paired_sample.py student4.safetensors pairs.npz 40000 train8.training.safetensors
+"""
 
 import sys
 import time
@@ -10,7 +17,7 @@ from ctapipe_genshower.generator import ShowerGenerator
 from ctapipe_genshower.io.reselection import ImageReselection
 
 model, out, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
-tf = TrainingFile("/work/prod/train8.training.safetensors")
+tf = TrainingFile(sys.argv[4])
 rng = np.random.default_rng(0)
 idx = np.sort(rng.choice(len(tf), size=min(n, len(tf)), replace=False))
 arr = tf.take(idx)
@@ -19,7 +26,7 @@ sel = ImageReselection(gen.subarray, gen.training_meta["tel_ids"][0], gen.select
 t0 = time.time()
 real, _ = sel.parameters(arr["image"], arr["peak_time"])
 print("real params", time.time() - t0, flush=True)
-cond = arr["conditions"] if isinstance(arr, dict) else arr.conditions
+cond = arr["conditions"]
 res = {}
 for start in range(0, len(idx), 2048):
     sl = slice(start, start + 2048)

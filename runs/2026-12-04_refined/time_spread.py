@@ -2,8 +2,10 @@
 
 400 showers of the training file (toy runs 101-108), one image each from the student, the
 bundled teacher with three samplers and the signal model; medians of the cleaned images'
-peak-time parameters. ``python time_spread.py 400 > time_spread.txt`` (paths of this
-machine's production folder, as run).
+peak-time parameters::
+
+    python time_spread.py 400 train8.training.safetensors default_model.safetensors \
+        student4.safetensors signal_12000.safetensors > time_spread.txt
 """
 
 import sys
@@ -16,18 +18,18 @@ from ctapipe_genshower.generator import ShowerGenerator
 from ctapipe_genshower.io.reselection import ImageReselection
 
 N = int(sys.argv[1])
-tf = TrainingFile("/work/prod/train8.training.safetensors")
+training_file, teacher, student, signal = sys.argv[2:6]
+tf = TrainingFile(training_file)
 idx = np.sort(np.random.default_rng(3).choice(len(tf), N, replace=False))
 arr = tf.take(idx)
 cond = np.asarray(arr["conditions"], float)
-teacher = "/work/main/ctapipe_genshower/resources/default_model.safetensors"
 runs = [
     ("simulated", None, None, None),
-    ("student4 ddim4", "/work/main/runs/2026-12-04_student4/student4.safetensors", "ddim", 4),
+    ("student4 ddim4", student, "ddim", 4),
     ("teacher ddim20", teacher, "ddim", 20),
     ("teacher dpmpp16", teacher, "dpmpp-2m", 16),
     ("teacher ddim50", teacher, "ddim", 50),
-    ("signal ddim20", "/work/main/runs/2026-12-04_signal/signal_12000.safetensors", "ddim", 20),
+    ("signal ddim20", signal, "ddim", 20),
 ]
 sel = None
 for name, model, solver, steps in runs:
