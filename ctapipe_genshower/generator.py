@@ -367,11 +367,12 @@ class ShowerGenerator:
 
         sampling = (n_steps, eta, solver)
         out = self._draw(conditions, seeds, 0, sampling, int(batch_size), size)
+        uniforms = out.pop("accept_uniform")
         out["n_draws"] = np.ones(n, dtype=np.int64)
         out["accepted"] = None
         if accept is None:
             return out
-        accepted, best = self._accept(accept, out, conditions, seeds, 0)
+        accepted, best = self._accept(accept, out, conditions, uniforms)
         for draw in range(1, int(max_redraws) + 1):
             redo = np.flatnonzero(~accepted)
             if len(redo) == 0:
@@ -384,7 +385,8 @@ class ShowerGenerator:
                 int(batch_size),
                 None if size is None else size[redo],
             )
-            kept, probability = self._accept(accept, again, conditions[redo], seeds[redo], draw)
+            uniforms = again.pop("accept_uniform")
+            kept, probability = self._accept(accept, again, conditions[redo], uniforms)
             # a draw replaces the one held when kept, or when at least as acceptable: an event
             # rejected by every draw ends as its most acceptable one (the last among equals)
             take = kept | (probability >= best[redo])
@@ -398,11 +400,11 @@ class ShowerGenerator:
         return out
 
     @staticmethod
-    def _accept(accept, drawn, conditions, seeds, draw):
-        """Which drawn events are kept (``accept``'s answer, decided per draw) and their
-        acceptance probabilities (``(kept, probability)``)."""
+    def _accept(accept, drawn, conditions, uniforms):
+        """Which drawn events are kept (``accept``'s answer, decided with each draw's own
+        uniform) and their acceptance probabilities (``(kept, probability)``)."""
         answer = accept(drawn["image"], drawn["peak_time"], conditions)
-        kept = _decide(answer, _event_streams(seeds, draw)[4])
+        kept = _decide(answer, uniforms)
         return kept, np.asarray(answer, dtype=np.float64)
 
     def _draw(self, conditions, seeds, draw, sampling, batch_size, size):
@@ -416,7 +418,7 @@ class ShowerGenerator:
 
         n_steps, eta, solver = sampling
         n = len(conditions)
-        _, _, image_seeds, response_seeds, _ = _event_streams(seeds, draw)
+        _, _, image_seeds, response_seeds, accept_uniform = _event_streams(seeds, draw)
         response = self.transforms.get("response")
         if response is not None:
             true_image = np.empty((n, self.n_pixels), dtype=np.int32)
@@ -441,6 +443,7 @@ class ShowerGenerator:
                 rngs = [np.random.default_rng(int(s)) for s in response_seeds[sl]]
                 image[sl], peak_time[sl] = response.apply(true_image[sl], peak_time[sl], rngs)
         out = {"image": image, "peak_time": peak_time, "size": size}
+        out["accept_uniform"] = accept_uniform  # for generate's decision, not returned
         if response is not None:
             np.minimum(image, self.saturation, out=image)
             out["true_image"] = true_image

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 from ctapipe.core import run_tool
 from fixtures_model import with_recorded_selection
-from sklearn.metrics import roc_auc_score
 
 from ctapipe_genshower.checkpoint import (
     CheckpointError,
@@ -24,7 +23,7 @@ from ctapipe_genshower.model.density_ratio import (
     refiner_features,
 )
 from ctapipe_genshower.tools.refine import RefineTool
-from ctapipe_genshower.training.density_ratio import auc_score, fit_density_ratio
+from ctapipe_genshower.training.density_ratio import fit_density_ratio
 
 N_COLUMNS = len(REFINER_FEATURES) + 5
 ALL_PASS = [["all", "True"]]
@@ -59,13 +58,6 @@ def test_features_take_logs_keep_nan_and_append_conditions():
     del columns["hillas_width"]
     with pytest.raises(KeyError, match="hillas_width"):
         refiner_features(columns, conditions)
-
-
-def test_auc_score_agrees_with_sklearn():
-    rng = np.random.default_rng(0)
-    pos, neg = rng.normal(0.3, 1, 300), np.round(rng.normal(0, 1, 200), 1)  # with ties
-    expected = roc_auc_score(np.r_[np.ones(300), np.zeros(200)], np.r_[pos, neg])
-    assert auc_score(pos, neg) == pytest.approx(expected, abs=1e-12)
 
 
 # -- the fit ---------------------------------------------------------------------------------
@@ -196,11 +188,10 @@ def training_file(tiny_model_training_arrays, tmp_path_factory):
     return write_training_file(path, tiny_model_training_arrays)
 
 
-@pytest.fixture(scope="module")
-def refined_model(all_pass_model, training_file, tmp_path_factory):
-    output = tmp_path_factory.mktemp("refine") / "refined.safetensors"
+def _refine(model, training_file, output):
+    """Run the tool at plumbing size (60 images, 1 step, 2 epochs)."""
     argv = [
-        f"--model={all_pass_model}",
+        f"--model={model}",
         f"--input={training_file}",
         f"--output={output}",
         "--n-events=60",
@@ -210,6 +201,13 @@ def refined_model(all_pass_model, training_file, tmp_path_factory):
     ]
     assert run_tool(RefineTool(), argv=argv, cwd=output.parent) == 0
     return output
+
+
+@pytest.fixture(scope="module")
+def refined_model(all_pass_model, training_file, tmp_path_factory):
+    return _refine(
+        all_pass_model, training_file, tmp_path_factory.mktemp("refine") / "refined.safetensors"
+    )
 
 
 def test_refine_tool_writes_a_refined_model(refined_model, tiny_model_training_arrays):
@@ -222,17 +220,7 @@ def test_refine_tool_writes_a_refined_model(refined_model, tiny_model_training_a
 
 
 def test_refine_tool_is_reproducible(refined_model, all_pass_model, training_file, tmp_path):
-    output = tmp_path / "again.safetensors"
-    argv = [
-        f"--model={all_pass_model}",
-        f"--input={training_file}",
-        f"--output={output}",
-        "--n-events=60",
-        "--n-steps=1",
-        "--epochs=2",
-        "--no-progress",
-    ]
-    assert run_tool(RefineTool(), argv=argv, cwd=tmp_path) == 0
+    output = _refine(all_pass_model, training_file, tmp_path / "again.safetensors")
     a, b = load_generator_modules(refined_model), load_generator_modules(output)
     for p, q in zip(a.refiner.net.parameters(), b.refiner.net.parameters(), strict=True):
         assert (p == q).all()

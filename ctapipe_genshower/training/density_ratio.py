@@ -14,28 +14,10 @@ import numpy as np
 
 from ..model.density_ratio import REFINER_FEATURES, DensityRatio, density_ratio_net
 
-__all__ = ["CAP_QUANTILES", "auc_score", "fit_density_ratio"]
+__all__ = ["CAP_QUANTILES", "fit_density_ratio"]
 
 #: Quantiles of the ratio over generated images recorded with a refiner (possible caps).
 CAP_QUANTILES = (0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995)
-
-
-def auc_score(scores_positive, scores_negative):
-    """Area under the ROC curve (Mann-Whitney U with mid-ranks), numpy only."""
-    pos = np.asarray(scores_positive, dtype=np.float64)
-    neg = np.asarray(scores_negative, dtype=np.float64)
-    if len(pos) == 0 or len(neg) == 0:
-        raise ValueError("both classes need at least one score")
-    scores = np.concatenate([pos, neg])
-    order = np.argsort(scores, kind="mergesort")
-    ranks = np.empty(len(scores))
-    sorted_scores = scores[order]
-    # mid-ranks of ties
-    _, first, counts = np.unique(sorted_scores, return_index=True, return_counts=True)
-    mid = first + (counts + 1) / 2.0
-    ranks[order] = np.repeat(mid, counts)
-    u = ranks[: len(pos)].sum() - len(pos) * (len(pos) + 1) / 2.0
-    return float(u / (len(pos) * len(neg)))
 
 
 def fit_density_ratio(
@@ -84,6 +66,7 @@ def fit_density_ratio(
         images, and the ratio's quantiles with their acceptance (caps a run may choose).
     """
     import torch
+    from sklearn.metrics import roc_auc_score
 
     simulated = np.asarray(simulated, dtype=np.float64)
     generated = np.asarray(generated, dtype=np.float64)
@@ -174,7 +157,12 @@ def fit_density_ratio(
         "epochs": int(epochs),
         "validation_loss": float(best[0]),
         "validation_loss_untrained": float(np.log(2.0)),
-        "auc_validation": auc_score(log_r_sim, log_r_gen),
+        "auc_validation": float(
+            roc_auc_score(
+                np.r_[np.ones(len(log_r_sim)), np.zeros(len(log_r_gen))],
+                np.r_[log_r_sim, log_r_gen],
+            )
+        ),
         "cap_quantile": float(cap_quantile),
         # caps a generating run may choose instead (fidelity against draws per event)
         "log_ratio_quantiles": {f"{q:g}": float(np.quantile(log_r_gen, q)) for q in CAP_QUANTILES},
