@@ -365,3 +365,42 @@ def test_a_student_teaches_on_its_own_grid(tmp_path, smooth_source, teacher):
             PRESETS["tiny"],
             _distill_config(student, steps=1, distill_steps=1, teacher_substeps=3),
         )
+
+
+def test_warm_start_with_the_asinh_time_transform(tmp_path, small_source):
+    """A linear-time model continued as ``-asinh-time``: same weights and charge/condition
+    normalisations, a time transform refitted in the asinh form; a student may not switch."""
+    first = tmp_path / "first.safetensors"
+    train(small_source, first, PRESETS["tiny"], _config(steps=1))
+    continued = tmp_path / "asinh.safetensors"
+    train(
+        small_source,
+        continued,
+        PRESETS["tiny-asinh-time"],
+        _config(steps=1, init_model=str(first)),
+    )
+    a, b = read_metadata(first)["transforms"], read_metadata(continued)["transforms"]
+    assert a["image"] == b["image"] and a["conditions"] == b["conditions"]
+    assert "softening" not in a["time"] and b["time"]["softening"] > 0
+    assert read_metadata(continued)["config"]["model"]["time_transform"] == "asinh"
+    with pytest.raises(ValueError, match="a student must keep its teacher's time transform"):
+        train(
+            small_source,
+            tmp_path / "student.safetensors",
+            PRESETS["tiny-asinh-time"],
+            _config(steps=1, init_model=str(first), distill_steps=2, teacher_substeps=2),
+        )
+
+
+def test_time_transform_is_a_checked_setting_not_an_architecture():
+    from ctapipe_genshower.model.config import ModelConfig
+
+    small, asinh = PRESETS["small"], PRESETS["small-asinh-time"]
+    assert small.architecture_dict() == asinh.architecture_dict()
+    assert small.network_dict() != asinh.network_dict()
+    assert ModelConfig.from_dict(asinh.to_dict()) == asinh
+    old = small.to_dict()
+    del old["time_transform"]  # files written before the setting existed
+    assert ModelConfig.from_dict(old).time_transform == "linear"
+    with pytest.raises(ValueError, match="time_transform must be one of"):
+        ModelConfig(time_transform="log")

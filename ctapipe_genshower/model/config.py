@@ -7,10 +7,13 @@ a Tool can offer ``--model tiny|small|base`` (``PRESETS``) without paying for to
 
 from dataclasses import asdict, dataclass, field, replace
 
-__all__ = ["PRESETS", "SOLVER_NAMES", "MLPConfig", "ModelConfig", "UNetConfig"]
+__all__ = ["PRESETS", "SOLVER_NAMES", "TIME_TRANSFORMS", "MLPConfig", "ModelConfig", "UNetConfig"]
 
 #: The samplers of :mod:`.samplers` by name (here, without torch, for traits and checks).
 SOLVER_NAMES = ("ddim", "dpmpp-2m", "heun")
+
+#: Forms of the peak-time transform (``ModelConfig.time_transform``).
+TIME_TRANSFORMS = ("linear", "asinh", "asinh+linear")
 
 #: Charge and peak time.
 _DATA_CHANNELS = 2
@@ -107,6 +110,12 @@ class ModelConfig:
         The network generates the Cherenkov signal (true p.e. and signal times) and a
         pixel response learned from the training pairs makes the DL1 image
         (:mod:`ctapipe_genshower.model.pixel_response`); needs training data with true images.
+    time_transform : {"linear", "asinh", "asinh+linear"}
+        Form of the peak-time normalisation (:class:`~.transforms.TimeTransform`): ``asinh``
+        gives the shower's sub-ns time profile most of the network's range instead of the
+        readout window; ``asinh+linear`` keeps the noise pixels' times resolvable too. Not a
+        property of the network: a trained model may be continued with another form
+        (``--init-model``; its time transform is then refitted).
     """
 
     unet: UNetConfig = field(default_factory=UNetConfig)
@@ -119,8 +128,13 @@ class ModelConfig:
     geometry_maps: bool = False
     distilled_steps: int = 0
     pixel_response: bool = False
+    time_transform: str = "linear"
 
     def __post_init__(self):
+        if self.time_transform not in TIME_TRANSFORMS:
+            raise ValueError(
+                f"time_transform must be one of {TIME_TRANSFORMS}, got {self.time_transform!r}"
+            )
         expected = _DATA_CHANNELS + (_GEOMETRY_CHANNELS if self.geometry_maps else 0)
         if self.distilled_steps and self.distilled_steps != self.default_n_steps:
             raise ValueError(
@@ -137,6 +151,13 @@ class ModelConfig:
         """:meth:`to_dict` without the sampling settings: equal for a teacher and its student."""
         d = self.to_dict()
         del d["default_n_steps"], d["distilled_steps"]
+        return d
+
+    def architecture_dict(self):
+        """:meth:`network_dict` without the time transform: the networks whose weights can
+        start one another's training."""
+        d = self.network_dict()
+        del d["time_transform"]
         return d
 
     def distilled(self, n_steps):
@@ -188,7 +209,9 @@ _SMALL_UNET = dict(
 
 #: Named model sizes: ``tiny`` for tests (seconds), ``small`` for the bundled CPU model,
 #: ``base`` for GPUs; ``-geo`` adds the geometry channels, ``-signal`` the learned pixel
-#: response (the network generates the signal, see :mod:`.pixel_response`).
+#: response (the network generates the signal, see :mod:`.pixel_response`), ``-asinh-time``
+#: the asinh peak-time transform, ``-asinh-linear-time`` asinh plus a linear term
+#: (``ModelConfig.time_transform``).
 PRESETS = {
     "tiny": ModelConfig(
         unet=UNetConfig(**_TINY_UNET),
@@ -210,7 +233,20 @@ PRESETS = {
         default_n_steps=4,
         pixel_response=True,
     ),
+    "tiny-asinh-time": ModelConfig(
+        unet=UNetConfig(**_TINY_UNET),
+        shower_hidden=16,
+        shower_depth=1,
+        default_n_steps=4,
+        time_transform="asinh",
+    ),
     "small": ModelConfig(unet=UNetConfig(**_SMALL_UNET), default_n_steps=20),
+    "small-asinh-time": ModelConfig(
+        unet=UNetConfig(**_SMALL_UNET), default_n_steps=20, time_transform="asinh"
+    ),
+    "small-asinh-linear-time": ModelConfig(
+        unet=UNetConfig(**_SMALL_UNET), default_n_steps=20, time_transform="asinh+linear"
+    ),
     "small-signal": ModelConfig(
         unet=UNetConfig(**_SMALL_UNET), default_n_steps=20, pixel_response=True
     ),

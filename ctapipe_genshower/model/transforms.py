@@ -30,18 +30,22 @@ import math
 import numpy as np
 import torch
 
+from .config import TIME_TRANSFORMS
 from .geometry import GeometryMaps
 from .pixel_response import PixelResponse, signal_view
 
 __all__ = [
     "CONDITION_NAMES",
     "FEATURE_NAMES",
+    "SIGNAL_CHARGE",
+    "TIME_TRANSFORMS",
     "ConditionTransform",
     "ImageTransform",
     "PixelGrid",
     "TimeTransform",
     "decode_images",
     "encode_images",
+    "fit_time_transform",
     "fit_transforms",
     "transforms_from_dict",
     "transforms_to_dict",
@@ -51,6 +55,10 @@ __all__ = [
 #: package imports only torch + numpy; a test checks they agree).
 CONDITION_NAMES = ("log10_energy", "impact_x", "impact_y", "source_fov_lon", "source_fov_lat")
 FEATURE_NAMES = (*CONDITION_NAMES, "impact_distance", "fov_offset")
+
+#: Pixels with at least this DL1 charge (p.e.) hold the shower's time, not a noise pulse's:
+#: the asinh time transform is centred and scaled on their peak times.
+SIGNAL_CHARGE = 10.0
 
 
 def _as_tensor(x, dtype=torch.float32):
@@ -185,49 +193,137 @@ class ImageTransform:
 
 
 class TimeTransform:
-    """Peak time: ``(t - center) / scale`` with robust global statistics; clipped on inverse."""
+    """Peak time: ``(t - center) / scale``, or asinh-compressed around the signal time.
 
-    def __init__(self, center=0.0, scale=1.0, t_min=-math.inf, t_max=math.inf):
+    Linear (``softening=None``): robust global statistics of all peak times. A noise pixel's
+    time is uniform in the readout window, so the scale is the window's (tens of ns) and the
+    shower's sub-ns time structure is a percent of the network's unit.
+
+    Asinh (``softening`` in ns): ``y = (asinh((t - center) / softening) - shift) / scale``
+    with ``center`` and ``softening`` the median and robust spread of bright pixels' times
+    (:data:`SIGNAL_CHARGE`): linear across the shower's time profile, logarithmic in the
+    noise pixels' tails, so the profile gets most of the network's resolution.
+
+    Asinh + linear (``linear_slope`` > 0): ``y = (linear_slope * (t - center) + asinh((t -
+    center) / softening) - shift) / scale``, the linear term as large in variance as the asinh
+    term: the shower's times keep most of the resolution, and the noise pixels' times, which
+    the asinh alone squeezes into a logarithmic tail, stay resolvable across the window.
+    Generated times are clipped to the fitted range in all forms.
+    """
+
+    def __init__(
+        self,
+        center=0.0,
+        scale=1.0,
+        t_min=-math.inf,
+        t_max=math.inf,
+        softening=None,
+        shift=0.0,
+        linear_slope=0.0,
+    ):
         self.center = float(center)
         self.scale = float(scale)
         self.t_min = float(t_min)
         self.t_max = float(t_max)
+        self.softening = None if softening is None else float(softening)
+        self.shift = float(shift)
+        self.linear_slope = float(linear_slope)
 
     def fit(self, peak_time, robust=True):
         """Fit on peak times (any shape). ``robust=False``: the standard deviation as scale,
         for times whose tails must stay O(1) too (a response model's signal times)."""
-        t = _as_tensor(peak_time, torch.float64).flatten()
-        if not torch.isfinite(t).all():
-            raise ValueError("cannot fit the time transform: peak times contain NaN or inf")
-        q25, q50, q75 = torch.quantile(
-            t[:: max(1, len(t) // 1_000_000)], torch.tensor([0.25, 0.5, 0.75], dtype=t.dtype)
-        )
+        t = self._checked(peak_time)
+        q25, q50, q75 = _quartiles(t)
         self.center = float(q50)
         spread = float(q75 - q25) * 0.7413 if robust else float(t.std())
         self.scale = max(spread, 1e-3)
+        self.softening, self.shift = None, 0.0
         self.t_min, self.t_max = float(t.min()), float(t.max())
         return self
 
+    def fit_softened(self, peak_time, signal_time, linear=False):
+        """Fit the asinh form: ``center`` and ``softening`` from ``signal_time`` (the times
+        of bright pixels), ``shift`` and ``scale`` from all ``peak_time``; ``linear``: add
+        the linear term, its slope giving it the asinh term's standard deviation."""
+        t, s = self._checked(peak_time), self._checked(signal_time)
+        if len(s) < 2:
+            raise ValueError("cannot fit the time transform: fewer than 2 bright pixels")
+        q25, q50, q75 = _quartiles(s)
+        self.center = float(q50)
+        self.softening = max(float(q75 - q25) * 0.7413, 1e-3)
+        dt = t - self.center
+        u = torch.asinh(dt / self.softening)
+        self.linear_slope = float(u.std() / dt.std().clamp_min(1e-6)) if linear else 0.0
+        u = u + self.linear_slope * dt
+        self.shift = float(u.mean())
+        self.scale = max(float(u.std()), 1e-6)
+        self.t_min, self.t_max = float(t.min()), float(t.max())
+        return self
+
+    @staticmethod
+    def _checked(peak_time):
+        t = _as_tensor(peak_time, torch.float64).flatten()
+        if not torch.isfinite(t).all():
+            raise ValueError("cannot fit the time transform: peak times contain NaN or inf")
+        return t
+
     def forward(self, peak_time):
-        return ((_as_tensor(peak_time, torch.float64) - self.center) / self.scale).float()
+        t = _as_tensor(peak_time, torch.float64) - self.center
+        if self.softening is None:
+            return (t / self.scale).float()
+        return ((self._softened(t) - self.shift) / self.scale).float()
+
+    def _softened(self, dt):
+        return torch.asinh(dt / self.softening) + self.linear_slope * dt
 
     def inverse(self, y, clip=True):
-        t = _as_tensor(y, torch.float64) * self.scale + self.center
+        y = _as_tensor(y, torch.float64)
+        if self.softening is None:
+            t = y * self.scale + self.center
+        elif self.linear_slope == 0:
+            # clamp before sinh: a wild value must not overflow before it is clipped
+            u = (y * self.scale + self.shift).clamp(-50.0, 50.0)
+            t = self.center + self.softening * torch.sinh(u)
+        else:
+            t = self.center + self._invert_softened(y * self.scale + self.shift)
         if clip:
             t = t.clamp(self.t_min, self.t_max)
         return t.float()
 
+    def _invert_softened(self, u):
+        """``dt`` with ``_softened(dt) = u`` by bisection (the map is strictly increasing),
+        bracketed by the linear term alone, which bounds ``|dt|`` from above."""
+        bound = u.abs() / self.linear_slope + 1e-9
+        lo, hi = -bound, bound
+        for _ in range(64):  # float64: the bracket shrinks below rounding
+            mid = 0.5 * (lo + hi)
+            above = self._softened(mid) > u
+            hi = torch.where(above, mid, hi)
+            lo = torch.where(above, lo, mid)
+        return 0.5 * (lo + hi)
+
     def to_dict(self):
-        return {
+        data = {
             "center": self.center,
             "scale": self.scale,
             "t_min": self.t_min,
             "t_max": self.t_max,
         }
+        if self.softening is not None:
+            data.update(softening=self.softening, shift=self.shift)
+        if self.linear_slope:
+            data.update(linear_slope=self.linear_slope)
+        return data
 
     @classmethod
     def from_dict(cls, data):
         return cls(**data)
+
+
+def _quartiles(t):
+    """25 %, 50 %, 75 % quantiles of a flat tensor (subsampled to at most ~1e6 values)."""
+    levels = torch.tensor([0.25, 0.5, 0.75], dtype=t.dtype)
+    return torch.quantile(t[:: max(1, len(t) // 1_000_000)], levels)
 
 
 class ConditionTransform:
@@ -325,7 +421,14 @@ def transforms_from_dict(data):
 
 
 def fit_transforms(
-    batch, grid_shape, grid_index, pad_to=1, saturation=None, pixel_fov=None, response=False
+    batch,
+    grid_shape,
+    grid_index,
+    pad_to=1,
+    saturation=None,
+    pixel_fov=None,
+    response=False,
+    time_transform="linear",
 ):
     """Fit all transforms on a batch of training events.
 
@@ -346,6 +449,8 @@ def fit_transforms(
         Fit a :class:`~.pixel_response.PixelResponse` on ``batch["true_image"]`` and the
         DL1 images; the other transforms are then fitted on the signal
         (:func:`~.pixel_response.signal_view`), which the network learns.
+    time_transform : {"linear", "asinh", "asinh+linear"}
+        Form of the peak-time transform (:class:`TimeTransform`).
 
     Returns
     -------
@@ -373,9 +478,7 @@ def fit_transforms(
         "image": image_tf,
         # a response model's times matter only where there is signal (see signal_view);
         # 1-p.e. pixels' times have long tails (the extractor picks an NSB pulse)
-        "time": TimeTransform().fit(batch["peak_time"][batch["image"] > 0], robust=False)
-        if response
-        else TimeTransform().fit(batch["peak_time"]),
+        "time": fit_time_transform(batch, time_transform, response),
         "conditions": ConditionTransform().fit(batch["conditions"], size),
     }
     if pixel_fov is not None:
@@ -383,6 +486,30 @@ def fit_transforms(
         transforms["geometry"] = geometry.fit(batch["image"], batch["conditions"])
     transforms.update(fitted)
     return transforms
+
+
+def fit_time_transform(batch, time_transform="linear", response=False):
+    """The peak-time transform of :func:`fit_transforms` alone.
+
+    ``batch`` holds ``image`` and ``peak_time`` (for ``response``: the signal view, true p.e.
+    and signal times). Also used to give a warm-started model a new time transform.
+    """
+    if time_transform not in TIME_TRANSFORMS:
+        raise ValueError(f"time_transform must be one of {TIME_TRANSFORMS}, got {time_transform!r}")
+    image, time = np.asarray(batch["image"]), np.asarray(batch["peak_time"])
+    if time_transform in ("asinh", "asinh+linear"):
+        # a response model's signal pixels are those with any p.e.; a DL1 model's are bright
+        signal = image > 0 if response else image >= SIGNAL_CHARGE
+        return TimeTransform().fit_softened(
+            time[signal] if response else time,
+            time[signal],
+            linear=time_transform == "asinh+linear",
+        )
+    # a response model's times matter only where there is signal (see signal_view);
+    # 1-p.e. pixels' times have long tails (the extractor picks an NSB pulse)
+    if response:
+        return TimeTransform().fit(time[image > 0], robust=False)
+    return TimeTransform().fit(time)
 
 
 def encode_images(transforms, image, peak_time, size):

@@ -343,7 +343,7 @@ class TrainTool(Tool):
         except (CheckpointError, KeyError, TypeError, ValueError) as err:
             raise ToolConfigurationError(f"Unusable --init-model: {err}") from None
         # a distilled student is a network of its preset too (the teacher of a further round)
-        if config.network_dict() != PRESETS[self.model].network_dict():
+        if config.architecture_dict() != PRESETS[self.model].architecture_dict():
             raise ToolConfigurationError(
                 f"--init-model {self.init_model} is not a '{self.model}' network; "
                 "train with its preset (ctapipe-genshower-info shows it)"

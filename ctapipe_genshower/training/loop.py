@@ -38,7 +38,11 @@ from ..model.denoiser import PIXEL_CONDITION_DIM, Denoiser
 from ..model.distillation import distillation_loss
 from ..model.networks import UNet
 from ..model.shower_model import ShowerModel, ThrownSampler
-from ..model.transforms import fit_transforms, transforms_from_dict, transforms_to_dict
+from ..model.transforms import (
+    fit_transforms,
+    transforms_from_dict,
+    transforms_to_dict,
+)
 from .config import TrainConfig
 from .dataset import SignalDataset, as_dataset, check_training_meta, pixel_fov, read_checked
 from .distributed import barrier, rank_and_world_size, resolve_device, wrap_ddp
@@ -176,6 +180,7 @@ class Trainer:
             saturation=saturation,
             pixel_fov=pixel_fov(meta) if self.mcfg.geometry_maps else None,
             response=self.mcfg.pixel_response,
+            time_transform=self.mcfg.time_transform,
         )
 
     def setup(self, resume):
@@ -214,8 +219,9 @@ class Trainer:
     def _warm_start(self, initial):
         """Start from a trained generator: its weights (raw and EMA) and its normalisations,
         which its weights were learned in. Network and camera must be this run's."""
-        config = ModelConfig.from_dict(initial.metadata["config"]["model"]).network_dict()
-        wanted = self.mcfg.network_dict()
+        initial_config = ModelConfig.from_dict(initial.metadata["config"]["model"])
+        config = initial_config.architecture_dict()
+        wanted = self.mcfg.architecture_dict()
         if config != wanted:
             differ = sorted(k for k in config if config[k] != wanted.get(k))
             raise ValueError(
@@ -231,7 +237,15 @@ class Trainer:
         self.net.load_state_dict(initial.pixel_net.state_dict())
         self.ema.load_state_dict(initial.pixel_net.state_dict())
         self.shower.load_state_dict(initial.shower_model.state_dict())
-        self.transforms = initial.transforms
+        self.transforms = dict(initial.transforms)
+        if initial_config.time_transform != self.mcfg.time_transform:
+            if self.cfg.distill_steps:
+                raise ValueError(
+                    "a student must keep its teacher's time transform "
+                    f"({initial_config.time_transform!r}); distil with the teacher's preset"
+                )
+            # another time normalisation: the network re-learns its time output in it
+            self.transforms["time"] = self._fit_transforms()["time"]
 
     def _check_teacher(self, initial):
         """Whether the teacher is itself a distilled student; it must then be sampled on its
