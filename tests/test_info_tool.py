@@ -19,6 +19,8 @@ def test_card_of_given_model(capsys, tiny_model_path, tmp_path):
     out = capsys.readouterr().out
     assert f"ctapipe-genshower {__version__}" in out
     assert str(default_model_path()) in out
+    # the bundled model's peak-time normalisation is stated (docs/model.md)
+    assert "peak times: asinh+linear transform around" in out
     assert str(tiny_model_path.resolve()) in out
     assert "ctapipe-genshower-model version 2" in out
     assert "sha256: " in out

@@ -79,6 +79,12 @@ def model_card(path):
             "  images: the network generates the signal (true p.e., signal times); DL1 charge"
             f" and noise times from the learned pixel response ({n_bins} true-p.e. bins)"
         )
+    time = (meta.get("transforms") or {}).get("time") or {}
+    if time.get("softening") is not None:
+        lines.append(
+            f"  peak times: {model_config.get('time_transform', 'asinh')} transform around"
+            f" {time['center']:.2f} ns (softening {time['softening']:.2f} ns, docs/model.md)"
+        )
     selection = training.get("selection") or []
     if selection:
         lines.append("  selection: " + ", ".join(f"{name}: {expr}" for name, expr in selection))
