@@ -138,6 +138,8 @@ def test_asinh_plus_linear_time_transform_keeps_the_noise_times_resolved():
 
     assert gain(mixed, 40.0, 40.35) > 3  # the signal times: still several times the linear's
     assert gain(mixed, 90.0, 99.0) > 3 * gain(asinh, 90.0, 99.0)  # the noise tail
+    refitted = fit_time_transform(batch, "asinh+linear").fit(batch["peak_time"])
+    assert refitted.to_dict() == linear.to_dict()  # a linear refit leaves nothing behind
     again = TimeTransform.from_dict(json.loads(json.dumps(mixed.to_dict())))
     assert torch.equal(
         again.forward(torch.tensor([3.0, 95.0])), mixed.forward(torch.tensor([3.0, 95.0]))

@@ -237,7 +237,7 @@ class TimeTransform:
         self.center = float(q50)
         spread = float(q75 - q25) * 0.7413 if robust else float(t.std())
         self.scale = max(spread, 1e-3)
-        self.softening, self.shift = None, 0.0
+        self.softening, self.shift, self.linear_slope = None, 0.0, 0.0
         self.t_min, self.t_max = float(t.min()), float(t.max())
         return self
 

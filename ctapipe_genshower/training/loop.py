@@ -38,11 +38,7 @@ from ..model.denoiser import PIXEL_CONDITION_DIM, Denoiser
 from ..model.distillation import distillation_loss
 from ..model.networks import UNet
 from ..model.shower_model import ShowerModel, ThrownSampler
-from ..model.transforms import (
-    fit_transforms,
-    transforms_from_dict,
-    transforms_to_dict,
-)
+from ..model.transforms import fit_transforms, transforms_from_dict, transforms_to_dict
 from .config import TrainConfig
 from .dataset import SignalDataset, as_dataset, check_training_meta, pixel_fov, read_checked
 from .distributed import barrier, rank_and_world_size, resolve_device, wrap_ddp
