@@ -37,8 +37,14 @@ from ..model.config import PRESETS, ModelConfig
 from ..model.denoiser import PIXEL_CONDITION_DIM, Denoiser
 from ..model.distillation import distillation_loss
 from ..model.networks import UNet
+from ..model.pixel_response import signal_view
 from ..model.shower_model import ShowerModel, ThrownSampler
-from ..model.transforms import fit_transforms, transforms_from_dict, transforms_to_dict
+from ..model.transforms import (
+    fit_time_transform,
+    fit_transforms,
+    transforms_from_dict,
+    transforms_to_dict,
+)
 from .config import TrainConfig
 from .dataset import SignalDataset, as_dataset, check_training_meta, pixel_fov, read_checked
 from .distributed import barrier, rank_and_world_size, resolve_device, wrap_ddp
@@ -158,13 +164,17 @@ class Trainer:
             int(np.random.SeedSequence([self.cfg.seed, self.rank, 1]).generate_state(1)[0])
         )
 
-    def _fit_transforms(self):
-        meta = self.dataset.meta
+    def _fit_batch(self):
+        """The training events the transforms are fitted on."""
         n = min(len(self.dataset), int(self.cfg.fit_events))
         if n < 2:
             raise ValueError(f"need at least 2 training events, got {len(self.dataset)}")
         # the DL1 images (and true images): a pixel response is fitted on both
-        batch = read_checked(self.dl1_dataset, 0, n)
+        return read_checked(self.dl1_dataset, 0, n)
+
+    def _fit_transforms(self):
+        meta = self.dataset.meta
+        batch = self._fit_batch()
         saturation = self.cfg.saturation
         if saturation is None:
             saturation = meta.get("saturation_pe")
@@ -241,7 +251,12 @@ class Trainer:
                     f"({initial_config.time_transform!r}); distil with the teacher's preset"
                 )
             # another time normalisation: the network re-learns its time output in it
-            self.transforms["time"] = self._fit_transforms()["time"]
+            batch = self._fit_batch()
+            if self.mcfg.pixel_response:  # fitted on the signal, as in fit_transforms
+                batch = signal_view(batch)
+            self.transforms["time"] = fit_time_transform(
+                batch, self.mcfg.time_transform, self.mcfg.pixel_response
+            )
 
     def _check_teacher(self, initial):
         """Whether the teacher is itself a distilled student; it must then be sampled on its
