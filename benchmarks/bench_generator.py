@@ -9,22 +9,34 @@ n_steps)`` evaluations (the NFE column).
     python benchmarks/bench_generator.py --solver dpmpp-2m --steps 4 8 --batch 64
     python benchmarks/bench_generator.py --steps 4 --batch 32 --variants plain channels-last compile
 
+``--noise``: ``cpu`` draws each event's noise from its own CPU generator (the default on
+the CPU), ``device`` from counter-based streams on the device (the default on CUDA,
+``ctapipe_genshower.model.noise``); ``both`` times each.
+
 ``--variants``: the same network run plainly, in channels-last memory format, compiled with
-``torch.compile`` (inductor; CPU needs a C++ compiler), under bf16 autocast, or channels-last
-under bf16 autocast; each is printed with its ratio to the first. The generator runs
+``torch.compile`` (inductor; CPU needs a C++ compiler), under bf16 autocast, channels-last
+under bf16 autocast, or compiled under bf16 autocast; each is printed with its ratio to the
+first.
+
+``--generate N``: also time ``ShowerGenerator.generate`` on N events of the model's own
+showers (sizes from the shower-level model, sampling, decoding to camera pixels; no
+re-selection, which needs ctapipe), as a whole, in batches of each ``--batch``. The generator runs
 channels-last by default (``ShowerGenerator(channels_last=True)``), plus bf16 with ``--bf16``.
 """
 
 import argparse
 import copy
+import itertools
 import time
 
 import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from ctapipe_genshower.data.arrays import CONDITION_COLUMNS
 from ctapipe_genshower.model.config import PRESETS
 from ctapipe_genshower.model.networks import UNet
+from ctapipe_genshower.model.noise import CounterStreams
 from ctapipe_genshower.model.samplers import SOLVERS, event_generators, network_evaluations, sample
 
 
@@ -66,10 +78,18 @@ def variant(net, name):
         return net, torch.contiguous_format, True
     if name == "channels-last-bf16":
         return copy.deepcopy(net).to(memory_format=torch.channels_last), torch.channels_last, True
+    if name == "compile-bf16":
+        return torch.compile(copy.deepcopy(net)), torch.contiguous_format, True
     raise ValueError(f"unknown variant {name!r}")
 
 
-def bench(net, shape, device, solver, n_steps, batch, repeats, name="plain"):
+def streams(seeds, device, noise):
+    if noise == "device":
+        return CounterStreams(seeds, device)
+    return event_generators(seeds)
+
+
+def bench(net, shape, device, solver, n_steps, batch, repeats, name="plain", noise="cpu"):
     mask = torch.ones(1, 1, *shape, device=device)
     cond = torch.zeros(batch, net.config.cond_dim, device=device)
     run, memory_format, bf16 = variant(net, name)
@@ -82,7 +102,7 @@ def bench(net, shape, device, solver, n_steps, batch, repeats, name="plain"):
         solver,
         denoise,
         cond,
-        event_generators(range(batch)),
+        streams(range(batch), device, noise),
         (2, *shape),
         n_steps=1,
         mask=mask,
@@ -97,7 +117,7 @@ def bench(net, shape, device, solver, n_steps, batch, repeats, name="plain"):
             solver,
             denoise,
             cond,
-            event_generators(range(r * batch, (r + 1) * batch)),
+            streams(range(r * batch, (r + 1) * batch), device, noise),
             (2, *shape),
             n_steps=n_steps,
             mask=mask,
@@ -107,6 +127,27 @@ def bench(net, shape, device, solver, n_steps, batch, repeats, name="plain"):
             torch.cuda.synchronize()
         times.append(time.perf_counter() - t0)
     return batch / np.median(times)
+
+
+def bench_generate(path, device, n_events, n_steps, solver, batch, noise):
+    """Images/s of ``ShowerGenerator.generate``: the model's showers, sizes, sampling and
+    decoding, as a user's script calls it (conditions uniform in the model's trained domain:
+    log energy, impact and field of view)."""
+    from ctapipe_genshower.generator import ShowerGenerator
+
+    gen = ShowerGenerator.from_file(path, device=device, device_noise=noise == "device")
+    lo, hi = np.array([gen.domain[name] for name in CONDITION_COLUMNS]).T
+    rng = np.random.default_rng(1)
+    conditions = lo + (hi - lo) * rng.uniform(size=(n_events, len(lo)))
+    warm = min(n_events, batch)
+    gen.generate(conditions[:warm], np.arange(warm), n_steps, solver=solver, batch_size=batch)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    gen.generate(conditions, np.arange(n_events), n_steps, solver=solver, batch_size=batch)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return n_events / (time.perf_counter() - t0)
 
 
 def main():
@@ -124,10 +165,25 @@ def main():
         "--variants",
         nargs="+",
         default=["plain"],
-        choices=["plain", "channels-last", "compile", "bf16", "channels-last-bf16"],
+        choices=["plain", "channels-last", "compile", "bf16", "channels-last-bf16", "compile-bf16"],
         help="ways to run the network, each timed and compared with the first",
     )
+    parser.add_argument(
+        "--noise",
+        choices=["auto", "cpu", "device", "both"],
+        default="auto",
+        help="where the image noise is drawn (auto: on CUDA on the device, else on the CPU)",
+    )
+    parser.add_argument(
+        "--generate",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also time ShowerGenerator.generate on N events (needs --model)",
+    )
     args = parser.parse_args()
+    if args.generate and not args.model:
+        parser.error("--generate needs --model")
 
     for name in args.devices:
         if name == "cuda" and not torch.cuda.is_available():
@@ -147,24 +203,39 @@ def main():
             f"{flops / 1e9:.3f} GFLOP per network evaluation"
         )
         print(f"solver {args.solver}")
+        if args.noise == "both":
+            noises = ["cpu", "device"]
+        elif args.noise == "auto":
+            noises = ["device" if device.type == "cuda" else "cpu"]
+        else:
+            noises = [args.noise]
         print(
-            f"{'variant':>18} {'steps':>6} {'NFE':>4} {'batch':>6} {'images/s':>10} "
+            f"{'noise':>6} {'variant':>18} {'steps':>6} {'NFE':>4} {'batch':>6} {'images/s':>10} "
             f"{'GFLOP/s':>9} {'ratio':>6}"
         )
+        nfe = {n: network_evaluations(args.solver, n) for n in args.steps}
         with torch.inference_mode():
-            for n_steps in args.steps:
-                for batch in args.batch:
-                    first = None
-                    for name in args.variants:
-                        rate = bench(
-                            net, shape, device, args.solver, n_steps, batch, args.repeats, name
-                        )
-                        first = rate if first is None else first
-                        nfe = network_evaluations(args.solver, n_steps)
-                        print(
-                            f"{name:>18} {n_steps:>6} {nfe:>4} {batch:>6} {rate:>10.2f} "
-                            f"{rate * nfe * flops / 1e9:>9.1f} {rate / first:>6.2f}"
-                        )
+            for n_steps, batch in itertools.product(args.steps, args.batch):
+                first = None
+                for noise, name in itertools.product(noises, args.variants):
+                    rate = bench(
+                        net, shape, device, args.solver, n_steps, batch, args.repeats, name, noise
+                    )
+                    first = rate if first is None else first
+                    print(
+                        f"{noise:>6} {name:>18} {n_steps:>6} {nfe[n_steps]:>4} {batch:>6} "
+                        f"{rate:>10.2f} {rate * nfe[n_steps] * flops / 1e9:>9.1f} "
+                        f"{rate / first:>6.2f}"
+                    )
+        for n_steps, batch in itertools.product(args.steps, args.batch) if args.generate else ():
+            for noise in noises:
+                rate = bench_generate(
+                    args.model, device, args.generate, n_steps, args.solver, batch, noise
+                )
+                print(
+                    f"ShowerGenerator.generate, {noise} noise: {args.generate} events, "
+                    f"{n_steps} steps, batch {batch}: {rate:.1f} images/s"
+                )
 
 
 if __name__ == "__main__":

@@ -144,6 +144,16 @@ class ShowerGenerator:
     refiner : DensityRatio, optional
         The model's refiner (:mod:`.model.density_ratio`), applied by the ctapipe side's
         ``accept`` (:class:`~ctapipe_genshower.io.reselection.ImageReselection`).
+    device_noise : bool, optional
+        Draw the image noise on ``device`` from counter-based per-event streams
+        (:class:`.model.noise.CounterStreams`) instead of one CPU generator per event;
+        default: on CUDA (event-by-event CPU noise would cap a GPU at a few thousand
+        images/s), not on the CPU. The same seed gives other images with and without it.
+    compile : bool
+        Run the pixel network through ``torch.compile`` (inductor): 2.6x the images/s of
+        the plain network on an H200 in bf16 (``docs/sampling.md``); the first batch (and
+        the first of another size) waits for the compilation. Slower than channels-last
+        on the CPU, so off by default.
     """
 
     def __init__(
@@ -157,6 +167,8 @@ class ShowerGenerator:
         bf16=None,
         channels_last=True,
         refiner=None,
+        device_noise=None,
+        compile=False,
     ):
         from .model.denoiser import Denoiser
         from .model.shower_model import ThrownSampler
@@ -169,6 +181,7 @@ class ShowerGenerator:
         self.path = path
         self.refiner = refiner
         self.bf16 = device.type == "cuda" if bf16 is None else bool(bf16)
+        self.device_noise = device.type == "cuda" if device_noise is None else bool(device_noise)
         self.config = metadata["config"]
         self.training_meta = metadata["training_meta"]
         self.domain = metadata["domain"]
@@ -178,12 +191,19 @@ class ShowerGenerator:
         self.default_n_steps = self.model_config.default_n_steps
         self.denoiser = Denoiser(pixel_net, transforms, device, channels_last=channels_last)
         self.channels_last = self.denoiser.channels_last
+        self.compiled = bool(compile)
+        if self.compiled:
+            import torch
+
+            self.denoiser.net = torch.compile(self.denoiser.net)
         self._subarray = None
         self._thrown = None
         self._sampler = ThrownSampler.from_dict(self.training_meta["thrown"])
 
     @classmethod
-    def from_file(cls, path, device="auto", bf16=None, channels_last=True):
+    def from_file(
+        cls, path, device="auto", bf16=None, channels_last=True, device_noise=None, compile=False
+    ):
         """Load a checkpoint (safetensors; raises ``CheckpointError`` for bad files).
 
         Parameters
@@ -195,6 +215,10 @@ class ShowerGenerator:
             bf16 autocast of the pixel network (default: on CUDA).
         channels_last : bool
             Channels-last memory format of the pixel network (default: on).
+        device_noise : bool, optional
+            Counter-based noise streams drawn on the device (default: on CUDA).
+        compile : bool
+            ``torch.compile`` the pixel network (default: off).
         """
         device = _resolve_device(device)
         modules = load_generator_modules(path, device=device)
@@ -208,6 +232,8 @@ class ShowerGenerator:
             bf16=bf16,
             channels_last=channels_last,
             refiner=modules.refiner,
+            device_noise=device_noise,
+            compile=compile,
         )
 
     def resolve_n_steps(self, n_steps=None):
@@ -413,6 +439,7 @@ class ShowerGenerator:
         ``sampling`` is ``(n_steps, eta, solver)``."""
         import torch
 
+        from .model.noise import CounterStreams
         from .model.samplers import event_generators
         from .model.transforms import decode_images
 
@@ -433,9 +460,12 @@ class ShowerGenerator:
                 torch.inference_mode(),
                 torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16),
             ):
-                x = self.denoiser.sample(
-                    cond, event_generators(image_seeds[sl]), n_steps, eta, solver
+                streams = (
+                    CounterStreams(image_seeds[sl], self.device)
+                    if self.device_noise
+                    else event_generators(image_seeds[sl])
                 )
+                x = self.denoiser.sample(cond, streams, n_steps, eta, solver)
             image_sl, peak_time_sl = decode_images(self.transforms, x, size[sl])
             image[sl], peak_time[sl] = image_sl.numpy(), peak_time_sl.numpy()
             if response is not None:  # the network made the signal: now the camera's response

@@ -78,6 +78,34 @@ def test_channels_last_is_the_same_arithmetic(generator, selecting_model_path, c
     np.testing.assert_allclose(a["peak_time"], b["peak_time"], rtol=1e-4, atol=1e-3)
 
 
+def test_device_noise_is_seeded_per_event(generator, selecting_model_path, conditions):
+    assert not generator.device_noise  # the CPU default: one CPU generator per event
+    counter = ShowerGenerator.from_file(selecting_model_path, device="cpu", device_noise=True)
+    assert counter.device_noise
+    seeds = np.arange(100, 106)
+    out = counter.generate(conditions, seeds, n_steps=3, batch_size=4)
+    single = counter.generate(conditions[3:4], seeds[3:4], n_steps=3, batch_size=1)
+    np.testing.assert_allclose(single["image"][0], out["image"][3], rtol=1e-4, atol=1e-4)
+    again = counter.generate(conditions, seeds, n_steps=3, batch_size=6)
+    np.testing.assert_allclose(again["image"], out["image"], rtol=1e-4, atol=1e-4)
+    # the same showers (sizes from the event streams) with other image noise
+    default = generator.generate(conditions, seeds, n_steps=3, batch_size=4)
+    np.testing.assert_array_equal(default["size"], out["size"])
+    assert not np.allclose(default["image"], out["image"])
+
+
+def test_compile_option_wraps_the_pixel_network(generator, selecting_model_path):
+    # compiling runs at the first batch (minutes on 2 CPU cores): only the wiring is checked
+    # here; its speed and images are measured by benchmarks/bench_generator.py
+    import torch
+
+    compiled = ShowerGenerator.from_file(selecting_model_path, device="cpu", compile=True)
+    assert compiled.compiled and not generator.compiled
+    assert isinstance(compiled.denoiser.net, torch._dynamo.eval_frame.OptimizedModule)
+    assert compiled.denoiser.net._orig_mod is compiled.pixel_net
+    assert generator.denoiser.net is generator.pixel_net
+
+
 @pytest.mark.parametrize("solver", ["dpmpp-2m", "heun"])
 def test_solvers_are_seeded_per_event(generator, conditions, solver):
     seeds = np.arange(100, 106)

@@ -57,3 +57,41 @@ def test_trains_a_geometry_model_without_ctapipe(synthetic_training_arrays, tmp_
         timeout=300,
     )
     assert bad.returncode == 2 and "not a ctapipe-genshower training file" in bad.stderr
+
+
+def test_distils_on_the_teachers_own_images_without_ctapipe(synthetic_training_arrays, tmp_path):
+    arrays = synthetic_training_arrays.subset(slice(0, 64))
+    arrays.meta["pixel_fov"] = pixel_fov(arrays.meta)
+    data = write_training_file(tmp_path / "train.safetensors", arrays)
+    teacher = tmp_path / "teacher.safetensors"
+    common = ["--model=tiny", "--batch-size=8", "--shower-steps=10", "--device=cpu"]
+
+    def run(*argv):
+        return subprocess.run(
+            [sys.executable, "-c", BLOCK, str(SCRIPT), str(data), *argv, *common],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+
+    result = run(str(teacher), "--steps=2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    student = tmp_path / "student.safetensors"
+    result = run(
+        str(student),
+        f"--init-model={teacher}",
+        "--distill-steps=2",
+        "--teacher-substeps=2",
+        "--teacher-images=24",
+        "--steps=2",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "the teacher generated 24 images" in result.stdout
+    meta = read_metadata(student)
+    assert meta["config"]["model"]["distilled_steps"] == 2
+    assert meta["config"]["train"]["distill_steps"] == 2
+
+    # teacher images without a teacher to make them: refused before anything is written
+    refused = run(str(tmp_path / "no.safetensors"), "--teacher-images=8", "--steps=2")
+    assert refused.returncode == 2 and "--teacher-images needs" in refused.stderr
+    assert not (tmp_path / "no.safetensors").exists()

@@ -348,6 +348,29 @@ def test_distillation_resumes_to_the_same_weights(tmp_path, smooth_source, teach
     assert all(torch.equal(a[key], b[key]) for key in a)
 
 
+def test_the_teachers_solver_is_a_choice(tmp_path, smooth_source, teacher):
+    with pytest.raises(ValueError, match="teacher_solver must be one of dpmpp-2m, ddim"):
+        _distill_config(teacher, teacher_solver="heun")
+
+    def first_validation(solver):
+        records = []
+        config = _distill_config(teacher, steps=1, validation_interval=1, teacher_solver=solver)
+        train(
+            smooth_source,
+            tmp_path / f"{solver}.safetensors",
+            PRESETS["tiny"],
+            config,
+            validation=smooth_source,
+            callback=records.append,
+        )
+        meta = read_metadata(tmp_path / f"{solver}.safetensors")
+        assert meta["config"]["train"]["teacher_solver"] == solver
+        return next(r["val_loss"] for r in records if r["kind"] == "validation")
+
+    # the same student, noise and grid steps against another target: another loss
+    assert first_validation("ddim") != pytest.approx(first_validation("dpmpp-2m"), rel=1e-3)
+
+
 def test_a_student_teaches_on_its_own_grid(tmp_path, smooth_source, teacher):
     with pytest.raises(ValueError, match="distill_steps needs the teacher model"):
         _config(distill_steps=2)

@@ -223,6 +223,22 @@ class DiffusionEventSource(SimulatedRunEventSource):
         allow_none=True,
         help="bf16 autocast of the pixel network (None: on CUDA, not on the CPU)",
     ).tag(config=True)
+    device_noise = Bool(
+        None,
+        allow_none=True,
+        help=(
+            "Draw the image noise on the device from counter-based per-event streams instead"
+            " of one CPU generator per event (None: on CUDA, not on the CPU; other images"
+            " for the same seed)"
+        ),
+    ).tag(config=True)
+    compile = Bool(
+        False,
+        help=(
+            "Run the pixel network through torch.compile (2.6x faster on a GPU in bf16;"
+            " the first batch waits for the compilation; slower on the CPU)"
+        ),
+    ).tag(config=True)
     pixel_response_file = PathTrait(
         None,
         allow_none=True,
@@ -316,7 +332,12 @@ class DiffusionEventSource(SimulatedRunEventSource):
             )
         try:
             self._model = ShowerGenerator.from_file(
-                path, device=self.device, bf16=self.bf16, channels_last=self.channels_last
+                path,
+                device=self.device,
+                bf16=self.bf16,
+                channels_last=self.channels_last,
+                device_noise=self.device_noise,
+                compile=self.compile,
             )
             subarray = self._model.subarray
         except (OSError, ValueError, KeyError, RuntimeError) as err:
@@ -651,6 +672,8 @@ class DiffusionEventSource(SimulatedRunEventSource):
             "GENSHOWER SOLVER": self.solver,
             "GENSHOWER BF16": self._model.bf16,
             "GENSHOWER CHANNELS_LAST": self._model.channels_last,
+            "GENSHOWER DEVICE_NOISE": self._model.device_noise,
+            "GENSHOWER COMPILE": self._model.compiled,
             "GENSHOWER PIXEL_RESPONSE": "none"
             if "response" not in self._model.transforms
             else str(self.pixel_response_file or "model"),

@@ -2,10 +2,11 @@
 
 ``config`` (the network sizes and ``PRESETS``; standard library only) · ``networks``
 (nn.Modules) · ``diffusion`` (cosine schedule, v-prediction loss) · ``samplers`` (DDIM as
-functions) · ``denoiser`` (network + grid mask + pixel condition, shared by training and
-generation) · ``geometry`` (per-pixel geometry channels from the shower conditions) ·
-``transforms`` (normalisation and its JSON form) · ``shower_model``
-(selection probability, stochastic size). Training lives in ``ctapipe_genshower.training``.
+functions) · ``noise`` (per-event noise streams drawn on the device) · ``denoiser``
+(network + grid mask + pixel condition, shared by training and generation) · ``geometry``
+(per-pixel geometry channels from the shower conditions) · ``transforms`` (normalisation and
+its JSON form) · ``shower_model`` (selection probability, stochastic size). Training lives
+in ``ctapipe_genshower.training``.
 
 Everything but ``config`` imports torch, so the names below are loaded on first use:
 ``import ctapipe_genshower.model.config`` stays cheap enough for a Tool's option list.
@@ -25,6 +26,7 @@ _EXPORTS = {
     "GeometryMaps": "geometry",
     "ddim_sample": "samplers",
     "event_generators": "samplers",
+    "CounterStreams": "noise",
     "ShowerModel": "shower_model",
     "ThrownSampler": "shower_model",
 }

@@ -19,9 +19,11 @@ probability-flow ODE is ``dx/ds = (x - D(x; s)) / s`` with the denoised estimate
 ``t = 2 atan(s) / pi`` on ``x_t = alpha x_s``. They start from ``s_max = 80`` (``t = 0.992``)
 instead of ``t = 1``, as EDM does.
 
-Reproducibility: each event's noise comes from its own ``torch.Generator`` seeded from a
-per-event integer and drawn on the CPU, so an event's sample depends only on its seed,
-its condition and the model, not on the batch it is generated in or on the device.
+Reproducibility: each event's noise comes from its own stream seeded from a per-event
+integer, so an event's sample depends only on its seed, its condition and the model, not on
+the batch it is generated in. The streams are one CPU ``torch.Generator`` per event
+(:func:`event_generators`, the same on every device) or counter-based streams drawn in one
+batch on the device (:class:`.noise.CounterStreams`, what a GPU needs to be fast).
 Time steps, ``alpha``/``sigma`` and the sampler state are float64; only the network call
 runs in the model's dtype.
 """
@@ -32,6 +34,7 @@ import torch
 
 from .config import SOLVER_NAMES
 from .diffusion import alpha_sigma, predict_x0_eps
+from .noise import CounterStreams
 
 __all__ = [
     "SCHEDULES",
@@ -68,7 +71,13 @@ def event_generators(seeds):
 
 
 def event_noise(generators, shape):
-    """Standard normal noise ``(N, *shape)`` float64, row ``i`` from ``generators[i]``."""
+    """Standard normal noise ``(N, *shape)`` float64, row ``i`` from ``generators[i]``.
+
+    ``generators`` is a list of CPU generators or a :class:`.noise.CounterStreams` (whose
+    noise is made on its device).
+    """
+    if isinstance(generators, CounterStreams):
+        return generators.normal(shape)
     return torch.stack([torch.randn(shape, generator=g, dtype=torch.float64) for g in generators])
 
 
@@ -84,8 +93,8 @@ def ddim_sample(
         ``denoise(x_t, t, cond) -> v`` with ``x_t`` float32 ``(N, *shape)``, ``t`` float32 ``(N,)``.
     cond : torch.Tensor
         ``(N, D)`` conditions, on ``device``.
-    generators : list of torch.Generator
-        One CPU generator per event (see :func:`event_generators`).
+    generators : list of torch.Generator or CounterStreams
+        One noise stream per event (see :func:`event_generators`, :func:`event_noise`).
     shape : tuple of int
         Shape of one sample, e.g. ``(2, H, W)``.
     n_steps : int

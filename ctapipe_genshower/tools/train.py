@@ -50,7 +50,7 @@ from ..data.dl1 import TrainingSelection
 from ..data.inputs import training_inputs
 from ..fit import sibling_path, state_path_for
 from ..model.config import PRESETS, ModelConfig
-from ..training.config import MIXED_PRECISION, TrainConfig
+from ..training.config import MIXED_PRECISION, TEACHER_SOLVERS, TrainConfig
 from ..training.history import LossLog, plot_loss_curve
 from ..training.plan import check_settings, plan_training
 from ..training.progress import ChunkProgress, PhaseProgress
@@ -163,6 +163,7 @@ class TrainTool(Tool):
     init_model = _train_option(Unicode, "init_model", allow_none=True)
     distill_steps = _train_option(Int, "distill_steps")
     teacher_substeps = _train_option(Int, "teacher_substeps")
+    teacher_solver = _train_option(CaselessStrEnum, "teacher_solver", list(TEACHER_SOLVERS))
     resume = Bool(False, help="Continue from <output>.state.safetensors").tag(config=True)
     stop_after = Int(
         default_value=None,
@@ -218,6 +219,7 @@ class TrainTool(Tool):
         "init-model": "TrainTool.init_model",
         "distill-steps": "TrainTool.distill_steps",
         "teacher-substeps": "TrainTool.teacher_substeps",
+        "teacher-solver": "TrainTool.teacher_solver",
         "log-interval": "TrainTool.log_interval",
     }
 

@@ -9,8 +9,10 @@ in the checkpoint and in the training-state file; ``--resume`` refuses a changed
 import math
 from dataclasses import asdict, dataclass, field, replace
 
-__all__ = ["MIXED_PRECISION", "TrainConfig"]
+__all__ = ["MIXED_PRECISION", "TEACHER_SOLVERS", "TrainConfig"]
 
+#: Values of ``TrainConfig.teacher_solver``: the teacher's sub-steps when distilling.
+TEACHER_SOLVERS = ("dpmpp-2m", "ddim")
 #: Values of ``TrainConfig.mixed_precision``.
 MIXED_PRECISION = ("auto", "bf16", "no")
 
@@ -89,8 +91,12 @@ class TrainConfig:
         "Distil the init_model (the teacher) into a student that samples with this many DDIM "
         "steps (0: ordinary training)",
     )
-    teacher_substeps: int = _setting(
-        4, "Teacher DPM-Solver++(2M) steps per student step when distilling"
+    teacher_substeps: int = _setting(4, "Teacher solver steps per student step when distilling")
+    teacher_solver: str = _setting(
+        "dpmpp-2m",
+        "The teacher's solver when distilling: 'dpmpp-2m' (DPM-Solver++(2M)) or 'ddim' (with "
+        "distill_steps x teacher_substeps = the teacher's own steps, the student learns the "
+        "teacher's validated DDIM sampling); a distilled teacher is always stepped with DDIM",
     )
 
     def __post_init__(self):
@@ -110,6 +116,11 @@ class TrainConfig:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if self.distill_steps and not self.init_model:
             raise ValueError("distill_steps needs the teacher model (init_model)")
+        if self.teacher_solver not in TEACHER_SOLVERS:
+            raise ValueError(
+                f"teacher_solver must be one of {', '.join(TEACHER_SOLVERS)}, "
+                f"got {self.teacher_solver!r}"
+            )
         if self.mixed_precision not in MIXED_PRECISION:
             raise ValueError(
                 f"mixed_precision must be 'auto', 'bf16' or 'no', got {self.mixed_precision!r}"

@@ -369,7 +369,7 @@ class Trainer:
                 channel_weights=self.mcfg.channel_weights,
                 step_index=step_index,
                 eps=eps,
-                second_order=not self.teacher_is_student,
+                second_order=self.cfg.teacher_solver == "dpmpp-2m" and not self.teacher_is_student,
             )
 
     @torch.no_grad()
