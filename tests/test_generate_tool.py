@@ -1,5 +1,6 @@
 """ctapipe-genshower-generate: the main job on a model, its defaults, and its failure modes."""
 
+import numpy as np
 import pytest
 import tables
 from ctapipe.core import ToolConfigurationError, run_tool
@@ -58,6 +59,26 @@ def test_solver_option(tiny_model_path, tmp_path):
     with pytest.raises(Exception, match="solver"):
         generate(tiny_model_path, tmp_path / "x.dl1.h5", "--solver=euler")
     assert not (tmp_path / "x.dl1.h5").exists()
+
+
+def test_eta_option(tiny_model_path, tmp_path):
+    options = ["--n-showers=300", "--n-steps=3", "--seed=5"]
+    paths = [tmp_path / f"{name}.dl1.h5" for name in ("eta0", "eta1", "eta1_again")]
+    assert generate(tiny_model_path, paths[0], *options) == 0
+    assert generate(tiny_model_path, paths[1], *options, "--eta=1") == 0
+    assert generate(tiny_model_path, paths[2], *options, "--eta=1") == 0
+    with tables.open_file(paths[1]) as f:
+        assert f.root._v_attrs["CONTEXT GENSHOWER ETA"] == 1.0
+    deterministic, stochastic, again = (
+        read_table(p, "/dl1/event/telescope/images/tel_001")["image"] for p in paths
+    )
+    # the same showers, other images; reproducible with the same seed
+    assert deterministic.shape == stochastic.shape and not np.allclose(deterministic, stochastic)
+    np.testing.assert_array_equal(stochastic, again)
+    bad = tmp_path / "bad.dl1.h5"
+    with pytest.raises(ToolConfigurationError, match="eta applies to the ddim solver only"):
+        generate(tiny_model_path, bad, *options, "--eta=1", "--solver=dpmpp-2m")
+    assert not bad.exists()
 
 
 def test_bf16_option(tiny_model_path, tmp_path):

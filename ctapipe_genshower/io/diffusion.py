@@ -205,6 +205,16 @@ class DiffusionEventSource(SimulatedRunEventSource):
             "2M, n_steps calls) or 'heun' (EDM, 2 n_steps - 1 calls)"
         ),
     ).tag(config=True)
+    eta = Float(
+        0.0,
+        min=0.0,
+        max=1.0,
+        help=(
+            "DDIM's stochasticity: 0 the deterministic (probability-flow) sampler, 1 the "
+            "ancestral (DDPM-like) one, fresh noise at each step from the event's own stream "
+            "(ddim only)"
+        ),
+    ).tag(config=True)
     batch_size = Int(
         None,
         allow_none=True,
@@ -346,9 +356,13 @@ class DiffusionEventSource(SimulatedRunEventSource):
         if self.pixel_response_file is not None:
             self._replace_pixel_response(path)
         try:  # a distilled student samples with the one setting it was trained for
-            self._model.model_config.check_sampling(self.solver, self.resolved_n_steps)
+            self._model.model_config.check_sampling(self.solver, self.resolved_n_steps, self.eta)
         except ValueError as err:
             raise ToolConfigurationError(f"{path}: {err}") from None
+        if self.eta != 0 and self.solver != "ddim":
+            raise ToolConfigurationError(
+                f"DiffusionEventSource.eta applies to the ddim solver only, not {self.solver!r}"
+            )
         tel_id = self._choose_telescope(subarray, self._model.n_pixels, path)
         thrown = self._requested_thrown(self._model.thrown)
         self.extrapolation = self._check_domain(self._model.thrown, thrown)
@@ -480,7 +494,7 @@ class DiffusionEventSource(SimulatedRunEventSource):
             except ValueError as err:
                 raise ToolConfigurationError(f"{path}: {err}") from None
         fitted = refiner.info.get("sampling", {})
-        here = {"solver": self.solver, "n_steps": self.resolved_n_steps}
+        here = {"solver": self.solver, "n_steps": self.resolved_n_steps, "eta": self.eta}
         differs = {k: (fitted[k], v) for k, v in here.items() if k in fitted and fitted[k] != v}
         if differs:
             self.log.warning(
@@ -670,6 +684,7 @@ class DiffusionEventSource(SimulatedRunEventSource):
             "GENSHOWER N_THROWN": self.n_thrown,
             "GENSHOWER N_STEPS": self.resolved_n_steps,
             "GENSHOWER SOLVER": self.solver,
+            "GENSHOWER ETA": self.eta,
             "GENSHOWER BF16": self._model.bf16,
             "GENSHOWER CHANNELS_LAST": self._model.channels_last,
             "GENSHOWER DEVICE_NOISE": self._model.device_noise,
@@ -735,6 +750,7 @@ class DiffusionEventSource(SimulatedRunEventSource):
                 plan.seeds[start:stop].astype(np.int64),
                 n_steps=self.n_steps,
                 solver=self.solver,
+                eta=self.eta,
                 batch_size=batch_size,
                 accept=None if self._reselection is None else self._accept,
                 max_redraws=self.resolved_max_redraws,

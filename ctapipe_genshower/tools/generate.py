@@ -102,6 +102,7 @@ class GenerateTool(ProcessorTool):
         "obs-id": "DiffusionEventSource.obs_id",
         "n-steps": "DiffusionEventSource.n_steps",
         "solver": "DiffusionEventSource.solver",
+        "eta": "DiffusionEventSource.eta",
         "batch-size": "DiffusionEventSource.batch_size",
         "device": "DiffusionEventSource.device",
         "energy-min": "DiffusionEventSource.energy_min",
