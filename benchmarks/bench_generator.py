@@ -18,10 +18,12 @@ the CPU), ``device`` from counter-based streams on the device (the default on CU
 under bf16 autocast, or compiled under bf16 autocast; each is printed with its ratio to the
 first.
 
+The generator runs channels-last by default (``ShowerGenerator(channels_last=True)``), plus
+bf16 with ``--bf16``.
+
 ``--generate N``: also time ``ShowerGenerator.generate`` on N events of the model's own
 showers (sizes from the shower-level model, sampling, decoding to camera pixels; no
-re-selection, which needs ctapipe), as a whole, in batches of each ``--batch``. The generator runs
-channels-last by default (``ShowerGenerator(channels_last=True)``), plus bf16 with ``--bf16``.
+re-selection, which needs ctapipe), in batches of each ``--batch``.
 """
 
 import argparse
@@ -129,13 +131,10 @@ def bench(net, shape, device, solver, n_steps, batch, repeats, name="plain", noi
     return batch / np.median(times)
 
 
-def bench_generate(path, device, n_events, n_steps, solver, batch, noise):
+def bench_generate(gen, device, n_events, n_steps, solver, batch):
     """Images/s of ``ShowerGenerator.generate``: the model's showers, sizes, sampling and
     decoding, as a user's script calls it (conditions uniform in the model's trained domain:
     log energy, impact and field of view)."""
-    from ctapipe_genshower.generator import ShowerGenerator
-
-    gen = ShowerGenerator.from_file(path, device=device, device_noise=noise == "device")
     lo, hi = np.array([gen.domain[name] for name in CONDITION_COLUMNS]).T
     rng = np.random.default_rng(1)
     conditions = lo + (hi - lo) * rng.uniform(size=(n_events, len(lo)))
@@ -227,11 +226,14 @@ def main():
                         f"{rate:>10.2f} {rate * nfe[n_steps] * flops / 1e9:>9.1f} "
                         f"{rate / first:>6.2f}"
                     )
-        for n_steps, batch in itertools.product(args.steps, args.batch) if args.generate else ():
-            for noise in noises:
-                rate = bench_generate(
-                    args.model, device, args.generate, n_steps, args.solver, batch, noise
-                )
+        for noise in noises if args.generate else ():
+            from ctapipe_genshower.generator import ShowerGenerator
+
+            gen = ShowerGenerator.from_file(
+                args.model, device=device, device_noise=noise == "device"
+            )
+            for n_steps, batch in itertools.product(args.steps, args.batch):
+                rate = bench_generate(gen, device, args.generate, n_steps, args.solver, batch)
                 print(
                     f"ShowerGenerator.generate, {noise} noise: {args.generate} events, "
                     f"{n_steps} steps, batch {batch}: {rate:.1f} images/s"
