@@ -18,8 +18,10 @@ from ctapipe_genshower.generator import ShowerGenerator, _event_streams
 from ctapipe_genshower.io.diffusion import DiffusionEventSource
 from ctapipe_genshower.model.density_ratio import (
     REFINER_FEATURES,
+    REFINER_FEATURES_V1,
     DensityRatio,
     density_ratio_net,
+    feature_spec,
     refiner_features,
 )
 from ctapipe_genshower.tools.refine import RefineTool
@@ -51,13 +53,52 @@ def test_features_take_logs_keep_nan_and_append_conditions():
     conditions = np.array([[1.0, 2, 3, 4, 5], [6, 7, 8, 9, 10]])
     x = refiner_features(columns, conditions)
     assert x.shape == (2, N_COLUMNS)
-    for j, (_, log) in enumerate(REFINER_FEATURES):
-        assert x[0, j] == (1.0 if log else 10.0)
-        assert np.isnan(x[1, j]) if log else x[1, j] == 0.0  # log10(0): NaN, not -inf
+    expected = {
+        "linear": (10.0, 0.0),
+        "log10": (1.0, np.nan),  # log10(0): NaN, not -inf
+        "cos": (np.cos(np.deg2rad(10)), 1.0),
+        "sin": (np.sin(np.deg2rad(10)), 0.0),
+        "cos2": (np.cos(np.deg2rad(20)), 1.0),
+        "sin2": (np.sin(np.deg2rad(20)), 0.0),
+    }
+    for j, (_, transform) in enumerate(REFINER_FEATURES):
+        np.testing.assert_allclose(x[:, j], expected[transform])
     np.testing.assert_array_equal(x[:, -5:], conditions)
     del columns["hillas_width"]
     with pytest.raises(KeyError, match="hillas_width"):
         refiner_features(columns, conditions)
+
+
+def test_axis_angles_are_continuous_across_the_wrap():
+    """hillas_psi of +89.9 and -89.9 deg is nearly the same axis: so are its features."""
+    features = [("hillas_psi", "cos2"), ("hillas_psi", "sin2"), ("hillas_phi", "cos")]
+    columns = {
+        "hillas_psi": np.array([89.9, -89.9, 0.0]),
+        "hillas_phi": np.array([179.9, -179.9, 0]),
+    }
+    x = refiner_features(columns, np.zeros((3, 5)), features)
+    np.testing.assert_allclose(x[0, :3], x[1, :3], atol=0.01)
+    assert np.abs(x[0, :3] - x[2, :3]).max() > 1.9  # perpendicular axis / opposite direction
+
+
+def test_boolean_features_of_earlier_refiners_read_as_log_or_linear():
+    spec = feature_spec(REFINER_FEATURES_V1)
+    assert spec[0] == ("hillas_intensity", "log10") and spec[2] == ("hillas_fov_lon", "linear")
+    columns = {name: np.array([100.0]) for name, _ in REFINER_FEATURES_V1}
+    x = refiner_features(columns, np.zeros((1, 5)), REFINER_FEATURES_V1)
+    np.testing.assert_array_equal(
+        x[0, :-5], [2.0 if log else 100.0 for _, log in REFINER_FEATURES_V1]
+    )
+    with pytest.raises(ValueError, match="unknown transform 'sqrt' of refiner feature 'x'"):
+        feature_spec([("x", "sqrt")])
+    # a model file refined before the transforms existed records booleans
+    n = len(REFINER_FEATURES_V1) + 5
+    meta = {
+        "features": [list(f) for f in REFINER_FEATURES_V1],
+        **{"mean": [0.0] * n, "scale": [1.0] * n, "log_cap": 0.3, "width": 8, "depth": 1},
+    }
+    old = DensityRatio.from_metadata(meta, density_ratio_net(n, 8, 1).state_dict())
+    assert old.features == spec
 
 
 # -- the fit ---------------------------------------------------------------------------------

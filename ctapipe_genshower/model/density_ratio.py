@@ -22,14 +22,54 @@ simulated sample. Features are numpy; the network is a small MLP (torch, importe
 import numpy as np
 
 __all__ = [
+    "FEATURE_TRANSFORMS",
     "REFINER_FEATURES",
+    "REFINER_FEATURES_V1",
     "DensityRatio",
     "density_ratio_net",
+    "feature_spec",
     "refiner_features",
 ]
 
-#: Image parameters the refiner reads: (ctapipe DL1 column, log10 before standardising).
+#: How a refiner feature enters the classifier: the value, its log10, or the cosine / sine of
+#: an angle in degrees (``cos``, ``sin``) or of twice the angle (``cos2``, ``sin2``, for an
+#: axis direction such as ``hillas_psi``, defined modulo 180 deg). The trigonometric forms keep
+#: directions continuous across the wrap, where a raw angle jumps from +90 to -90 deg.
+FEATURE_TRANSFORMS = ("linear", "log10", "cos", "sin", "cos2", "sin2")
+
+#: Image parameters the refiner reads: (ctapipe DL1 column, transform). The shape, timing and
+#: direction parameters downstream tools read (energy, disp and G/H models of
+#: ``examples/irf``), the peak-time spread among them.
 REFINER_FEATURES = (
+    ("hillas_intensity", "log10"),
+    ("morphology_n_pixels", "log10"),
+    ("hillas_fov_lon", "linear"),
+    ("hillas_fov_lat", "linear"),
+    ("hillas_r", "linear"),
+    ("hillas_phi", "cos"),
+    ("hillas_phi", "sin"),
+    ("hillas_psi", "cos2"),
+    ("hillas_psi", "sin2"),
+    ("hillas_length", "linear"),
+    ("hillas_width", "linear"),
+    ("hillas_skewness", "linear"),
+    ("hillas_kurtosis", "linear"),
+    ("leakage_intensity_width_1", "linear"),
+    ("leakage_intensity_width_2", "linear"),
+    ("concentration_cog", "linear"),
+    ("concentration_core", "linear"),
+    ("concentration_pixel", "linear"),
+    ("timing_slope", "linear"),
+    ("timing_deviation", "linear"),
+    ("peak_time_std", "linear"),
+    ("morphology_n_islands", "linear"),
+    ("intensity_max", "log10"),
+    ("intensity_std", "log10"),
+)
+
+#: The features of refiners fitted before 2026-12-05 (``(column, log10?)``), the form their
+#: model files record.
+REFINER_FEATURES_V1 = (
     ("hillas_intensity", True),
     ("morphology_n_pixels", True),
     ("hillas_fov_lon", False),
@@ -50,6 +90,37 @@ REFINER_FEATURES = (
 )
 
 
+def feature_spec(features):
+    """``features`` as a tuple of ``(column, transform)``; booleans (the form of model files
+    refined before the transforms existed) mean ``log10`` (True) and ``linear`` (False).
+
+    Raises ``ValueError`` for an unknown transform.
+    """
+    spec = []
+    for name, transform in features:
+        if isinstance(transform, bool):
+            transform = "log10" if transform else "linear"
+        if transform not in FEATURE_TRANSFORMS:
+            raise ValueError(
+                f"unknown transform {transform!r} of refiner feature {name!r}"
+                f" (choose from {', '.join(FEATURE_TRANSFORMS)})"
+            )
+        spec.append((str(name), transform))
+    return tuple(spec)
+
+
+def _transformed(x, transform):
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if transform == "log10":
+            return np.log10(x)
+    factor = 2.0 if transform.endswith("2") else 1.0
+    if transform.startswith("cos"):
+        return np.cos(np.deg2rad(factor * x))
+    if transform.startswith("sin"):
+        return np.sin(np.deg2rad(factor * x))
+    return x
+
+
 def _values(column):
     """A table column as a float64 array (astropy quantities lose their unit)."""
     return np.asarray(getattr(column, "value", column), dtype=np.float64)
@@ -64,8 +135,9 @@ def refiner_features(columns, conditions, features=REFINER_FEATURES):
         ctapipe DL1 parameter columns (e.g. ``ImageReselection.parameters``), one row per image.
     conditions : array-like, shape (N, 5)
         ``CONDITION_COLUMNS`` of the same images.
-    features : sequence of (str, bool)
-        Parameter columns and whether they enter as log10.
+    features : sequence of (str, str)
+        Parameter columns and their transforms (:data:`FEATURE_TRANSFORMS`; booleans:
+        :func:`feature_spec`).
 
     Returns
     -------
@@ -75,14 +147,10 @@ def refiner_features(columns, conditions, features=REFINER_FEATURES):
     """
     conditions = np.asarray(conditions, dtype=np.float64)
     cols = []
-    for name, log in features:
+    for name, transform in feature_spec(features):
         if name not in columns:
             raise KeyError(f"parameter column {name!r} missing (the refiner needs it)")
-        x = _values(columns[name])
-        if log:
-            with np.errstate(divide="ignore", invalid="ignore"):
-                x = np.log10(x)
-        cols.append(x)
+        cols.append(_transformed(_values(columns[name]), transform))
     x = np.column_stack([*cols, conditions]) if cols else conditions.copy()
     if len(x) != len(conditions):
         raise ValueError(f"{len(x)} parameter rows for {len(conditions)} conditions")
@@ -133,8 +201,9 @@ class DensityRatio:
         Standardisation of the raw features (:func:`refiner_features`).
     log_cap : float
         ``log r_max``: images with a larger ratio are always accepted.
-    features : sequence of (str, bool)
-        The parameter columns the net reads (before the five conditions).
+    features : sequence of (str, str)
+        The parameter columns the net reads (before the five conditions) and their
+        transforms (:func:`feature_spec`).
     info : dict, optional
         How it was fitted (sample sizes, sampling settings, held-out AUC, acceptance).
     """
@@ -143,7 +212,7 @@ class DensityRatio:
         self.net = net.eval()
         self.mean = np.asarray(mean, dtype=np.float64)
         self.scale = np.asarray(scale, dtype=np.float64)
-        self.features = tuple((str(n), bool(log)) for n, log in features)
+        self.features = feature_spec(features)
         n_inputs = len(self.features) + 5
         if self.mean.shape != (n_inputs,) or self.scale.shape != (n_inputs,):
             raise ValueError(f"mean and scale must have {n_inputs} entries")
@@ -226,7 +295,7 @@ class DensityRatio:
     @classmethod
     def from_metadata(cls, meta, state):
         """Build from :meth:`to_metadata` and the net's ``state_dict`` (tensors)."""
-        features = [(str(n), bool(log)) for n, log in meta["features"]]
+        features = feature_spec(meta["features"])
         net = density_ratio_net(len(features) + 5, meta["width"], meta["depth"])
         net.load_state_dict(state)
         return cls(net, meta["mean"], meta["scale"], meta["log_cap"], features, meta.get("info"))

@@ -43,7 +43,7 @@ def fit_density_ratio(
     simulated, generated : numpy.ndarray, shape (N, len(features) + 5)
         :func:`~ctapipe_genshower.model.density_ratio.refiner_features` of the simulation's
         and the model's selected images (same showers in the same proportions).
-    features : sequence of (str, bool)
+    features : sequence of (str, str)
         The parameter columns the rows hold (stored with the refiner).
     width, depth : int
         The MLP.
