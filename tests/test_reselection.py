@@ -171,6 +171,52 @@ def test_reselection_is_the_training_selection(tiny_model_training_arrays, gener
         ImageReselection(generator.subarray, 1, [["x", "no_such_column > 1"]])
 
 
+def test_mask_columns_are_the_full_parameters(tiny_model_training_arrays, generator):
+    """The size cut's fast path (cleaning only) gives ctapipe's own columns and answers."""
+    import torch
+
+    from ctapipe_genshower.io.reselection import MASK_COLUMNS
+    from ctapipe_genshower.model.density_ratio import (
+        REFINER_FEATURES,
+        DensityRatio,
+        density_ratio_net,
+    )
+
+    arrays = tiny_model_training_arrays
+    reselection = ImageReselection.for_model(generator, generator.subarray, 1)
+    assert reselection.mask_only
+    image = np.concatenate([arrays.image[:30], arrays.image[:10] * 0.3, arrays.image[:2] * 0])
+    peak_time = np.concatenate([arrays.peak_time[:30], arrays.peak_time[:10], arrays.peak_time[:2]])
+    image[-1, 0] = np.nan
+    fast, fast_finite = reselection.mask_parameters(image, peak_time)
+    full, full_finite = reselection.parameters(image, peak_time)
+    np.testing.assert_array_equal(fast_finite, full_finite)
+    for name in MASK_COLUMNS:  # NaN (no parameters) where ctapipe has NaN
+        assert fast[name].unit == full[name].unit
+        np.testing.assert_array_equal(fast[name].value, full[name].value)
+    passed = reselection(image, peak_time)
+    assert 0 < passed.sum() < len(passed)
+
+    slow = ImageReselection(generator.subarray, 1, reselection.selection)
+    slow.mask_only = False
+    np.testing.assert_array_equal(slow(image, peak_time), passed)
+    # with a refiner: the probabilities of the passing images from all their parameters
+    torch.manual_seed(0)
+    n = len(REFINER_FEATURES) + 5
+    refiner = DensityRatio(density_ratio_net(n, 8, 1), np.zeros(n), np.ones(n), 0.3)
+    refined = ImageReselection(generator.subarray, 1, reselection.selection, refiner=refiner)
+    refined_slow = ImageReselection(generator.subarray, 1, reselection.selection, refiner=refiner)
+    refined_slow.mask_only = False
+    rows = np.concatenate([np.arange(30), np.arange(10), np.arange(2)])  # the images' showers
+    conditions = np.asarray(arrays.conditions, dtype=np.float64)[rows]
+    probability = refined(image, peak_time, conditions)
+    np.testing.assert_array_equal(probability, refined_slow(image, peak_time, conditions))
+    assert np.all(probability[~passed] == 0) and np.all(probability[passed] > 0)
+    # a selection that reads other columns takes the full path
+    wide = [["size", "hillas_intensity >= 250"], ["width", "hillas_width > 0"]]
+    assert not ImageReselection(generator.subarray, 1, wide).mask_only
+
+
 def _events(model, **settings):
     """Images, peak times and ``generation_metadata`` of a short run."""
     settings = {"n_showers": 400, "seed": 2, "n_steps": N_STEPS, "max_events": 10, **settings}

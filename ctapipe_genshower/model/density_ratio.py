@@ -67,7 +67,7 @@ REFINER_FEATURES = (
     ("intensity_std", "log10"),
 )
 
-#: The features of refiners fitted before 2026-12-05 (``(column, log10?)``), the form their
+#: The features of the first refiners (``(column, log10?)``), the form their
 #: model files record.
 REFINER_FEATURES_V1 = (
     ("hillas_intensity", True),
