@@ -285,22 +285,34 @@ class TimeTransform:
             u = (y * self.scale + self.shift).clamp(-50.0, 50.0)
             t = self.center + self.softening * torch.sinh(u)
         else:
-            t = self.center + self._invert_softened(y * self.scale + self.shift)
+            u = y * self.scale + self.shift
+            if clip:  # the map is increasing: clipping u first bounds the work, same result
+                ends = torch.tensor([self.t_min, self.t_max], dtype=torch.float64) - self.center
+                lo, hi = self._softened(ends).tolist()
+                u = u.clamp(lo, hi)
+            t = self.center + self._invert_softened(u)
         if clip:
             t = t.clamp(self.t_min, self.t_max)
         return t.float()
 
-    def _invert_softened(self, u):
-        """``dt`` with ``_softened(dt) = u`` by bisection (the map is strictly increasing),
-        bracketed by the linear term alone, which bounds ``|dt|`` from above."""
-        bound = u.abs() / self.linear_slope + 1e-9
-        lo, hi = -bound, bound
-        for _ in range(64):  # float64: the bracket shrinks below rounding
-            mid = 0.5 * (lo + hi)
-            above = self._softened(mid) > u
-            hi = torch.where(above, mid, hi)
-            lo = torch.where(above, lo, mid)
-        return 0.5 * (lo + hi)
+    def _invert_softened(self, u, max_iterations=100):
+        """``dt`` with ``_softened(dt) = u`` by Newton's method from ``dt = 0``.
+
+        ``f(dt) = asinh(dt / softening) + linear_slope dt`` is strictly increasing, concave
+        for ``dt > 0`` and convex for ``dt < 0``, so Newton's iterates from 0 approach the
+        root monotonically from the side of 0 and never overshoot it: no bracket is needed,
+        and about 7 iterations reach float64 rounding (64 bisection steps did before, a fifth
+        of a 4-step student's generation time).
+        """
+        dt = torch.zeros_like(u)
+        for _ in range(max_iterations):
+            slope = torch.rsqrt(self.softening**2 + dt * dt) + self.linear_slope
+            step = (self._softened(dt) - u) / slope
+            dt = dt - step
+            # NaN steps (NaN inputs) count as converged: they stay NaN
+            if not bool((step.abs() > 1e-12 * (1.0 + dt.abs())).any()):
+                break
+        return dt
 
     def to_dict(self):
         data = {
