@@ -16,9 +16,9 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from ctapipe.io import read_table  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+from ctapipe.io import read_table
 
 KEY = "/dl2/event/subarray/particle_type/ExtraTreesClassifier"
 COL = "ExtraTreesClassifier_prediction"
@@ -34,16 +34,19 @@ def gammaness(path):
 
 def main(chain, names):
     ref, n_ref = gammaness(Path(chain) / "proton_test.dl2.h5")
-    print("| sample | " + " | ".join(f"g >= {t:.1f}" for t in THRESHOLDS) + " | G/H survivors"
-          " (expected) | quality cuts chi2/ndf |")
+    print(
+        "| sample | " + " | ".join(f"g >= {t:.1f}" for t in THRESHOLDS) + " | G/H survivors"
+        " (expected) | quality cuts chi2/ndf |"
+    )
     print("|" + " --- |" * (len(THRESHOLDS) + 3))
-    print("| simulated (events) | " + " | ".join(str(np.sum(ref >= t)) for t in THRESHOLDS)
-          + " | | |")
+    print(
+        "| simulated (events) | " + " | ".join(str(np.sum(ref >= t)) for t in THRESHOLDS) + " | | |"
+    )
     fig, (ax, rax) = plt.subplots(2, 1, figsize=(7, 6), sharex=True, height_ratios=(2, 1))
     h_ref, _ = np.histogram(ref, BINS)
     centres = 0.5 * (BINS[1:] + BINS[:-1])
     ax.step(centres, h_ref / n_ref * 1e6, where="mid", color="k", label="simulated (toy run 201)")
-    for name in names:
+    for k, name in enumerate(names):
         gen, n_gen = gammaness(f"{name}.dl2.h5")
         cells = []
         for t in THRESHOLDS:
@@ -55,13 +58,23 @@ def main(chain, names):
         test = np.nansum(np.array(gh["n_eff_test"], float))
         expected = np.nansum(np.array(gh["n_eff_ref"], float)) * n_gen / n_ref
         err = np.sqrt(expected * n_gen / n_ref + test)
-        print(f"| {name} | " + " | ".join(cells) + f" | {test:.1f} ({expected:.1f},"
-              f" {(test - expected) / err:+.1f} sigma) | {quality['chi2_ndf']:.2f} |")
+        print(
+            f"| {name} | " + " | ".join(cells) + f" | {test:.1f} ({expected:.1f},"
+            f" {(test - expected) / err:+.1f} sigma) | {quality['chi2_ndf']:.2f} |"
+        )
         h, _ = np.histogram(gen, BINS)
         ax.step(centres, h / n_gen * 1e6, where="mid", label=name)
         ratio = (h / n_gen) / (h_ref / n_ref)
-        rax.errorbar(centres, ratio, ratio * np.sqrt(1 / np.maximum(h, 1) + 1 / h_ref),
-                     fmt="o", ms=3, capsize=2, label=name)
+        shift = (k - 0.5 * (len(names) - 1)) * 0.012  # side by side
+        rax.errorbar(
+            centres + shift,
+            ratio,
+            ratio * np.sqrt(1 / np.maximum(h, 1) + 1 / h_ref),
+            fmt="o",
+            ms=3,
+            capsize=2,
+            label=name,
+        )
     ax.set_yscale("log")
     ax.set_ylabel("valid events per 10^6 thrown showers")
     ax.legend(fontsize=8)
