@@ -35,6 +35,11 @@ conditions, never on the batch or on the other events. Without ``accept`` (or wi
 Refined models (:mod:`.model.density_ratio`): ``accept`` may answer with acceptance
 probabilities instead of a bool mask; a draw is kept when a uniform number from its own
 fourth stream is below its probability (a bool mask is the case of probabilities 0 and 1).
+A draw that passed (probability > 0) but was not kept is redrawn **with the same size**
+and new image noise: the refiner chooses among images of the size the shower-level model
+drew, so the size distribution stays the shower-level model's (a refiner allowed to choose
+among sizes too moved the mean size by +20-40 %, ``docs/refiner.md``); only a draw that
+fails (probability 0) gets a new size.
 The ctapipe side's :class:`~ctapipe_genshower.io.reselection.ImageReselection` multiplies
 the selection by the model's refiner (:attr:`ShowerGenerator.refiner`).
 """
@@ -353,9 +358,10 @@ class ShowerGenerator:
             ``accept(images, peak_times, conditions) -> (M,) bool or float``, called with
             ``(M, n_pixels)`` float32 arrays and the ``(M, 5)`` conditions of the draws:
             True (or the probability) for keeping a draw, e.g. the training selection
-            (times the refiner's acceptance). Events it rejects are drawn again (new size
-            and new image noise, from the streams of ``(seed, k)`` for redraw ``k``), only
-            those, in batches.
+            (times the refiner's acceptance). Events it rejects are drawn again (new image
+            noise from the streams of ``(seed, k)`` for redraw ``k``, and a new size from
+            them where the probability was 0; a draw of positive probability that was not
+            kept keeps its size), only those, in batches.
         max_redraws : int
             Most redraws per event (0: ``accept`` is only evaluated). An event still
             rejected after them is kept as its draw of the highest acceptance probability
@@ -399,20 +405,22 @@ class ShowerGenerator:
         if accept is None:
             return out
         accepted, best = self._accept(accept, out, conditions, uniforms)
+        last_size, last_probability = out["size"].copy(), best.copy()
         for draw in range(1, int(max_redraws) + 1):
             redo = np.flatnonzero(~accepted)
             if len(redo) == 0:
                 break
+            redo_size = last_size[redo]
+            if size is None:  # a new size only where the last draw failed outright
+                new = last_probability[redo] <= 0
+                if new.any():
+                    redo_size[new] = self.sample_size(conditions[redo[new]], seeds[redo[new]], draw)
             again = self._draw(
-                conditions[redo],
-                seeds[redo],
-                draw,
-                sampling,
-                int(batch_size),
-                None if size is None else size[redo],
+                conditions[redo], seeds[redo], draw, sampling, int(batch_size), redo_size
             )
             uniforms = again.pop("accept_uniform")
             kept, probability = self._accept(accept, again, conditions[redo], uniforms)
+            last_size[redo], last_probability[redo] = again["size"], probability
             # a draw replaces the one held when kept, or when at least as acceptable: an event
             # rejected by every draw ends as its most acceptable one (the last among equals)
             take = kept | (probability >= best[redo])

@@ -178,6 +178,24 @@ def test_probabilities_are_decided_with_each_draws_own_uniform(selecting_model_p
         generator.generate(conditions, seeds, 1, accept=lambda im, t, c: np.full(len(im), 1.5))
 
 
+def test_a_refiners_redraws_keep_the_size_a_failed_selection_draws_anew(selecting_model_path):
+    """Rejected by the refiner (probability > 0): new image, same size; failing the
+    selection (probability 0): a new size from the redraw's stream."""
+    generator = ShowerGenerator.from_file(selecting_model_path, device="cpu")
+    conditions = np.tile([[0.5, 50.0, 20.0, 0.5, 0.0]], (30, 1))
+    seeds = np.arange(30)
+    calls = []
+
+    def accept(images, peak_times, conds):  # draw 0 fails the selection, later draws pass
+        calls.append(len(images))
+        return np.full(len(images), 0.0 if len(calls) == 1 else 0.3)
+
+    out = generator.generate(conditions, seeds, 1, accept=accept, max_redraws=6)
+    assert (out["n_draws"] > 2).any()  # some events were rejected by the "refiner" too
+    np.testing.assert_array_equal(out["size"], generator.sample_size(conditions, seeds, 1))
+    assert not np.array_equal(out["size"], generator.sample_size(conditions, seeds, 0))
+
+
 # -- model file -------------------------------------------------------------------------------
 def _tiny_refiner(seed=0):
     import torch
