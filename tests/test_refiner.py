@@ -366,8 +366,9 @@ def test_an_event_never_kept_ends_as_its_most_acceptable_draw(selecting_model_pa
 
     out = generator.generate(conditions, seeds, 1, accept=lambda im, t, c: score(im), max_redraws=4)
     assert not out["accepted"].any() and (out["n_draws"] == 5).all()
+    size = generator.sample_size(conditions, seeds, 0)  # passing draws are redrawn at it
     draws = [
-        generator._draw(conditions, seeds, k, (1, 0.0, "ddim"), 64, None)["image"] for k in range(5)
+        generator._draw(conditions, seeds, k, (1, 0.0, "ddim"), 64, size)["image"] for k in range(5)
     ]
     best = np.argmax(np.stack([score(d) for d in draws]), axis=0)
     expected = np.stack([draws[k][i] for i, k in enumerate(best)])

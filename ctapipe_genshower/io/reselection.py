@@ -189,9 +189,8 @@ class ImageReselection:
         probability = np.zeros(len(passed))
         if passed.any():
             if self.mask_only:  # the refiner reads more: all parameters of the passing draws
-                table = self.parameters(np.asarray(images)[passed], np.asarray(peak_times)[passed])[
-                    0
-                ]
+                images, peak_times = np.asarray(images)[passed], np.asarray(peak_times)[passed]
+                table, _ = self.parameters(images, peak_times)
             else:
                 table = table[passed]
             columns = {name: table[name] for name, _ in self.refiner.features}

@@ -301,8 +301,8 @@ class TimeTransform:
         ``f(dt) = asinh(dt / softening) + linear_slope dt`` is strictly increasing, concave
         for ``dt > 0`` and convex for ``dt < 0``, so Newton's iterates from 0 approach the
         root monotonically from the side of 0 and never overshoot it: no bracket is needed,
-        and about 7 iterations reach float64 rounding (64 bisection steps did before, a fifth
-        of a 4-step student's generation time).
+        and about 7 iterations reach float64 rounding (64 bisection steps did before, up to a
+        fifth of a 4-step student's generation time).
         """
         dt = torch.zeros_like(u)
         for _ in range(max_iterations):
