@@ -15,15 +15,17 @@ the CPU), ``device`` from counter-based streams on the device (the default on CU
 
 ``--variants``: the same network run plainly, in channels-last memory format, compiled with
 ``torch.compile`` (inductor; CPU needs a C++ compiler), under bf16 autocast, channels-last
-under bf16 autocast, or compiled under bf16 autocast; each is printed with its ratio to the
-first.
+under bf16 autocast, compiled under bf16 autocast, or compiled in channels-last under bf16
+autocast; each is printed with its ratio to the first.
 
 The generator runs channels-last by default (``ShowerGenerator(channels_last=True)``), plus
 bf16 with ``--bf16``.
 
 ``--generate N``: also time ``ShowerGenerator.generate`` on N events of the model's own
 showers (sizes from the shower-level model, sampling, decoding to camera pixels; no
-re-selection, which needs ctapipe), in batches of each ``--batch``.
+re-selection, which needs ctapipe), in batches of each ``--batch``, with the generator's
+defaults or, with ``--generate-variants``, the memory format, bf16 and compilation of the
+variants named.
 """
 
 import argparse
@@ -40,6 +42,27 @@ from ctapipe_genshower.model.config import PRESETS
 from ctapipe_genshower.model.networks import UNet
 from ctapipe_genshower.model.noise import CounterStreams
 from ctapipe_genshower.model.samplers import SOLVERS, event_generators, network_evaluations, sample
+
+VARIANTS = [
+    "plain",
+    "channels-last",
+    "compile",
+    "bf16",
+    "channels-last-bf16",
+    "compile-bf16",
+    "compile-channels-last-bf16",
+]
+
+
+def generator_options(name):
+    """``ShowerGenerator`` keyword arguments of a variant (``{}``: its defaults)."""
+    if name == "default":
+        return {}
+    return {
+        "channels_last": "channels-last" in name,
+        "bf16": "bf16" in name,
+        "compile": "compile" in name,
+    }
 
 
 def load(model, preset, device):
@@ -70,6 +93,8 @@ def flops_per_image(net, shape, device):
 
 def variant(net, name):
     """``(callable net, memory format, bf16)`` of a benchmark variant."""
+    if "compile" in name:  # each compiled variant starts from no cached graphs
+        torch._dynamo.reset()
     if name == "plain":
         return net, torch.contiguous_format, False
     if name == "channels-last":
@@ -82,6 +107,9 @@ def variant(net, name):
         return copy.deepcopy(net).to(memory_format=torch.channels_last), torch.channels_last, True
     if name == "compile-bf16":
         return torch.compile(copy.deepcopy(net)), torch.contiguous_format, True
+    if name == "compile-channels-last-bf16":
+        net = copy.deepcopy(net).to(memory_format=torch.channels_last)
+        return torch.compile(net), torch.channels_last, True
     raise ValueError(f"unknown variant {name!r}")
 
 
@@ -164,8 +192,15 @@ def main():
         "--variants",
         nargs="+",
         default=["plain"],
-        choices=["plain", "channels-last", "compile", "bf16", "channels-last-bf16", "compile-bf16"],
+        choices=VARIANTS,
         help="ways to run the network, each timed and compared with the first",
+    )
+    parser.add_argument(
+        "--generate-variants",
+        nargs="+",
+        default=["default"],
+        choices=["default", *VARIANTS],
+        help="settings of the --generate runs (default: the generator's own)",
     )
     parser.add_argument(
         "--noise",
@@ -226,16 +261,17 @@ def main():
                         f"{rate:>10.2f} {rate * nfe[n_steps] * flops / 1e9:>9.1f} "
                         f"{rate / first:>6.2f}"
                     )
-        for noise in noises if args.generate else ():
+        runs = itertools.product(noises, args.generate_variants) if args.generate else ()
+        for noise, name in runs:
             from ctapipe_genshower.generator import ShowerGenerator
 
             gen = ShowerGenerator.from_file(
-                args.model, device=device, device_noise=noise == "device"
+                args.model, device=device, device_noise=noise == "device", **generator_options(name)
             )
             for n_steps, batch in itertools.product(args.steps, args.batch):
                 rate = bench_generate(gen, device, args.generate, n_steps, args.solver, batch)
                 print(
-                    f"ShowerGenerator.generate, {noise} noise: {args.generate} events, "
+                    f"ShowerGenerator.generate ({name}), {noise} noise: {args.generate} events, "
                     f"{n_steps} steps, batch {batch}: {rate:.1f} images/s"
                 )
 

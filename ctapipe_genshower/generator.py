@@ -314,16 +314,32 @@ class ShowerGenerator:
 
         ``draw`` selects the event streams (0: the first draw, ``k``: the ``k``-th redraw).
         """
-        import torch
 
         conditions = self._check_conditions(conditions)
         uniform, normal, *_ = _event_streams(seeds, draw)
         if len(uniform) != len(conditions):
             raise ValueError(f"{len(seeds)} seeds for {len(conditions)} conditions")
+        return self._size_from_streams(conditions, uniform, normal)
+
+    def _size_from_streams(self, conditions, uniform, normal):
+        import torch
+
         z = self.shower_model.sample_z(
             self._features(conditions), torch.as_tensor(uniform), torch.as_tensor(normal)
         )
         return self.transforms["conditions"].size_from_log(z.cpu().double()).numpy()
+
+    def simulated_size(self, arrays):
+        """The size the image network was trained with, of simulated events ``(N,)`` float64.
+
+        ``arrays`` holds ``image`` (and ``true_image``) ``(N, n_pixels)`` p.e., e.g. a block
+        of a training file: the sum of the DL1 image, or of the true image for models with
+        a learned pixel response (their network makes the signal).
+        """
+        key = "true_image" if "response" in self.transforms else "image"
+        if arrays.get(key) is None:
+            raise ValueError(f"the model's size is the sum of {key!r}, which the arrays lack")
+        return self.transforms["image"].size(arrays[key]).numpy()
 
     # -- images ----------------------------------------------------------------------------
     def generate(
@@ -411,10 +427,8 @@ class ShowerGenerator:
             if len(redo) == 0:
                 break
             redo_size = last_size[redo]
-            if size is None:  # a new size only where the last draw failed outright
-                new = last_probability[redo] <= 0
-                if new.any():
-                    redo_size[new] = self.sample_size(conditions[redo[new]], seeds[redo[new]], draw)
+            if size is None:  # a new size (NaN: drawn by _draw) only where the draw failed
+                redo_size[last_probability[redo] <= 0] = np.nan
             again = self._draw(
                 conditions[redo], seeds[redo], draw, sampling, int(batch_size), redo_size
             )
@@ -442,7 +456,8 @@ class ShowerGenerator:
         return kept, np.asarray(answer, dtype=np.float64)
 
     def _draw(self, conditions, seeds, draw, sampling, batch_size, size):
-        """Draw ``draw`` of each event: sizes (unless given), images, peak times.
+        """Draw ``draw`` of each event: sizes (where ``size`` is None or NaN), images, peak
+        times.
 
         ``sampling`` is ``(n_steps, eta, solver)``."""
         import torch
@@ -453,12 +468,16 @@ class ShowerGenerator:
 
         n_steps, eta, solver = sampling
         n = len(conditions)
-        _, _, image_seeds, response_seeds, accept_uniform = _event_streams(seeds, draw)
+        uniform, normal, image_seeds, response_seeds, accept_uniform = _event_streams(seeds, draw)
         response = self.transforms.get("response")
         if response is not None:
             true_image = np.empty((n, self.n_pixels), dtype=np.int32)
-        if size is None:
-            size = self.sample_size(conditions, seeds, draw)
+        size = np.full(n, np.nan) if size is None else np.array(size, dtype=np.float64)
+        missing = np.isnan(size)
+        if missing.any():  # the streams of this draw, as sample_size(conditions, seeds, draw)
+            size[missing] = self._size_from_streams(
+                conditions[missing], uniform[missing], normal[missing]
+            )
         image = np.empty((n, self.n_pixels), dtype=np.float32)
         peak_time = np.empty((n, self.n_pixels), dtype=np.float32)
         for start in range(0, n, batch_size):

@@ -1,14 +1,16 @@
 """Refining a model: fit its refiner on the training images and the model's own images.
 
 :func:`refine_model` takes ``n_events`` selected images of a prepared training file (the
-simulation), generates an image for each of their showers with the model exactly as the
-``DiffusionEventSource`` does (the training selection applied again, failing draws redrawn),
-parameterises both with ctapipe as the selection does
-(:class:`~ctapipe_genshower.io.reselection.ImageReselection`), fits the density-ratio
+simulation), generates an image for each of their showers **with the simulated image's
+size** as the ``DiffusionEventSource`` makes images (the training selection applied again,
+failing draws redrawn with the same size), parameterises both with ctapipe as the selection
+does (:class:`~ctapipe_genshower.io.reselection.ImageReselection`), fits the density-ratio
 classifier (:func:`~ctapipe_genshower.training.density_ratio.fit_density_ratio`) and writes
 the model with its refiner (:func:`~ctapipe_genshower.checkpoint.save_refined`). Both samples
-have the same showers, so the classifier learns the ratio of the image distributions given
-the shower, which is what the generator's rejection step needs.
+have the same showers and the same sizes, so the classifier learns the ratio of the image
+distributions given the shower and the size: what the generator's rejection step needs, which
+chooses among draws of the size the shower-level model drew. (Fitted on draws of free size,
+the ratio also ranks sizes; held at one size it misranks images, ``docs/refiner.md``.)
 """
 
 import numpy as np
@@ -45,6 +47,10 @@ def paired_features(
     progress=True,
 ):
     """Refiner features of simulated images and of the model's images of the same showers.
+
+    Each generated image is drawn with the size of its simulated image
+    (:meth:`~ctapipe_genshower.generator.ShowerGenerator.simulated_size`), so both samples
+    share showers and sizes.
 
     Parameters
     ----------
@@ -96,12 +102,15 @@ def paired_features(
         passed = np.asarray(selection.query.get_table_mask(table), bool) & finite
         simulated.append(refiner_features(_columns(table[passed], features), conditions[passed]))
 
+        # the model's images of the same showers AND sizes (kept by the selection's redraws)
+        conditions = conditions[passed]
         out = generator.generate(
             conditions,
-            event_seeds[sl],
+            event_seeds[sl][passed],
             n_steps=n_steps,
             solver=solver,
             batch_size=batch_size,
+            size=generator.simulated_size(arrays)[passed],
             accept=selection,
             max_redraws=max_redraws,
         )
@@ -113,7 +122,7 @@ def paired_features(
         stats["draws"] += int(out["n_draws"].sum())
         bar.update(len(conditions))
     bar.close()
-    stats["draws_per_event"] = stats.pop("draws") / n_events
+    stats["draws_per_event"] = stats.pop("draws") / max(stats["n_simulated_selected"], 1)
     return np.concatenate(simulated), np.concatenate(generated), stats
 
 
@@ -181,6 +190,7 @@ def refine_model(
     refiner.info.update(
         {
             "sampling": {"solver": solver, "n_steps": int(n_steps), "max_redraws": max_redraws},
+            "sizes": "simulated",  # generated sample drawn with the simulated images' sizes
             "samples": stats,
             "fit_options": {k: v for k, v in options.items() if k != "seed"},
         }

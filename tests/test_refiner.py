@@ -13,7 +13,7 @@ from ctapipe_genshower.checkpoint import (
     read_metadata,
     save_refined,
 )
-from ctapipe_genshower.data.training_file import write_training_file
+from ctapipe_genshower.data.training_file import TrainingFile, write_training_file
 from ctapipe_genshower.generator import ShowerGenerator, _event_streams
 from ctapipe_genshower.io.diffusion import DiffusionEventSource
 from ctapipe_genshower.model.density_ratio import (
@@ -24,6 +24,7 @@ from ctapipe_genshower.model.density_ratio import (
     feature_spec,
     refiner_features,
 )
+from ctapipe_genshower.refine import paired_features
 from ctapipe_genshower.tools.refine import RefineTool
 from ctapipe_genshower.training.density_ratio import fit_density_ratio
 
@@ -275,7 +276,41 @@ def test_refine_tool_writes_a_refined_model(refined_model, tiny_model_training_a
     n = min(60, len(tiny_model_training_arrays.conditions))
     assert info["n_simulated"] == n and info["n_generated"] == n
     assert info["sampling"] == {"solver": "ddim", "n_steps": 1, "max_redraws": 10}
+    assert info["sizes"] == "simulated"
     assert 0 < info["acceptance"] <= 1 and 0 <= info["auc_validation"] <= 1
+
+
+def test_the_fits_generated_images_have_the_simulated_images_sizes(
+    all_pass_model, training_file, monkeypatch
+):
+    """The refiner is applied to redraws that keep the size, so its fit compares images of
+    equal size: each generated image is drawn with its simulated image's charge sum."""
+    generator = ShowerGenerator.from_file(all_pass_model, device="cpu")
+    calls = []
+    plain = generator.generate
+
+    def recording(conditions, seeds, **kwargs):
+        out = plain(conditions, seeds, **kwargs)
+        calls.append((kwargs.get("size"), out["size"]))
+        return out
+
+    monkeypatch.setattr(generator, "generate", recording)
+    _, generated, stats = paired_features(
+        generator, training_file, 50, n_steps=1, max_redraws=3, progress=False
+    )
+    arrays = TrainingFile(training_file).take(np.sort(_chosen(training_file, 50, seed=0)))
+    expected = arrays["image"].astype(np.float64).sum(axis=1).clip(min=1.0)
+    (given, made), *rest = calls
+    assert not rest
+    np.testing.assert_allclose(given, expected, rtol=1e-12)
+    np.testing.assert_array_equal(made, given)  # redraws of failing images keep it too
+    assert len(generated) == stats["n_generated_selected"] == 50
+
+
+def _chosen(training_file, n, seed):
+    """The images paired_features picks (its seeded choice)."""
+    rng = np.random.default_rng(seed)
+    return rng.choice(len(TrainingFile(training_file)), size=n, replace=False)
 
 
 def test_refine_tool_is_reproducible(refined_model, all_pass_model, training_file, tmp_path):
