@@ -3,11 +3,12 @@
 A classifier trained to tell the training simulation's selected images from a model's own
 generated images of the same showers estimates, through its odds, the ratio
 
-    r(x, c) = p_sim(x | c, selected) / p_model(x | c, selected)
+    r(x, c, s) = p_sim(x | c, s, selected) / p_model(x | c, s, selected)
 
-of image parameters ``x`` given the shower conditions ``c`` (both classes share the
-conditions, so the joint odds are the conditional ratio). Accepting a generated image with
-probability ``min(r / r_max, 1)`` and redrawing the rest for the same shower turns the
+of image parameters ``x`` given the shower conditions ``c`` and the image size ``s`` (both
+classes share the conditions and sizes, :func:`ctapipe_genshower.refine.paired_features`, so
+the joint odds are the conditional ratio). Accepting a generated image with
+probability ``min(r / r_max, 1)`` and redrawing the rest for the same shower and size turns the
 model's distribution into ``p_model * min(r, r_max)``, i.e. into the simulation's wherever
 the ratio is below the cap (discriminator rejection sampling, arXiv 1810.06758; the
 classifier-weight correction of generated events in HEP, DCTRGAN, arXiv 2009.03796, made

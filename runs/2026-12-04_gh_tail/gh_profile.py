@@ -6,7 +6,9 @@ validation file of ``ctapipe-genshower-generate`` with the chain's reconstructor
 showers). It prints, per gammaness threshold, the events per thrown shower above it, generated
 over simulated (Poisson errors of both), for the valid events (the chain's quality query,
 training selection included), the G/H-cut survivors and quality-cut chi2/ndf of
-``NAME.json`` / ``NAME.quality.json``, and draws ``gh_profile.png``.
+``NAME.json`` / ``NAME.quality.json``, and draws ``gh_profile.png``. When ``toy_202`` is among
+the names (the second toy run, also 2,500,000 showers), the survivors are compared with the
+pooled toy runs 201 + 202 too (twice the reference statistics; run 201 alone is +-11 %).
 """
 
 import json
@@ -36,12 +38,18 @@ def main(chain, names):
     ref, n_ref = gammaness(Path(chain) / "proton_test.dl2.h5")
     print(
         "| sample | " + " | ".join(f"g >= {t:.1f}" for t in THRESHOLDS) + " | G/H survivors"
-        " (expected) | quality cuts chi2/ndf |"
+        " (expected) | vs runs 201 + 202 | quality cuts chi2/ndf |"
     )
-    print("|" + " --- |" * (len(THRESHOLDS) + 3))
+    print("|" + " --- |" * (len(THRESHOLDS) + 4))
     print(
-        "| simulated (events) | " + " | ".join(str(np.sum(ref >= t)) for t in THRESHOLDS) + " | | |"
+        "| simulated (events) | "
+        + " | ".join(str(np.sum(ref >= t)) for t in THRESHOLDS)
+        + " | | | |"
     )
+    pool = None
+    if "toy_202" in names:  # survivors and thrown showers of the second toy run
+        floor = json.loads(Path("toy_202.json").read_text())
+        pool = np.nansum(np.array(floor["n_eff_test"], float)), gammaness("toy_202.dl2.h5")[1]
     fig, (ax, rax) = plt.subplots(2, 1, figsize=(7, 6), sharex=True, height_ratios=(2, 1))
     h_ref, _ = np.histogram(ref, BINS)
     centres = 0.5 * (BINS[1:] + BINS[:-1])
@@ -58,9 +66,15 @@ def main(chain, names):
         test = np.nansum(np.array(gh["n_eff_test"], float))
         expected = np.nansum(np.array(gh["n_eff_ref"], float)) * n_gen / n_ref
         err = np.sqrt(expected * n_gen / n_ref + test)
+        pooled = ""
+        if pool is not None and name != "toy_202":
+            n_pool = n_ref + pool[1]
+            expected_pool = (np.nansum(np.array(gh["n_eff_ref"], float)) + pool[0]) * n_gen / n_pool
+            err_pool = np.sqrt(expected_pool * n_gen / n_pool + test)
+            pooled = f"{expected_pool:.1f}, {(test - expected_pool) / err_pool:+.1f} sigma"
         print(
             f"| {name} | " + " | ".join(cells) + f" | {test:.1f} ({expected:.1f},"
-            f" {(test - expected) / err:+.1f} sigma) | {quality['chi2_ndf']:.2f} |"
+            f" {(test - expected) / err:+.1f} sigma) | {pooled} | {quality['chi2_ndf']:.2f} |"
         )
         h, _ = np.histogram(gen, BINS)
         ax.step(centres, h / n_gen * 1e6, where="mid", label=name)
