@@ -35,11 +35,14 @@ conditions, never on the batch or on the other events. Without ``accept`` (or wi
 Refined models (:mod:`.model.density_ratio`): ``accept`` may answer with acceptance
 probabilities instead of a bool mask; a draw is kept when a uniform number from its own
 fourth stream is below its probability (a bool mask is the case of probabilities 0 and 1).
-A draw that passed (probability > 0) but was not kept is redrawn **with the same size**
-and new image noise: the refiner chooses among images of the size the shower-level model
-drew, so the size distribution stays the shower-level model's (a refiner allowed to choose
-among sizes too moved the mean size by +20-40 %, ``docs/refiner.md``); only a draw that
-fails (probability 0) gets a new size.
+Sizes are decided by the selection alone: while no draw of an event has passed it
+(probability > 0), each redraw gets a new size (the selection's rejection sampling above);
+once one has, the event keeps that size, and every later draw (rejected by the refiner, or
+failing the selection) is new image noise at it. The refiner then chooses among images of
+the size the shower-level model drew, and the sizes stay the shower-level model's. (A
+refiner allowed to choose among sizes moved the mean size by +20-40 %; one whose redraws
+got a new size whenever a redraw failed the selection, +50 % in the median: each of its
+many redraws retried the selection, which large sizes pass; ``docs/refiner.md``.)
 The ctapipe side's :class:`~ctapipe_genshower.io.reselection.ImageReselection` multiplies
 the selection by the model's refiner (:attr:`ShowerGenerator.refiner`).
 """
@@ -376,8 +379,8 @@ class ShowerGenerator:
             True (or the probability) for keeping a draw, e.g. the training selection
             (times the refiner's acceptance). Events it rejects are drawn again (new image
             noise from the streams of ``(seed, k)`` for redraw ``k``, and a new size from
-            them where the probability was 0; a draw of positive probability that was not
-            kept keeps its size), only those, in batches.
+            them until a draw of the event has passed, i.e. had a positive probability;
+            from then on the event keeps that size), only those, in batches.
         max_redraws : int
             Most redraws per event (0: ``accept`` is only evaluated). An event still
             rejected after them is kept as its draw of the highest acceptance probability
@@ -421,20 +424,24 @@ class ShowerGenerator:
         if accept is None:
             return out
         accepted, best = self._accept(accept, out, conditions, uniforms)
-        last_size, last_probability = out["size"].copy(), best.copy()
+        last_size = out["size"].copy()
         for draw in range(1, int(max_redraws) + 1):
             redo = np.flatnonzero(~accepted)
             if len(redo) == 0:
                 break
             redo_size = last_size[redo]
-            if size is None:  # a new size (NaN: drawn by _draw) only where the draw failed
-                redo_size[last_probability[redo] <= 0] = np.nan
+            if size is None:
+                # a new size (NaN: drawn by _draw) only while no draw of the event has passed:
+                # a size that passed once is the event's for good. Redrawing it whenever a
+                # later draw fails would let each of the refiner's many redraws retry the
+                # selection and drift the sizes up (+50 % in the median, docs/refiner.md)
+                redo_size[best[redo] <= 0] = np.nan
             again = self._draw(
                 conditions[redo], seeds[redo], draw, sampling, int(batch_size), redo_size
             )
             uniforms = again.pop("accept_uniform")
             kept, probability = self._accept(accept, again, conditions[redo], uniforms)
-            last_size[redo], last_probability[redo] = again["size"], probability
+            last_size[redo] = again["size"]
             # a draw replaces the one held when kept, or when at least as acceptable: an event
             # rejected by every draw ends as its most acceptable one (the last among equals)
             take = kept | (probability >= best[redo])

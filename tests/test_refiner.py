@@ -197,6 +197,28 @@ def test_a_refiners_redraws_keep_the_size_a_failed_selection_draws_anew(selectin
     assert not np.array_equal(out["size"], generator.sample_size(conditions, seeds, 0))
 
 
+def test_once_a_draw_passed_the_selection_the_event_keeps_its_size(selecting_model_path):
+    """Draw 0 passes (rejected by the "refiner"), draw 1 fails the selection, draw 2 and
+    later pass: every draw after draw 0 is made at draw 0's size. A new size at draw 1 would
+    give each refiner redraw another try at the selection and move sizes to those it passes
+    more easily."""
+    generator = ShowerGenerator.from_file(selecting_model_path, device="cpu")
+    conditions = np.tile([[0.5, 50.0, 20.0, 0.5, 0.0]], (30, 1))
+    seeds = np.arange(30)
+    sizes = []
+
+    def accept(images, peak_times, conds):
+        sizes.append(images.sum(axis=1))
+        probability = (0.3, 0.0)[len(sizes) - 1] if len(sizes) <= 2 else 0.3
+        return np.full(len(images), probability)
+
+    out = generator.generate(conditions, seeds, 1, accept=accept, max_redraws=6)
+    first = generator.sample_size(conditions, seeds, 0)
+    assert (out["n_draws"] > 3).any()
+    np.testing.assert_array_equal(out["size"], first)
+    assert not np.array_equal(first, generator.sample_size(conditions, seeds, 1))
+
+
 # -- model file -------------------------------------------------------------------------------
 def _tiny_refiner(seed=0):
     import torch
