@@ -174,6 +174,6 @@ def test_default_model(tmp_path):
     assert default_model_path().is_file()
     output = tmp_path / "default.h5"
     # ~0.2 % of the thrown showers pass the bundled model's selection
-    argv = [f"--output={output}", "--n-showers=10000", "--n-steps=1", "--max-events=2"]
+    argv = [f"--output={output}", "--n-showers=10000", "--max-events=2"]
     assert run_tool(GenerateTool(), argv=argv, cwd=tmp_path) == 0
     assert len(read_table(output, "/dl1/event/subarray/trigger")) == 2

@@ -440,4 +440,5 @@ def test_info_shows_the_refiner(refined_model, tiny_model_path):
     line = next(x for x in model_card(refined_model).splitlines() if "refiner:" in x)
     assert f"fitted on {info['n_simulated']} simulated" in line
     assert f"expected acceptance {info['acceptance']:.3f}" in line
+    assert "at the simulated images' sizes" in line
     assert "refiner:" not in model_card(tiny_model_path)

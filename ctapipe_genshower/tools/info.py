@@ -20,6 +20,13 @@ from ..io.diffusion import default_model_path
 __all__ = ["InfoTool", "main", "model_card"]
 
 
+#: How a refiner's generated images got their sizes (``refiner.info["sizes"]``).
+_REFINER_SIZES = {
+    "simulated": "at the simulated images' sizes",
+    None: "sizes drawn by the model: fitted before the size rule, refit it",
+}
+
+
 def _quantity(value):
     """``{"value": v, "unit": u}`` (``ThrownDistribution.to_dict``) as text."""
     if isinstance(value, dict) and "value" in value:
@@ -94,7 +101,8 @@ def model_card(path):
         lines.append(
             f"  refiner: fitted on {refiner.get('n_simulated')} simulated vs"
             f" {refiner.get('n_generated')} generated images ({sampling.get('solver')},"
-            f" {sampling.get('n_steps')} steps), held-out AUC"
+            f" {sampling.get('n_steps')} steps, {_REFINER_SIZES.get(refiner.get('sizes'))}),"
+            " held-out AUC"
             f" {refiner.get('auc_validation', 0):.3f};"
             f" cap quantile {refiner.get('cap_quantile')}, expected acceptance"
             f" {refiner.get('acceptance', 0):.3f} (docs/refiner.md)"
