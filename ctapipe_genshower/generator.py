@@ -317,7 +317,6 @@ class ShowerGenerator:
 
         ``draw`` selects the event streams (0: the first draw, ``k``: the ``k``-th redraw).
         """
-
         conditions = self._check_conditions(conditions)
         uniform, normal, *_ = _event_streams(seeds, draw)
         if len(uniform) != len(conditions):

@@ -98,6 +98,7 @@ def paired_features(
         sl = slice(start, start + CHUNK)
         arrays = tf.take(chosen[sl])
         conditions = np.asarray(arrays["conditions"], dtype=np.float64)
+        n_read = len(conditions)
         table, finite = selection.parameters(arrays["image"], arrays["peak_time"])
         passed = np.asarray(selection.query.get_table_mask(table), bool) & finite
         simulated.append(refiner_features(_columns(table[passed], features), conditions[passed]))
@@ -120,7 +121,7 @@ def paired_features(
         stats["n_simulated_selected"] += int(passed.sum())
         stats["n_generated_selected"] += int(kept.sum())
         stats["draws"] += int(out["n_draws"].sum())
-        bar.update(len(conditions))
+        bar.update(n_read)
     bar.close()
     stats["draws_per_event"] = stats.pop("draws") / max(stats["n_simulated_selected"], 1)
     return np.concatenate(simulated), np.concatenate(generated), stats

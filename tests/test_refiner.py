@@ -205,12 +205,11 @@ def test_once_a_draw_passed_the_selection_the_event_keeps_its_size(selecting_mod
     generator = ShowerGenerator.from_file(selecting_model_path, device="cpu")
     conditions = np.tile([[0.5, 50.0, 20.0, 0.5, 0.0]], (30, 1))
     seeds = np.arange(30)
-    sizes = []
+    calls = []
 
-    def accept(images, peak_times, conds):
-        sizes.append(images.sum(axis=1))
-        probability = (0.3, 0.0)[len(sizes) - 1] if len(sizes) <= 2 else 0.3
-        return np.full(len(images), probability)
+    def accept(images, peak_times, conds):  # draw 1 fails the selection, all others pass
+        calls.append(len(images))
+        return np.full(len(images), 0.0 if len(calls) == 2 else 0.3)
 
     out = generator.generate(conditions, seeds, 1, accept=accept, max_redraws=6)
     first = generator.sample_size(conditions, seeds, 0)
