@@ -181,7 +181,8 @@ def test_probabilities_are_decided_with_each_draws_own_uniform(selecting_model_p
 
 def test_a_refiners_redraws_keep_the_size_a_failed_selection_draws_anew(selecting_model_path):
     """Rejected by the refiner (probability > 0): new image, same size; failing the
-    selection (probability 0): a new size from the redraw's stream."""
+    selection (probability 0) while no draw of the event has passed: a new size from the
+    redraw's stream (after a passing draw, see the size-lock test below)."""
     generator = ShowerGenerator.from_file(selecting_model_path, device="cpu")
     conditions = np.tile([[0.5, 50.0, 20.0, 0.5, 0.0]], (30, 1))
     seeds = np.arange(30)
