@@ -1,6 +1,6 @@
 """cProfile of ctapipe-process with the bundled default.
 
-    python -m cProfile -o prof.out profile_process.py
+python -m cProfile -o prof.out profile_process.py
 """
 
 import sys
