@@ -179,44 +179,29 @@ def test_probabilities_are_decided_with_each_draws_own_uniform(selecting_model_p
         generator.generate(conditions, seeds, 1, accept=lambda im, t, c: np.full(len(im), 1.5))
 
 
-def test_a_refiners_redraws_keep_the_size_a_failed_selection_draws_anew(selecting_model_path):
-    """Rejected by the refiner (probability > 0): new image, same size; failing the
-    selection (probability 0) while no draw of the event has passed: a new size from the
-    redraw's stream (after a passing draw, see the size-lock test below)."""
+@pytest.mark.parametrize(("failing_draw", "size_draw"), [(0, 1), (1, 0)])
+def test_sizes_are_redrawn_only_until_a_draw_passed_the_selection(
+    selecting_model_path, failing_draw, size_draw
+):
+    """Every draw but ``failing_draw`` passes the selection and is kept by the "refiner" with
+    probability 0.3. Draw 0 failing: the events take a new size at draw 1 and keep it through
+    the refiner's redraws. Draw 1 failing after draw 0 passed: the events keep draw 0's size
+    (a new size there would give each refiner redraw another try at the selection and move
+    sizes to those it passes more easily)."""
     generator = ShowerGenerator.from_file(selecting_model_path, device="cpu")
     conditions = np.tile([[0.5, 50.0, 20.0, 0.5, 0.0]], (30, 1))
     seeds = np.arange(30)
     calls = []
 
-    def accept(images, peak_times, conds):  # draw 0 fails the selection, later draws pass
+    def accept(images, peak_times, conds):
         calls.append(len(images))
-        return np.full(len(images), 0.0 if len(calls) == 1 else 0.3)
+        return np.full(len(images), 0.0 if len(calls) == failing_draw + 1 else 0.3)
 
     out = generator.generate(conditions, seeds, 1, accept=accept, max_redraws=6)
-    assert (out["n_draws"] > 2).any()  # some events were rejected by the "refiner" too
-    np.testing.assert_array_equal(out["size"], generator.sample_size(conditions, seeds, 1))
-    assert not np.array_equal(out["size"], generator.sample_size(conditions, seeds, 0))
-
-
-def test_once_a_draw_passed_the_selection_the_event_keeps_its_size(selecting_model_path):
-    """Draw 0 passes (rejected by the "refiner"), draw 1 fails the selection, draw 2 and
-    later pass: every draw after draw 0 is made at draw 0's size. A new size at draw 1 would
-    give each refiner redraw another try at the selection and move sizes to those it passes
-    more easily."""
-    generator = ShowerGenerator.from_file(selecting_model_path, device="cpu")
-    conditions = np.tile([[0.5, 50.0, 20.0, 0.5, 0.0]], (30, 1))
-    seeds = np.arange(30)
-    calls = []
-
-    def accept(images, peak_times, conds):  # draw 1 fails the selection, all others pass
-        calls.append(len(images))
-        return np.full(len(images), 0.0 if len(calls) == 2 else 0.3)
-
-    out = generator.generate(conditions, seeds, 1, accept=accept, max_redraws=6)
-    first = generator.sample_size(conditions, seeds, 0)
-    assert (out["n_draws"] > 3).any()
-    np.testing.assert_array_equal(out["size"], first)
-    assert not np.array_equal(first, generator.sample_size(conditions, seeds, 1))
+    assert (out["n_draws"] > 3).any()  # redrawn past the failing draw
+    expected = generator.sample_size(conditions, seeds, size_draw)
+    np.testing.assert_array_equal(out["size"], expected)
+    assert not np.array_equal(expected, generator.sample_size(conditions, seeds, 1 - size_draw))
 
 
 # -- model file -------------------------------------------------------------------------------

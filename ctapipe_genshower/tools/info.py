@@ -98,10 +98,11 @@ def model_card(path):
     refiner = (meta.get("refiner") or {}).get("info")
     if refiner is not None:
         sampling = refiner.get("sampling", {})
+        sizes = refiner.get("sizes")
         lines.append(
             f"  refiner: fitted on {refiner.get('n_simulated')} simulated vs"
             f" {refiner.get('n_generated')} generated images ({sampling.get('solver')},"
-            f" {sampling.get('n_steps')} steps, {_REFINER_SIZES.get(refiner.get('sizes'))}),"
+            f" {sampling.get('n_steps')} steps, {_REFINER_SIZES.get(sizes, sizes)}),"
             " held-out AUC"
             f" {refiner.get('auc_validation', 0):.3f};"
             f" cap quantile {refiner.get('cap_quantile')}, expected acceptance"
