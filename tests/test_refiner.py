@@ -82,6 +82,53 @@ def test_axis_angles_are_continuous_across_the_wrap():
     assert np.abs(x[0, :3] - x[2, :3]).max() > 1.9  # perpendicular axis / opposite direction
 
 
+def test_angles_in_rad_are_read_in_degrees():
+    """ctapipe's hillas_psi / hillas_phi are quantities in rad: the transforms see degrees."""
+    import astropy.units as u
+    from astropy.table import QTable, Table
+
+    features = [("hillas_psi", "cos2"), ("hillas_psi", "sin2"), ("hillas_phi", "sin")]
+    degrees = {"hillas_psi": np.array([45.0, -60.0]), "hillas_phi": np.array([30.0, 170.0])}
+    expected = refiner_features(degrees, np.zeros((2, 5)), features)
+    in_rad = {name: np.deg2rad(values) * u.rad for name, values in degrees.items()}
+    for table in (QTable(in_rad), Table(in_rad)):  # quantities, and columns with a unit
+        x = refiner_features({c: table[c] for c in table.colnames}, np.zeros((2, 5)), features)
+        np.testing.assert_allclose(x, expected, atol=1e-12)
+    # the reading of the refiners fitted before: the rad number taken as degrees
+    legacy = refiner_features(in_rad, np.zeros((2, 5)), features, "unconverted")
+    np.testing.assert_allclose(legacy[:, 1], np.sin(np.deg2rad(2 * np.deg2rad([45.0, -60.0]))))
+    # a linear feature keeps the stored number under both readings
+    linear = refiner_features(in_rad, np.zeros((2, 5)), [("hillas_psi", "linear")])
+    np.testing.assert_allclose(linear[:, 0], np.deg2rad([45.0, -60.0]))
+    with pytest.raises(ValueError, match="unknown angle reading 'grad'"):
+        refiner_features(degrees, np.zeros((2, 5)), features, "grad")
+
+
+def test_model_files_record_how_their_refiner_reads_angles(shifted_fit):
+    """New refiners read degrees and say so; files without the record keep their reading."""
+    import astropy.units as u
+
+    assert shifted_fit.angles == "degrees"
+    meta = json.loads(json.dumps(shifted_fit.to_metadata()))
+    assert meta["angles"] == "degrees"
+    state = shifted_fit.net.state_dict()
+    assert DensityRatio.from_metadata(meta, state).angles == "degrees"
+    del meta["angles"]  # a model file refined before the record
+    old = DensityRatio.from_metadata(meta, state)
+    assert old.angles == "unconverted"
+    assert old.with_cap_quantile(0.9).angles == "unconverted"
+    columns = {name: np.full(3, 0.7) for name, _ in REFINER_FEATURES}
+    columns["hillas_psi"] = np.full(3, 0.7) * u.rad
+    conditions = np.zeros((3, 5))
+    assert not np.allclose(
+        old.log_ratio(columns, conditions), shifted_fit.log_ratio(columns, conditions)
+    )
+    np.testing.assert_array_equal(
+        old.log_ratio(columns, conditions),
+        old.log_ratio_of_features(refiner_features(columns, conditions, angles="unconverted")),
+    )
+
+
 def test_boolean_features_of_earlier_refiners_read_as_log_or_linear():
     spec = feature_spec(REFINER_FEATURES_V1)
     assert spec[0] == ("hillas_intensity", "log10") and spec[2] == ("hillas_fov_lon", "linear")
@@ -426,4 +473,5 @@ def test_info_shows_the_refiner(refined_model, tiny_model_path):
     assert f"fitted on {info['n_simulated']} simulated" in line
     assert f"expected acceptance {info['acceptance']:.3f}" in line
     assert "at the simulated images' sizes" in line
+    assert "angles in degrees" in line
     assert "refiner:" not in model_card(tiny_model_path)

@@ -20,9 +20,11 @@ DL1 parameter columns) and the five shower conditions, standardised with statist
 simulated sample. Features are numpy; the network is a small MLP (torch, imported lazily).
 """
 
+import astropy.units as u
 import numpy as np
 
 __all__ = [
+    "ANGLE_READINGS",
     "FEATURE_TRANSFORMS",
     "REFINER_FEATURES",
     "REFINER_FEATURES_V1",
@@ -37,6 +39,14 @@ __all__ = [
 #: axis direction such as ``hillas_psi``, defined modulo 180 deg). The trigonometric forms keep
 #: directions continuous across the wrap, where a raw angle jumps from +90 to -90 deg.
 FEATURE_TRANSFORMS = ("linear", "log10", "cos", "sin", "cos2", "sin2")
+
+#: How the trigonometric transforms read an angle column: ``"degrees"`` converts an angular
+#: quantity to degrees first (ctapipe's ``hillas_phi`` and ``hillas_psi`` are in rad);
+#: ``"unconverted"`` takes the number as stored, the behaviour of the refiners fitted before
+#: this conversion existed (their rad values were read as degrees, so their ``cos`` / ``sin``
+#: features were nearly constant / linear in the angle). Model files record the reading their
+#: refiner was fitted with; files without the record are ``"unconverted"``.
+ANGLE_READINGS = ("degrees", "unconverted")
 
 #: Image parameters the refiner reads: (ctapipe DL1 column, transform). The shape, timing and
 #: direction parameters downstream tools read (energy, disp and G/H models of
@@ -122,12 +132,19 @@ def _transformed(x, transform):
     return x
 
 
-def _values(column):
-    """A table column as a float64 array (astropy quantities lose their unit)."""
+def _values(column, transform="linear", angles="degrees"):
+    """A table column as a float64 array (astropy quantities lose their unit); an angular
+    quantity read by a trigonometric transform is first converted to degrees (``angles``:
+    one of :data:`ANGLE_READINGS`)."""
+    if angles not in ANGLE_READINGS:
+        raise ValueError(f"unknown angle reading {angles!r} (choose from {ANGLE_READINGS})")
+    unit = getattr(column, "unit", None)  # a Quantity's or a table Column's
+    if transform.startswith(("cos", "sin")) and angles == "degrees" and unit is not None:
+        return u.Quantity(column, unit, dtype=np.float64).to_value(u.deg)
     return np.asarray(getattr(column, "value", column), dtype=np.float64)
 
 
-def refiner_features(columns, conditions, features=REFINER_FEATURES):
+def refiner_features(columns, conditions, features=REFINER_FEATURES, angles="degrees"):
     """The refiner's raw input matrix: image parameters, then the five conditions.
 
     Parameters
@@ -139,6 +156,9 @@ def refiner_features(columns, conditions, features=REFINER_FEATURES):
     features : sequence of (str, str)
         Parameter columns and their transforms (:data:`FEATURE_TRANSFORMS`; booleans:
         :func:`feature_spec`).
+    angles : str
+        How the trigonometric transforms read angles (:data:`ANGLE_READINGS`); plain numbers
+        are taken as degrees.
 
     Returns
     -------
@@ -151,7 +171,7 @@ def refiner_features(columns, conditions, features=REFINER_FEATURES):
     for name, transform in feature_spec(features):
         if name not in columns:
             raise KeyError(f"parameter column {name!r} missing (the refiner needs it)")
-        cols.append(_transformed(_values(columns[name]), transform))
+        cols.append(_transformed(_values(columns[name], transform, angles), transform))
     x = np.column_stack([*cols, conditions]) if cols else conditions.copy()
     if len(x) != len(conditions):
         raise ValueError(f"{len(x)} parameter rows for {len(conditions)} conditions")
@@ -207,9 +227,17 @@ class DensityRatio:
         transforms (:func:`feature_spec`).
     info : dict, optional
         How it was fitted (sample sizes, sampling settings, held-out AUC, acceptance).
+    angles : str
+        How its trigonometric features read angle columns (:data:`ANGLE_READINGS`): what it
+        was fitted with.
     """
 
-    def __init__(self, net, mean, scale, log_cap, features=REFINER_FEATURES, info=None):
+    def __init__(
+        self, net, mean, scale, log_cap, features=REFINER_FEATURES, info=None, angles="degrees"
+    ):
+        if angles not in ANGLE_READINGS:
+            raise ValueError(f"unknown angle reading {angles!r} (choose from {ANGLE_READINGS})")
+        self.angles = angles
         self.net = net.eval()
         self.mean = np.asarray(mean, dtype=np.float64)
         self.scale = np.asarray(scale, dtype=np.float64)
@@ -252,7 +280,9 @@ class DensityRatio:
             "cap_quantile": float(quantile),
             "acceptance": self.info.get("acceptance_at_quantile", {}).get(key, np.nan),
         }
-        return DensityRatio(self.net, self.mean, self.scale, table[key], self.features, info)
+        return DensityRatio(
+            self.net, self.mean, self.scale, table[key], self.features, info, self.angles
+        )
 
     def standardise(self, x):
         """Raw features -> the net's inputs (NaN -> 0, the sample mean), float32."""
@@ -273,7 +303,9 @@ class DensityRatio:
 
     def log_ratio(self, columns, conditions):
         """``log r`` of images given their parameter columns and conditions."""
-        return self.log_ratio_of_features(refiner_features(columns, conditions, self.features))
+        return self.log_ratio_of_features(
+            refiner_features(columns, conditions, self.features, self.angles)
+        )
 
     def acceptance(self, columns, conditions):
         """Acceptance probability ``min(r / r_max, 1)`` of each image, ``(N,)`` float64."""
@@ -285,6 +317,7 @@ class DensityRatio:
         n_linear = [m for m in self.net if hasattr(m, "weight")]
         return {
             "features": [list(f) for f in self.features],
+            "angles": self.angles,
             "mean": self.mean.tolist(),
             "scale": self.scale.tolist(),
             "log_cap": self.log_cap,
@@ -299,7 +332,11 @@ class DensityRatio:
         features = feature_spec(meta["features"])
         net = density_ratio_net(len(features) + 5, meta["width"], meta["depth"])
         net.load_state_dict(state)
-        return cls(net, meta["mean"], meta["scale"], meta["log_cap"], features, meta.get("info"))
+        # refiners written before the record existed read the angles unconverted
+        angles = meta.get("angles", "unconverted")
+        return cls(
+            net, meta["mean"], meta["scale"], meta["log_cap"], features, meta.get("info"), angles
+        )
 
     def __repr__(self):
         return (

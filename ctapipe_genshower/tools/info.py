@@ -26,6 +26,12 @@ _REFINER_SIZES = {
     None: "sizes drawn by the model: fitted before the size rule, refit it",
 }
 
+#: How a refiner's trigonometric features read angle columns (``refiner["angles"]``).
+_REFINER_ANGLES = {
+    "degrees": "angles in degrees",
+    "unconverted": "hillas_phi/psi read in rad as degrees: fitted before the angle fix, refit it",
+}
+
 
 def _quantity(value):
     """``{"value": v, "unit": u}`` (``ThrownDistribution.to_dict``) as text."""
@@ -99,10 +105,12 @@ def model_card(path):
     if refiner is not None:
         sampling = refiner.get("sampling", {})
         sizes = refiner.get("sizes")
+        angles = meta["refiner"].get("angles", "unconverted")
         lines.append(
             f"  refiner: fitted on {refiner.get('n_simulated')} simulated vs"
             f" {refiner.get('n_generated')} generated images ({sampling.get('solver')},"
-            f" {sampling.get('n_steps')} steps, {_REFINER_SIZES.get(sizes, sizes)}),"
+            f" {sampling.get('n_steps')} steps, {_REFINER_SIZES.get(sizes, sizes)},"
+            f" {_REFINER_ANGLES.get(angles, angles)}),"
             " held-out AUC"
             f" {refiner.get('auc_validation', 0):.3f};"
             f" cap quantile {refiner.get('cap_quantile')}, expected acceptance"
