@@ -302,9 +302,10 @@ def training_file(tiny_model_training_arrays, tmp_path_factory):
     return write_training_file(path, tiny_model_training_arrays)
 
 
-def _refine(model, training_file, output):
+def _refine(model, training_file, output, *options):
     """Run the tool at plumbing size (60 images, 1 step, 2 epochs)."""
     argv = [
+        *options,
         f"--model={model}",
         f"--input={training_file}",
         f"--output={output}",
@@ -332,6 +333,24 @@ def test_refine_tool_writes_a_refined_model(refined_model, tiny_model_training_a
     assert info["sampling"] == {"solver": "ddim", "n_steps": 1, "max_redraws": 10}
     assert info["sizes"] == "simulated"
     assert 0 < info["acceptance"] <= 1 and 0 <= info["auc_validation"] <= 1
+    # the tool's classifier defaults reach the fit and are recorded
+    assert info["fit_options"] == {
+        "epochs": 2,
+        "cap_quantile": 0.99,
+        "width": 128,
+        "depth": 4,
+        "weight_decay": 0.1,
+        "batch_size": 256,
+    }
+    assert sum(hasattr(m, "weight") for m in refiner.net) == 5  # 4 hidden layers + output
+
+
+def test_refine_tool_classifier_options(all_pass_model, training_file, tmp_path):
+    options = ("--classifier-width=16", "--classifier-depth=2", "--classifier-weight-decay=0")
+    out = _refine(all_pass_model, training_file, tmp_path / "small.safetensors", *options)
+    refiner = load_generator_modules(out).refiner
+    assert [m.weight.shape[0] for m in refiner.net if hasattr(m, "weight")] == [16, 16, 1]
+    assert refiner.info["fit_options"]["weight_decay"] == 0
 
 
 def test_the_fits_generated_images_have_the_simulated_images_sizes(

@@ -59,6 +59,18 @@ class RefineTool(Tool):
     solver = Unicode("ddim", help=f"Sampler: {', '.join(SOLVER_NAMES)}").tag(config=True)
     batch_size = Int(64, min=1, help="Events per network call").tag(config=True)
     epochs = Int(60, min=1, help="Epochs of the classifier").tag(config=True)
+    # the classifier's defaults: the best held-out score on the image pairs of the bundled
+    # default's refiner (runs/2026-12-04_refined_v5/fit_search.md)
+    classifier_width = Int(128, min=1, help="Hidden units per layer of the classifier").tag(
+        config=True
+    )
+    classifier_depth = Int(4, min=1, help="Hidden layers of the classifier").tag(config=True)
+    classifier_weight_decay = Float(0.1, min=0, help="AdamW weight decay of the classifier").tag(
+        config=True
+    )
+    classifier_batch_size = Int(256, min=1, help="Feature rows per classifier step").tag(
+        config=True
+    )
     cap_quantile = Float(
         0.99,
         help=(
@@ -79,6 +91,10 @@ class RefineTool(Tool):
         "solver": "RefineTool.solver",
         "batch-size": "RefineTool.batch_size",
         "epochs": "RefineTool.epochs",
+        "classifier-width": "RefineTool.classifier_width",
+        "classifier-depth": "RefineTool.classifier_depth",
+        "classifier-weight-decay": "RefineTool.classifier_weight_decay",
+        "classifier-batch-size": "RefineTool.classifier_batch_size",
         "cap-quantile": "RefineTool.cap_quantile",
     }
     flags = {
@@ -124,7 +140,14 @@ class RefineTool(Tool):
                 n_steps=self.n_steps,
                 solver=self.solver,
                 batch_size=self.batch_size,
-                fit_options={"epochs": self.epochs, "cap_quantile": self.cap_quantile},
+                fit_options={
+                    "epochs": self.epochs,
+                    "cap_quantile": self.cap_quantile,
+                    "width": self.classifier_width,
+                    "depth": self.classifier_depth,
+                    "weight_decay": self.classifier_weight_decay,
+                    "batch_size": self.classifier_batch_size,
+                },
                 progress=self.progress_bar,
             )
         except (CheckpointError, ValueError, KeyError, OSError) as err:
