@@ -20,7 +20,6 @@ DL1 parameter columns) and the five shower conditions, standardised with statist
 simulated sample. Features are numpy; the network is a small MLP (torch, imported lazily).
 """
 
-import astropy.units as u
 import numpy as np
 
 __all__ = [
@@ -140,6 +139,8 @@ def _values(column, transform="linear", angles="degrees"):
         raise ValueError(f"unknown angle reading {angles!r} (choose from {ANGLE_READINGS})")
     unit = getattr(column, "unit", None)  # a Quantity's or a table Column's
     if transform.startswith(("cos", "sin")) and angles == "degrees" and unit is not None:
+        import astropy.units as u  # only columns with units need it (GPU nodes lack astropy)
+
         return u.Quantity(column, unit, dtype=np.float64).to_value(u.deg)
     return np.asarray(getattr(column, "value", column), dtype=np.float64)
 

@@ -59,8 +59,8 @@ class RefineTool(Tool):
     solver = Unicode("ddim", help=f"Sampler: {', '.join(SOLVER_NAMES)}").tag(config=True)
     batch_size = Int(64, min=1, help="Events per network call").tag(config=True)
     epochs = Int(60, min=1, help="Epochs of the classifier").tag(config=True)
-    # the classifier's defaults: the best held-out score on the image pairs of the bundled
-    # default's refiner (runs/2026-12-04_refined_v5/fit_search.md)
+    # the classifier's defaults: the best held-out score of a search on refiner v4's image
+    # pairs (runs/2026-12-04_refined_v5/fit_search.md)
     classifier_width = Int(128, min=1, help="Hidden units per layer of the classifier").tag(
         config=True
     )
