@@ -135,8 +135,6 @@ def _values(column, transform="linear", angles="degrees"):
     """A table column as a float64 array (astropy quantities lose their unit); an angular
     quantity read by a trigonometric transform is first converted to degrees (``angles``:
     one of :data:`ANGLE_READINGS`)."""
-    if angles not in ANGLE_READINGS:
-        raise ValueError(f"unknown angle reading {angles!r} (choose from {ANGLE_READINGS})")
     unit = getattr(column, "unit", None)  # a Quantity's or a table Column's
     if transform.startswith(("cos", "sin")) and angles == "degrees" and unit is not None:
         import astropy.units as u  # only columns with units need it (GPU nodes lack astropy)
@@ -167,6 +165,8 @@ def refiner_features(columns, conditions, features=REFINER_FEATURES, angles="deg
         Non-finite values (a log of a non-positive number, a parameter ctapipe could not
         compute) stay NaN; :meth:`DensityRatio.log_ratio` maps them to the sample mean.
     """
+    if angles not in ANGLE_READINGS:
+        raise ValueError(f"unknown angle reading {angles!r} (choose from {ANGLE_READINGS})")
     conditions = np.asarray(conditions, dtype=np.float64)
     cols = []
     for name, transform in feature_spec(features):
