@@ -58,8 +58,8 @@ def paired_features(
     training_file : path-like
         A prepared training file (``ctapipe-genshower-train --prepare-only``) of the model's
         simulation; ideally the model's own training data.
-    n_events : int
-        Simulated images drawn from it (without replacement, seeded).
+    n_events : int or None
+        Simulated images drawn from it (without replacement, seeded); None: all of them.
     seed : int
         The choice of images and the seeds of the generated events.
     max_redraws, n_steps, solver, batch_size :
@@ -82,7 +82,7 @@ def paired_features(
             f"{generator.path} records no training selection: a refiner is fitted to selected"
             " images and applied after the selection"
         )
-    n_events = int(min(n_events, len(tf)))
+    n_events = len(tf) if n_events is None else int(min(n_events, len(tf)))
     if n_events < 40:
         raise ValueError(f"need at least 40 training images, {training_file} has {len(tf)}")
     rng = np.random.default_rng(seed)
@@ -132,7 +132,7 @@ def refine_model(
     training_file,
     output,
     *,
-    n_events=20000,
+    n_events=None,
     seed=0,
     max_redraws=10,
     n_steps=None,
@@ -200,6 +200,6 @@ def refine_model(
         model,
         output,
         refiner,
-        provenance={"training_file": str(training_file), "n_events": int(n_events)},
+        provenance={"training_file": str(training_file), "n_events": stats["n_read"]},
     )
     return refiner

@@ -302,14 +302,15 @@ def training_file(tiny_model_training_arrays, tmp_path_factory):
     return write_training_file(path, tiny_model_training_arrays)
 
 
-def _refine(model, training_file, output, *options):
-    """Run the tool at plumbing size (60 images, 1 step, 2 epochs)."""
+def _refine(model, training_file, output, *options, n_events=60):
+    """Run the tool at plumbing size (60 images, 1 step, 2 epochs; ``n_events=None``: the
+    tool's default)."""
     argv = [
         *options,
         f"--model={model}",
         f"--input={training_file}",
         f"--output={output}",
-        "--n-events=60",
+        *([] if n_events is None else [f"--n-events={n_events}"]),
         "--n-steps=1",
         "--epochs=2",
         "--no-progress",
@@ -343,6 +344,17 @@ def test_refine_tool_writes_a_refined_model(refined_model, tiny_model_training_a
         "batch_size": 256,
     }
     assert sum(hasattr(m, "weight") for m in refiner.net) == 5  # 4 hidden layers + output
+
+
+def test_refine_tool_uses_every_training_image_by_default(
+    all_pass_model, training_file, tiny_model_training_arrays, tmp_path
+):
+    assert RefineTool().n_events is None  # "all": a fixed number would cap larger files
+    out = _refine(all_pass_model, training_file, tmp_path / "all.safetensors", n_events=None)
+    info = load_generator_modules(out).refiner.info
+    n = len(tiny_model_training_arrays.conditions)
+    assert info["samples"]["n_read"] == n
+    assert info["n_simulated"] == info["n_generated"] == n  # every image passes ALL_PASS
 
 
 def test_refine_tool_classifier_options(all_pass_model, training_file, tmp_path):

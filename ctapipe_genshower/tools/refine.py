@@ -25,7 +25,7 @@ class RefineTool(Tool):
     description = __doc__
     examples = """
     > ctapipe-genshower-refine --model student4.safetensors \\
-        --input train.training.safetensors -o student4_refined.safetensors --n-events 30000
+        --input train.training.safetensors -o student4_refined.safetensors
 
     Then generate with it like with any model (--no-refine turns the refiner off):
     > ctapipe-genshower-generate --model student4_refined.safetensors -o protons.dl1.h5
@@ -44,9 +44,15 @@ class RefineTool(Tool):
     output = PathTrait(None, allow_none=True, directory_ok=False, help="Refined model file").tag(
         config=True
     )
-    n_events = Int(30000, min=40, help="Simulated images used (and as many generated)").tag(
-        config=True
-    )
+    n_events = Int(
+        None,
+        allow_none=True,
+        min=40,
+        help=(
+            "Simulated images used (and as many generated); default: all of the training"
+            " file's (the refiner's held-out loss still falls with more pairs, docs/refiner.md)"
+        ),
+    ).tag(config=True)
     seed = Int(0, min=0, help="Choice of images, generated events and the classifier's fit").tag(
         config=True
     )
