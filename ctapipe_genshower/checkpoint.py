@@ -11,6 +11,12 @@ The header's ``__metadata__`` (string -> string) holds
   ``n_selected``, selection, input files), ``domain`` (min/max of every condition and of
   the size seen in training) and ``provenance`` (versions, steps, seed, creation time).
 
+Input files are recorded by name, without their directories (:func:`local_paths_removed`):
+a model file is shared, and a path on the machine that trained it says nothing elsewhere
+but where someone kept their files; the inputs' content is identified by the recorded
+sha256 where one is recorded (the teacher, the refined model's input). The training-state
+file, which never leaves the training machine, keeps the full paths its resume check reads.
+
 Nothing in the file can run code when it is loaded: tensors are read with safetensors,
 everything else is JSON decoded into plain values. Format version 1 embedded the subarray
 as an HDF5 image, which PyTables would unpickle; such files are refused, and
@@ -48,6 +54,7 @@ __all__ = [
     "is_checkpoint",
     "load_checkpoint",
     "load_generator_modules",
+    "local_paths_removed",
     "parameter_counts",
     "read_header",
     "read_metadata",
@@ -68,6 +75,9 @@ PIXEL_PREFIX, SHOWER_PREFIX, REFINER_PREFIX = "pixel", "shower", "refiner"
 #: Metadata field of the optional refiner (JSON).
 REFINER_KEY = "refiner"
 _MAX_HEADER = 100_000_000
+#: Metadata entries (at any depth) that hold local file paths, and the command line.
+_PATH_KEYS = frozenset({"input_files", "training_file", "init_model"})
+_COMMAND_KEY = "command_line"
 
 
 class CheckpointError(ValueError):
@@ -224,12 +234,55 @@ def write_safetensors_atomic(path, tensors, metadata):
         )
 
 
+def _file_name(text):
+    """``text`` without its directories if it is a path (``/a/b.h5`` -> ``b.h5``)."""
+    return text.replace("\\", "/").rsplit("/", 1)[-1] if isinstance(text, str) else text
+
+
+def _command_without_directories(command):
+    """A command line with each path argument (``-i /a/b.h5``, ``--input=/a/b.h5``) reduced
+    to its file name; the program too."""
+    words = []
+    for word in command.split(" "):
+        option, sep, value = word.partition("=") if word.startswith("-") else ("", "", word)
+        words.append(option + sep + _file_name(value))
+    return " ".join(words)
+
+
+def local_paths_removed(value):
+    """A copy of the JSON-able ``value`` whose file paths keep only the file names.
+
+    The entries named ``input_files``, ``training_file`` and ``init_model`` (at any depth)
+    and the ``command_line`` are rewritten; everything else is returned unchanged.
+    """
+    if isinstance(value, list):
+        return [local_paths_removed(v) for v in value]
+    if not isinstance(value, dict):
+        return value
+    out = {}
+    for key, item in value.items():
+        if key in _PATH_KEYS:
+            item = [_file_name(v) for v in item] if isinstance(item, list) else _file_name(item)
+        elif key == _COMMAND_KEY and isinstance(item, str):
+            item = _command_without_directories(item)
+        else:
+            item = local_paths_removed(item)
+        out[key] = item
+    return out
+
+
 def save_checkpoint(path, tensors, config, transforms, training_meta, domain, provenance):
-    """Write a checkpoint (EMA weights ``tensors`` + JSON-able metadata) atomically."""
+    """Write a checkpoint (EMA weights ``tensors`` + JSON-able metadata) atomically.
+
+    File paths in ``config``, ``training_meta`` and ``provenance`` are recorded by name
+    (:func:`local_paths_removed`).
+    """
     metadata = {"format": FORMAT, "format_version": FORMAT_VERSION}
     for key, value in zip(
         JSON_KEYS, (config, transforms, training_meta, domain, provenance), strict=True
     ):
+        if key in ("config", "training_meta", "provenance"):
+            value = local_paths_removed(value)
         metadata[key] = json.dumps(value)
     write_safetensors_atomic(path, tensors, metadata)
 
@@ -446,7 +499,9 @@ def save_refined(path, output, refiner, provenance=None):
     }
     prov = dict(metadata.get("provenance") or {})
     prov["refinement"] = _jsonable(record)
-    out["provenance"] = json.dumps(prov)
+    out["provenance"] = json.dumps(local_paths_removed(prov))
+    for key in ("config", "training_meta"):  # models written before names-only
+        out[key] = json.dumps(local_paths_removed(metadata[key]))
     write_safetensors_atomic(output, tensors, out)
     return Path(output)
 

@@ -12,6 +12,7 @@ from ctapipe_genshower.checkpoint import (
     CheckpointError,
     is_checkpoint,
     load_checkpoint,
+    local_paths_removed,
     read_metadata,
     save_checkpoint,
     write_safetensors_atomic,
@@ -130,3 +131,40 @@ def test_atomic_write_keeps_old_file(tmp_path, monkeypatch):
         _write(path)
     assert path.read_bytes() == before
     assert list(tmp_path.iterdir()) == [path]
+
+
+def test_model_files_record_input_files_by_name(tmp_path):
+    provenance = {
+        "command_line": "/opt/bin/ctapipe-genshower-train -i /data/run_1.dl1.h5 "
+        "--init-model=/home/me/teacher.safetensors -o out.safetensors --lr 1e-4",
+        "input_files": ["/data/run_1.dl1.h5", "run_2.dl1.h5"],
+        "refinement": {"training_file": "/data/t.training.safetensors", "n_events": 3},
+        "seed": 3,
+    }
+    path = tmp_path / "m.safetensors"
+    save_checkpoint(
+        path,
+        {"pixel.w": torch.ones(2)},
+        **{
+            **META,
+            "config": {"train": {"init_model": "/home/me/teacher.safetensors", "lr": 1e-4}},
+            "training_meta": {**META["training_meta"], "input_files": ["/data/run_1.dl1.h5"]},
+            "provenance": provenance,
+        },
+    )
+    meta = read_metadata(path)
+    assert meta["provenance"] == {
+        "command_line": "ctapipe-genshower-train -i run_1.dl1.h5 "
+        "--init-model=teacher.safetensors -o out.safetensors --lr 1e-4",
+        "input_files": ["run_1.dl1.h5", "run_2.dl1.h5"],
+        "refinement": {"training_file": "t.training.safetensors", "n_events": 3},
+        "seed": 3,
+    }
+    assert meta["config"]["train"] == {"init_model": "teacher.safetensors", "lr": 1e-4}
+    assert meta["training_meta"]["input_files"] == ["run_1.dl1.h5"]
+    assert meta["training_meta"]["thrown"] == META["training_meta"]["thrown"]
+    # other entries are not touched, whatever they hold
+    assert local_paths_removed({"units": "m/s", "x": [1, "a/b"]}) == {
+        "units": "m/s",
+        "x": [1, "a/b"],
+    }

@@ -326,7 +326,9 @@ def refined_model(all_pass_model, training_file, tmp_path_factory):
     )
 
 
-def test_refine_tool_writes_a_refined_model(refined_model, tiny_model_training_arrays):
+def test_refine_tool_writes_a_refined_model(
+    refined_model, tiny_model_training_arrays, training_file
+):
     refiner = load_generator_modules(refined_model).refiner
     info = refiner.info
     n = min(60, len(tiny_model_training_arrays.conditions))
@@ -344,6 +346,10 @@ def test_refine_tool_writes_a_refined_model(refined_model, tiny_model_training_a
         "batch_size": 256,
     }
     assert sum(hasattr(m, "weight") for m in refiner.net) == 5  # 4 hidden layers + output
+    # the training file is recorded by name, not where it lies
+    refinement = read_metadata(refined_model)["provenance"]["refinement"]
+    assert refinement["training_file"] == training_file.name
+    assert str(training_file.parent) not in json.dumps(read_metadata(refined_model))
 
 
 def test_refine_tool_uses_every_training_image_by_default(
