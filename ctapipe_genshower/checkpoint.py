@@ -239,13 +239,21 @@ def _file_name(text):
     return text.replace("\\", "/").rsplit("/", 1)[-1] if isinstance(text, str) else text
 
 
+def _is_local_path(text):
+    """Whether a command-line value names a file here (absolute, home-relative, or an
+    existing relative path); ``x/y > 1`` in a selection is left alone."""
+    if "/" not in text and "\\" not in text:
+        return False
+    return text.startswith(("/", "~", "\\")) or Path(text).exists()
+
+
 def _command_without_directories(command):
     """A command line with each path argument (``-i /a/b.h5``, ``--input=/a/b.h5``) reduced
     to its file name; the program too."""
     words = []
     for word in command.split(" "):
         option, sep, value = word.partition("=") if word.startswith("-") else ("", "", word)
-        words.append(option + sep + _file_name(value))
+        words.append(option + sep + (_file_name(value) if _is_local_path(value) else value))
     return " ".join(words)
 
 

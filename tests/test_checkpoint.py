@@ -136,7 +136,8 @@ def test_atomic_write_keeps_old_file(tmp_path, monkeypatch):
 def test_model_files_record_input_files_by_name(tmp_path):
     provenance = {
         "command_line": "/opt/bin/ctapipe-genshower-train -i /data/run_1.dl1.h5 "
-        "--init-model=/home/me/teacher.safetensors -o out.safetensors --lr 1e-4",
+        "--init-model=/home/me/teacher.safetensors -o out.safetensors --lr 1e-4 "
+        "--selection=a/b>1",
         "input_files": ["/data/run_1.dl1.h5", "run_2.dl1.h5"],
         "refinement": {"training_file": "/data/t.training.safetensors", "n_events": 3},
         "seed": 3,
@@ -155,7 +156,7 @@ def test_model_files_record_input_files_by_name(tmp_path):
     meta = read_metadata(path)
     assert meta["provenance"] == {
         "command_line": "ctapipe-genshower-train -i run_1.dl1.h5 "
-        "--init-model=teacher.safetensors -o out.safetensors --lr 1e-4",
+        "--init-model=teacher.safetensors -o out.safetensors --lr 1e-4 --selection=a/b>1",
         "input_files": ["run_1.dl1.h5", "run_2.dl1.h5"],
         "refinement": {"training_file": "t.training.safetensors", "n_events": 3},
         "seed": 3,
