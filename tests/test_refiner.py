@@ -26,7 +26,7 @@ from ctapipe_genshower.model.density_ratio import (
 )
 from ctapipe_genshower.refine import paired_features
 from ctapipe_genshower.tools.refine import RefineTool
-from ctapipe_genshower.training.density_ratio import fit_density_ratio
+from ctapipe_genshower.training.density_ratio import fit_density_ratio, fit_temperature
 
 N_COLUMNS = len(REFINER_FEATURES) + 5
 ALL_PASS = [["all", "True"]]
@@ -170,6 +170,43 @@ def test_rejection_with_the_fitted_ratio_moves_the_model_to_the_simulation(shift
     assert kept.mean() == pytest.approx(0.5, abs=0.06)
     assert kept.std() == pytest.approx(1.0, abs=0.06)
     assert len(kept) / len(generated) == pytest.approx(shifted_fit.info["acceptance"], abs=0.03)
+
+
+def test_temperature_undoes_an_over_confident_classifier():
+    """Log-odds twice the true log ratio (over-confident) are scaled back by T = 1/2."""
+    rng = np.random.default_rng(4)
+    x_sim, x_gen = rng.normal(0.5, 1, 200_000), rng.normal(0.0, 1, 200_000)
+    true_log_r = lambda x: 0.5 * x - 0.125  # noqa: E731
+    t = fit_temperature(2.0 * true_log_r(x_sim), 2.0 * true_log_r(x_gen))
+    assert t == pytest.approx(0.5, abs=0.02)
+    assert fit_temperature(true_log_r(x_sim), true_log_r(x_gen)) == pytest.approx(1.0, abs=0.04)
+
+
+def test_fit_records_its_temperature_and_the_uncalibrated_fit_is_the_same_net():
+    rng = np.random.default_rng(1)
+    simulated = _gaussian_rows(3000, 0.5, rng)
+    generated = _gaussian_rows(3000, 0.0, rng)
+    options = dict(epochs=5, width=32, depth=2, seed=3)
+    calibrated = fit_density_ratio(simulated, generated, **options)
+    plain = fit_density_ratio(simulated, generated, calibrate=False, **options)
+    t = calibrated.temperature
+    assert calibrated.info["temperature"] == t and 0.05 < t < 2 and t != 1.0
+    assert plain.temperature == 1.0 == plain.info["temperature"]
+    # the temperature multiplies the same net's log-odds; the cap is the same quantile
+    np.testing.assert_allclose(
+        calibrated.log_ratio_of_features(generated), t * plain.log_ratio_of_features(generated)
+    )
+    assert calibrated.log_cap == pytest.approx(t * plain.log_cap)
+    assert calibrated.info["auc_validation"] == pytest.approx(plain.info["auc_validation"])
+    # calibrated on the held-out rows: never a worse held-out loss than at temperature 1
+    assert (
+        calibrated.info["validation_loss_calibrated"]
+        <= plain.info["validation_loss_calibrated"] + 1e-9
+    )
+    # refiners written before the record read their log-odds as they are
+    meta = calibrated.to_metadata()
+    del meta["temperature"]
+    assert DensityRatio.from_metadata(meta, calibrated.net.state_dict()).temperature == 1.0
 
 
 def test_identical_samples_give_a_flat_ratio():
@@ -344,6 +381,7 @@ def test_refine_tool_writes_a_refined_model(
         "depth": 4,
         "weight_decay": 0.1,
         "batch_size": 256,
+        "calibrate": True,
     }
     assert sum(hasattr(m, "weight") for m in refiner.net) == 5  # 4 hidden layers + output
     # the training file is recorded by name, not where it lies
@@ -509,6 +547,7 @@ def test_info_shows_the_refiner(refined_model, tiny_model_path):
     line = next(x for x in model_card(refined_model).splitlines() if "refiner:" in x)
     assert f"fitted on {info['n_simulated']} simulated" in line
     assert f"expected acceptance {info['acceptance']:.3f}" in line
+    assert f"temperature {info['temperature']:.3f}" in line
     assert "at the simulated images' sizes" in line
     assert "angles in degrees" in line
     assert "refiner:" not in model_card(tiny_model_path)

@@ -231,10 +231,21 @@ class DensityRatio:
     angles : str
         How its trigonometric features read angle columns (:data:`ANGLE_READINGS`): what it
         was fitted with.
+    temperature : float
+        ``log r = temperature x`` the net's output: the calibration of an over-confident
+        classifier on held-out rows (1 for refiners fitted without it).
     """
 
     def __init__(
-        self, net, mean, scale, log_cap, features=REFINER_FEATURES, info=None, angles="degrees"
+        self,
+        net,
+        mean,
+        scale,
+        log_cap,
+        features=REFINER_FEATURES,
+        info=None,
+        angles="degrees",
+        temperature=1.0,
     ):
         if angles not in ANGLE_READINGS:
             raise ValueError(f"unknown angle reading {angles!r} (choose from {ANGLE_READINGS})")
@@ -252,6 +263,9 @@ class DensityRatio:
         if not np.isfinite(self.log_cap):
             raise ValueError(f"log_cap must be finite, got {log_cap}")
         self.info = dict(info or {})
+        self.temperature = float(temperature)
+        if not (np.isfinite(self.temperature) and self.temperature > 0):
+            raise ValueError(f"temperature must be positive, got {temperature}")
 
     @property
     def cap_quantile(self):
@@ -282,7 +296,14 @@ class DensityRatio:
             "acceptance": self.info.get("acceptance_at_quantile", {}).get(key, np.nan),
         }
         return DensityRatio(
-            self.net, self.mean, self.scale, table[key], self.features, info, self.angles
+            self.net,
+            self.mean,
+            self.scale,
+            table[key],
+            self.features,
+            info,
+            self.angles,
+            self.temperature,
         )
 
     def standardise(self, x):
@@ -292,6 +313,10 @@ class DensityRatio:
 
     def log_ratio_of_features(self, x, batch_size=65536):
         """``log r`` of raw feature rows (:func:`refiner_features`), ``(N,)`` float64."""
+        return self.temperature * self.logits_of_features(x, batch_size)
+
+    def logits_of_features(self, x, batch_size=65536):
+        """The net's output (uncalibrated log-odds) for raw feature rows, ``(N,)`` float64."""
         import torch
 
         z = self.standardise(x)
@@ -322,6 +347,7 @@ class DensityRatio:
             "mean": self.mean.tolist(),
             "scale": self.scale.tolist(),
             "log_cap": self.log_cap,
+            "temperature": self.temperature,
             "width": int(n_linear[0].weight.shape[0]),
             "depth": len(n_linear) - 1,
             "info": self.info,
@@ -336,11 +362,18 @@ class DensityRatio:
         # refiners written before the record existed read the angles unconverted
         angles = meta.get("angles", "unconverted")
         return cls(
-            net, meta["mean"], meta["scale"], meta["log_cap"], features, meta.get("info"), angles
+            net,
+            meta["mean"],
+            meta["scale"],
+            meta["log_cap"],
+            features,
+            meta.get("info"),
+            angles,
+            meta.get("temperature", 1.0),  # uncalibrated before the record existed
         )
 
     def __repr__(self):
         return (
             f"DensityRatio(features={len(self.features)}+5 conditions,"
-            f" r_max=exp({self.log_cap:.3g}))"
+            f" temperature={self.temperature:.3g}, r_max=exp({self.log_cap:.3g}))"
         )

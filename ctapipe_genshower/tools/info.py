@@ -112,7 +112,8 @@ def model_card(path):
             f" {sampling.get('n_steps')} steps, {_REFINER_SIZES.get(sizes, sizes)},"
             f" {_REFINER_ANGLES.get(angles, angles)}),"
             " held-out AUC"
-            f" {refiner.get('auc_validation', 0):.3f};"
+            f" {refiner.get('auc_validation', 0):.3f},"
+            f" temperature {meta['refiner'].get('temperature', 1.0):.3f};"
             f" cap quantile {refiner.get('cap_quantile')}, expected acceptance"
             f" {refiner.get('acceptance', 0):.3f} (docs/refiner.md)"
         )

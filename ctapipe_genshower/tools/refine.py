@@ -84,6 +84,13 @@ class RefineTool(Tool):
             " under-represented than that are corrected only up to it"
         ),
     ).tag(config=True)
+    calibrate = Bool(
+        True,
+        help=(
+            "Fit a temperature of the classifier's log-odds on the held-out images (the"
+            " trained classifier is over-confident; docs/refiner.md)"
+        ),
+    ).tag(config=True)
     progress_bar = Bool(True, help="Show progress bars").tag(config=True)
 
     aliases = {
@@ -105,6 +112,12 @@ class RefineTool(Tool):
     }
     flags = {
         **flag("progress", "RefineTool.progress_bar", "Show progress bars", "No progress bars"),
+        **flag(
+            "calibrate",
+            "RefineTool.calibrate",
+            "Calibrate the classifier's temperature on held-out images",
+            "Use the classifier's log-odds as they are (temperature 1)",
+        ),
         "overwrite": ({"RefineTool": {"overwrite": True}}, "Replace an existing output file"),
     }
 
@@ -153,6 +166,7 @@ class RefineTool(Tool):
                     "depth": self.classifier_depth,
                     "weight_decay": self.classifier_weight_decay,
                     "batch_size": self.classifier_batch_size,
+                    "calibrate": self.calibrate,
                 },
                 progress=self.progress_bar,
             )
@@ -163,10 +177,12 @@ class RefineTool(Tool):
         info = self.refiner.info
         self.log.info(
             "Refiner: %d simulated vs %d generated images, held-out AUC %.3f (0.5: the model"
-            " is already indistinguishable), expected acceptance %.3f; written to %s",
+            " is already indistinguishable), temperature %.3f, expected acceptance %.3f;"
+            " written to %s",
             info["n_simulated"],
             info["n_generated"],
             info["auc_validation"],
+            info.get("temperature", 1.0),
             info["acceptance"],
             self.output,
         )
