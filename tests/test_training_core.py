@@ -159,7 +159,7 @@ def test_warm_start_continues_from_the_model(tmp_path, smooth_source):
     )
     a, b = read_metadata(first), read_metadata(continued)
     assert a["transforms"] == b["transforms"]
-    assert b["config"]["train"]["init_model"] == str(first)
+    assert b["config"]["train"]["init_model"] == first.name  # by name
     assert b["provenance"]["init_model_sha256"] == file_sha256(first)
 
 
