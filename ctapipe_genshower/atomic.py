@@ -9,11 +9,22 @@ the name the user asked for, and a resubmitted job starts clean.
 
 import os
 import shutil
+import signal
 import tempfile
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["TEMPORARY_PREFIX", "atomic_output", "temporary_sibling"]
+__all__ = [
+    "SIGTERM_EXIT_CODE",
+    "TEMPORARY_PREFIX",
+    "atomic_output",
+    "exit_on_sigterm",
+    "temporary_sibling",
+]
+
+#: Exit code of a run ended by SIGTERM, as a shell reports a process killed by it.
+SIGTERM_EXIT_CODE = 128 + signal.SIGTERM
 
 #: Hidden temporary outputs start with this prefix (``.<name>.<random>.tmp``).
 TEMPORARY_PREFIX = "."
@@ -82,3 +93,25 @@ def atomic_output(path, directory=False, overwrite=True):
     except BaseException:
         _remove(tmp)
         raise
+
+
+def exit_on_sigterm(exit_stack, log):
+    """Turn SIGTERM (a batch system's time limit) into ``SystemExit(SIGTERM_EXIT_CODE)``.
+
+    The exit then unwinds like any failure, so the temporary outputs of
+    :func:`atomic_output` are removed; the previous handler is restored when
+    ``exit_stack`` closes. Signal handlers can only be set from the main thread, so
+    elsewhere (a tool run inside a thread) this does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def terminate(signum, frame):
+        log.error("Terminated (SIGTERM)")
+        raise SystemExit(SIGTERM_EXIT_CODE)
+
+    signal.signal(signal.SIGTERM, terminate)
+    # getsignal gives None for a handler not set from Python: restore the default then
+    restore = signal.SIG_DFL if previous is None else previous
+    exit_stack.callback(signal.signal, signal.SIGTERM, restore)

@@ -54,3 +54,25 @@ def test_permissions_follow_umask(tmp_path, directory):
         os.umask(old)
     mode = stat.S_IMODE((tmp_path / "out").stat().st_mode)
     assert mode == (0o755 if directory else 0o644)
+
+
+def test_sigterm_becomes_an_exit_that_removes_the_output(tmp_path):
+    """A batch system's SIGTERM unwinds like a failure: the temporary output goes, the
+    exit code is a shell's for SIGTERM, and the previous handler is back afterwards."""
+    import signal
+    from contextlib import ExitStack
+    from logging import getLogger
+
+    from ctapipe_genshower.atomic import SIGTERM_EXIT_CODE, exit_on_sigterm
+
+    before = signal.getsignal(signal.SIGTERM)
+    target = tmp_path / "out.txt"
+    with pytest.raises(SystemExit) as exit_info, ExitStack() as stack:
+        exit_on_sigterm(stack, getLogger("test"))
+        assert signal.getsignal(signal.SIGTERM) is not before
+        with atomic_output(target) as tmp:
+            tmp.write_text("half")
+            os.kill(os.getpid(), signal.SIGTERM)
+    assert exit_info.value.code == SIGTERM_EXIT_CODE == 143
+    assert os.listdir(tmp_path) == []
+    assert signal.getsignal(signal.SIGTERM) == before

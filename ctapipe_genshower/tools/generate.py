@@ -12,8 +12,6 @@ file has been closed, and removed when the run fails, is interrupted (Ctrl-C) or
 only that hidden ``.<name>.*.tmp.h5`` file, so resubmitting the same command works.
 """
 
-import signal
-import threading
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -24,14 +22,13 @@ from ctapipe.tools.process import ProcessorTool
 from traitlets import TraitError
 from traitlets.config import Config
 
-from ..atomic import atomic_output
+from ..atomic import SIGTERM_EXIT_CODE, atomic_output, exit_on_sigterm
 from ..checkpoint import CheckpointError, read_metadata
 from ..io.diffusion import DiffusionEventSource, default_model_path
 
 __all__ = ["SIGTERM_EXIT_CODE", "GenerateTool", "main"]
 
 #: Exit code of a run terminated by SIGTERM (128 + 15, as a shell reports it).
-SIGTERM_EXIT_CODE = 128 + signal.SIGTERM
 
 
 _MODEL_HELP = (
@@ -168,7 +165,7 @@ class GenerateTool(ProcessorTool):
     def setup(self):
         self._finished = False
         self._writer_closer = None
-        self._terminate_on_sigterm()
+        exit_on_sigterm(self._exit_stack, self.log)
         self._check_generator_options()
         model = self._model_path()
         self._check_model(model)
@@ -310,20 +307,6 @@ class GenerateTool(ProcessorTool):
                 outputs.remove(entry)
             else:
                 entry["url"] = str(Path(rename_to).absolute())
-
-    # -- SIGTERM: a batch system's time limit ------------------------------------------------
-    def _terminate_on_sigterm(self):
-        """Turn SIGTERM into ``SystemExit`` so the exit stack removes the incomplete output."""
-        if threading.current_thread() is not threading.main_thread():
-            return
-        previous = signal.getsignal(signal.SIGTERM)
-
-        def terminate(signum, frame):
-            self.log.error("Terminated (SIGTERM)")
-            raise SystemExit(SIGTERM_EXIT_CODE)
-
-        signal.signal(signal.SIGTERM, terminate)
-        self._exit_stack.callback(signal.signal, signal.SIGTERM, previous)
 
 
 def main():

@@ -11,6 +11,7 @@ from ctapipe.core import Tool, ToolConfigurationError
 from ctapipe.core.traits import Bool, Float, Int, Unicode, flag
 from ctapipe.core.traits import Path as PathTrait
 
+from ..atomic import exit_on_sigterm
 from ..checkpoint import CheckpointError, read_metadata
 from ..data.training_file import is_training_file
 from ..model.config import SOLVER_NAMES
@@ -122,6 +123,7 @@ class RefineTool(Tool):
     }
 
     def setup(self):
+        exit_on_sigterm(self._exit_stack, self.log)
         for name, option in (("model", "--model"), ("input_file", "--input"), ("output", "-o")):
             if getattr(self, name) is None:
                 raise ToolConfigurationError(f"No {name.replace('_', ' ')}: give it with {option}")

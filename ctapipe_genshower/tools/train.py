@@ -22,9 +22,7 @@ on CPU); rank 0 prepares the data and writes the files.
 """
 
 import os
-import signal
 import sys
-import threading
 from contextlib import nullcontext
 from dataclasses import fields
 from pathlib import Path
@@ -44,6 +42,7 @@ from ctapipe.core.traits import Path as PathTrait
 from ctapipe.image import ImageCleaner, ImageProcessor
 from traitlets.config import Config
 
+from ..atomic import SIGTERM_EXIT_CODE, exit_on_sigterm
 from ..checkpoint import FORMAT, FORMAT_VERSION, CheckpointError, file_sha256, read_metadata
 from ..data import DL1TrainingReader, TrainingFile
 from ..data.dl1 import TrainingSelection
@@ -58,7 +57,6 @@ from ..training.progress import ChunkProgress, PhaseProgress
 __all__ = ["SIGTERM_EXIT_CODE", "TrainTool", "main"]
 
 #: Exit code of a run terminated by SIGTERM (128 + 15, as a shell reports it).
-SIGTERM_EXIT_CODE = 128 + signal.SIGTERM
 
 #: Provenance roles of the outputs (the model's is the role the EventSource reads it in).
 ROLES = {
@@ -271,7 +269,7 @@ class TrainTool(Tool):
         self._state_before = None  # (inode, mtime, size) of a state file there before
         self._converted = False
         self.plan = None  # the checked run (training.plan.TrainingPlan)
-        self._terminate_on_sigterm()
+        exit_on_sigterm(self._exit_stack, self.log)
         self.rank, self.world_size = self._init_distributed()
         self.show_progress = self.rank == 0 and (
             sys.stderr.isatty() if self.progress_bar is None else bool(self.progress_bar)
@@ -350,21 +348,6 @@ class TrainTool(Tool):
                 f"--init-model {self.init_model} is not a '{self.model}' network; "
                 "train with its preset (ctapipe-genshower-info shows it)"
             )
-
-    def _terminate_on_sigterm(self):
-        """Turn SIGTERM (a batch system's time limit) into ``SystemExit``, so that the
-        failure handling of :meth:`start` runs and the exit code is 143."""
-        if threading.current_thread() is not threading.main_thread():
-            return
-        previous = signal.getsignal(signal.SIGTERM)
-
-        def terminate(signum, frame):
-            self.log.error("Terminated (SIGTERM)")
-            raise SystemExit(SIGTERM_EXIT_CODE)
-
-        signal.signal(signal.SIGTERM, terminate)
-        restore = signal.SIG_DFL if previous is None else previous
-        self._exit_stack.callback(signal.signal, signal.SIGTERM, restore)
 
     def _init_distributed(self):
         """Join the process group started by torchrun (env WORLD_SIZE > 1)."""

@@ -11,7 +11,7 @@ from ctapipe.core import Tool, ToolConfigurationError
 from ctapipe.core.traits import Bool, Int, List, classes_with_traits, flag
 from ctapipe.core.traits import Path as PathTrait
 
-from ..atomic import atomic_output
+from ..atomic import atomic_output, exit_on_sigterm
 from ..validation.comparison import GALLERY_PAIRS, compare_samples, write_outputs
 from ..validation.metrics import CLASSIFIER_FOLDS, CLASSIFIER_MAX_PER_CLASS
 from ..validation.samples import DL1ValidationReader
@@ -94,6 +94,7 @@ class ValidateTool(Tool):
     classes = [DL1ValidationReader, *classes_with_traits(DL1ValidationReader)]
 
     def setup(self):
+        exit_on_sigterm(self._exit_stack, self.log)
         if not self.generated_files:
             raise ToolConfigurationError("No generated files: give them with --generated")
         if not self.reference_files:
