@@ -43,6 +43,7 @@ def paired_features(
     n_steps=None,
     solver="ddim",
     batch_size=64,
+    draws_per_image=1,
     features=REFINER_FEATURES,
     progress=True,
 ):
@@ -64,6 +65,11 @@ def paired_features(
         The choice of images and the seeds of the generated events.
     max_redraws, n_steps, solver, batch_size :
         Generation as in the ``DiffusionEventSource``.
+    draws_per_image : int
+        Generated images per simulated image (each with its own seed): where simulated
+        images are the scarce part (a sim_telarray production), more generated ones still
+        sharpen the ratio's estimate of the model's side. The classifier weighs both samples
+        equally whatever their sizes.
 
     Returns
     -------
@@ -88,11 +94,23 @@ def paired_features(
     rng = np.random.default_rng(seed)
     chosen = np.sort(rng.choice(len(tf), size=n_events, replace=False))
     event_seeds = rng.integers(0, 2**62, size=n_events)
+    if draws_per_image < 1:
+        raise ValueError(f"draws_per_image must be at least 1, got {draws_per_image}")
+    # the first draw of each image keeps the seeds of a single-draw fit (same images)
+    more_seeds = np.random.default_rng([seed, 1]).integers(
+        0, 2**62, size=(n_events, draws_per_image - 1)
+    )
     tel_id = generator.training_meta["tel_ids"][0]
     selection = ImageReselection(generator.subarray, tel_id, generator.selection)
 
     simulated, generated = [], []
-    stats = {"n_read": n_events, "n_simulated_selected": 0, "n_generated_selected": 0, "draws": 0}
+    stats = {
+        "n_read": n_events,
+        "draws_per_image": int(draws_per_image),
+        "n_simulated_selected": 0,
+        "n_generated_selected": 0,
+        "draws": 0,
+    }
     bar = tqdm(total=n_events, desc="images", unit="ev", disable=not progress)
     for start in range(0, n_events, CHUNK):
         sl = slice(start, start + CHUNK)
@@ -104,14 +122,15 @@ def paired_features(
         simulated.append(refiner_features(_columns(table[passed], features), conditions[passed]))
 
         # the model's images of the same showers AND sizes (kept by the selection's redraws)
-        conditions = conditions[passed]
+        seeds = np.concatenate([event_seeds[sl][:, None], more_seeds[sl]], axis=1)[passed]
+        conditions = np.repeat(conditions[passed], draws_per_image, axis=0)
         out = generator.generate(
             conditions,
-            event_seeds[sl][passed],
+            seeds.ravel(),
             n_steps=n_steps,
             solver=solver,
             batch_size=batch_size,
-            size=generator.simulated_size(arrays)[passed],
+            size=np.repeat(generator.simulated_size(arrays)[passed], draws_per_image),
             accept=selection,
             max_redraws=max_redraws,
         )
@@ -123,7 +142,8 @@ def paired_features(
         stats["draws"] += int(out["n_draws"].sum())
         bar.update(n_read)
     bar.close()
-    stats["draws_per_event"] = stats.pop("draws") / max(stats["n_simulated_selected"], 1)
+    n_generated = stats["n_simulated_selected"] * draws_per_image
+    stats["draws_per_event"] = stats.pop("draws") / max(n_generated, 1)
     return np.concatenate(simulated), np.concatenate(generated), stats
 
 
@@ -138,6 +158,7 @@ def refine_model(
     n_steps=None,
     solver="ddim",
     batch_size=64,
+    draws_per_image=1,
     fit_options=None,
     device="cpu",
     progress=True,
@@ -153,7 +174,7 @@ def refine_model(
         Prepared training file of the simulation (see :func:`paired_features`).
     output : path-like
         The refined model file (written atomically).
-    n_events, seed, max_redraws, n_steps, solver, batch_size :
+    n_events, seed, max_redraws, n_steps, solver, batch_size, draws_per_image :
         See :func:`paired_features`.
     fit_options : dict, optional
         Keyword arguments of :func:`~ctapipe_genshower.training.density_ratio.fit_density_ratio`.
@@ -177,6 +198,7 @@ def refine_model(
         n_steps=n_steps,
         solver=solver,
         batch_size=batch_size,
+        draws_per_image=draws_per_image,
         progress=progress,
     )
     options = {"seed": seed, **(fit_options or {})}

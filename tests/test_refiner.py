@@ -409,6 +409,13 @@ def test_refine_tool_classifier_options(all_pass_model, training_file, tmp_path)
     assert refiner.info["fit_options"]["weight_decay"] == 0
 
 
+def test_refine_tool_draws_per_image(all_pass_model, training_file, tmp_path):
+    out = _refine(all_pass_model, training_file, tmp_path / "k2.safetensors", "--draws-per-image=2")
+    info = load_generator_modules(out).refiner.info
+    assert info["n_simulated"] == 60 and info["n_generated"] == 120
+    assert info["samples"]["draws_per_image"] == 2
+
+
 def test_the_fits_generated_images_have_the_simulated_images_sizes(
     all_pass_model, training_file, monkeypatch
 ):
@@ -434,6 +441,39 @@ def test_the_fits_generated_images_have_the_simulated_images_sizes(
     np.testing.assert_allclose(given, expected, rtol=1e-12)
     np.testing.assert_array_equal(made, given)  # redraws of failing images keep it too
     assert len(generated) == stats["n_generated_selected"] == 50
+
+
+def test_several_generated_images_per_simulated_image(all_pass_model, training_file, monkeypatch):
+    """--draws-per-image K: K generated images of each simulated image's shower and size,
+    each with its own seed; the first of each keeps the seed of a one-draw fit."""
+    generator = ShowerGenerator.from_file(all_pass_model, device="cpu")
+    calls = []
+    plain = generator.generate
+
+    def recording(conditions, seeds, **kwargs):
+        calls.append((np.array(conditions), np.array(seeds), kwargs["size"]))
+        return plain(conditions, seeds, **kwargs)
+
+    monkeypatch.setattr(generator, "generate", recording)
+    options = {"n_steps": 1, "max_redraws": 3, "progress": False}
+    simulated, generated, stats = paired_features(
+        generator, training_file, 50, draws_per_image=3, **options
+    )
+    (conditions, seeds, size), *rest = calls
+    assert not rest
+    assert len(simulated) == 50 and len(generated) == 150
+    assert stats["draws_per_image"] == 3 and stats["n_generated_selected"] == 150
+    by_image = conditions.reshape(50, 3, -1)
+    assert (by_image == by_image[:, :1]).all()  # one shower per simulated image...
+    assert (size.reshape(50, 3) == size.reshape(50, 3)[:, :1]).all()  # ...at its size
+    assert len(np.unique(seeds)) == 150  # ...drawn with different seeds
+
+    calls.clear()
+    _, single, _ = paired_features(generator, training_file, 50, **options)
+    np.testing.assert_array_equal(calls[0][1], seeds.reshape(50, 3)[:, 0])
+    np.testing.assert_array_equal(single, generated.reshape(50, 3, -1)[:, 0])
+    with pytest.raises(ValueError, match="draws_per_image"):
+        paired_features(generator, training_file, 50, draws_per_image=0, **options)
 
 
 def _chosen(training_file, n, seed):

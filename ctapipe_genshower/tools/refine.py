@@ -57,6 +57,14 @@ class RefineTool(Tool):
     seed = Int(0, min=0, help="Choice of images, generated events and the classifier's fit").tag(
         config=True
     )
+    draws_per_image = Int(
+        1,
+        min=1,
+        help=(
+            "Generated images per simulated image: more sharpen the ratio where simulated"
+            " images are scarce (fit time grows with them)"
+        ),
+    ).tag(config=True)
     max_redraws = Int(10, min=1, help="Redraws of generated images failing the selection").tag(
         config=True
     )
@@ -100,6 +108,7 @@ class RefineTool(Tool):
         ("o", "output"): "RefineTool.output",
         "n-events": "RefineTool.n_events",
         "seed": "RefineTool.seed",
+        "draws-per-image": "RefineTool.draws_per_image",
         "max-redraws": "RefineTool.max_redraws",
         "n-steps": "RefineTool.n_steps",
         "solver": "RefineTool.solver",
@@ -161,6 +170,7 @@ class RefineTool(Tool):
                 n_steps=self.n_steps,
                 solver=self.solver,
                 batch_size=self.batch_size,
+                draws_per_image=self.draws_per_image,
                 fit_options={
                     "epochs": self.epochs,
                     "cap_quantile": self.cap_quantile,
