@@ -91,11 +91,11 @@ def paired_features(
     n_events = len(tf) if n_events is None else int(min(n_events, len(tf)))
     if n_events < 40:
         raise ValueError(f"need at least 40 training images, {training_file} has {len(tf)}")
+    if draws_per_image < 1:
+        raise ValueError(f"draws_per_image must be at least 1, got {draws_per_image}")
     rng = np.random.default_rng(seed)
     chosen = np.sort(rng.choice(len(tf), size=n_events, replace=False))
     event_seeds = rng.integers(0, 2**62, size=n_events)
-    if draws_per_image < 1:
-        raise ValueError(f"draws_per_image must be at least 1, got {draws_per_image}")
     # the first draw of each image keeps the seeds of a single-draw fit (same images)
     more_seeds = np.random.default_rng([seed, 1]).integers(
         0, 2**62, size=(n_events, draws_per_image - 1)

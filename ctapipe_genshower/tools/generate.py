@@ -28,8 +28,6 @@ from ..io.diffusion import DiffusionEventSource, default_model_path
 
 __all__ = ["SIGTERM_EXIT_CODE", "GenerateTool", "main"]
 
-#: Exit code of a run terminated by SIGTERM (128 + 15, as a shell reports it).
-
 
 _MODEL_HELP = (
     "Generator model file (*.safetensors written by ctapipe-genshower-train); "

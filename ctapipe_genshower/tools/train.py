@@ -56,7 +56,6 @@ from ..training.progress import ChunkProgress, PhaseProgress
 
 __all__ = ["SIGTERM_EXIT_CODE", "TrainTool", "main"]
 
-#: Exit code of a run terminated by SIGTERM (128 + 15, as a shell reports it).
 
 #: Provenance roles of the outputs (the model's is the role the EventSource reads it in).
 ROLES = {
