@@ -21,7 +21,7 @@ from .data.training_file import TrainingFile
 from .generator import ShowerGenerator
 from .io.reselection import ImageReselection
 from .model.density_ratio import REFINER_FEATURES, refiner_features
-from .training.density_ratio import fit_density_ratio
+from .training.density_ratio import calibrate_marginals, fit_density_ratio
 
 __all__ = ["paired_features", "refine_model"]
 
@@ -147,6 +147,20 @@ def paired_features(
     return np.concatenate(simulated), np.concatenate(generated), stats
 
 
+def _fit_classifier(simulated, generated, seed, fit_options, progress):
+    options = {"seed": seed, **(fit_options or {})}
+    bar = tqdm(total=options.get("epochs", 60), desc="refiner", unit="epoch", disable=not progress)
+
+    def report(epoch, train_loss, validation_loss):
+        bar.set_postfix(train=f"{train_loss:.4f}", validation=f"{validation_loss:.4f}")
+        bar.update(1)
+
+    refiner = fit_density_ratio(simulated, generated, progress=report, **options)
+    bar.close()
+    refiner.info["fit_options"] = {k: v for k, v in options.items() if k != "seed"}
+    return refiner
+
+
 def refine_model(
     model,
     training_file,
@@ -160,6 +174,7 @@ def refine_model(
     batch_size=64,
     draws_per_image=1,
     fit_options=None,
+    keep_classifier=False,
     device="cpu",
     progress=True,
 ):
@@ -177,7 +192,14 @@ def refine_model(
     n_events, seed, max_redraws, n_steps, solver, batch_size, draws_per_image :
         See :func:`paired_features`.
     fit_options : dict, optional
-        Keyword arguments of :func:`~ctapipe_genshower.training.density_ratio.fit_density_ratio`.
+        Keyword arguments of :func:`~ctapipe_genshower.training.density_ratio.fit_density_ratio`
+        (``marginal_calibration=True`` adds the marginal calibration, fitted on the
+        classifier's held-out pairs).
+    keep_classifier : bool
+        Keep the model's refiner classifier and fit only its marginal calibration
+        (:func:`~ctapipe_genshower.training.density_ratio.calibrate_marginals`) on the new
+        pairs, at ``fit_options["cap_quantile"]`` (default: the refiner's cap). Use pairs the
+        classifier was not fitted on (another ``seed``).
     device : str
 
     Returns
@@ -187,6 +209,8 @@ def refine_model(
         was fitted for).
     """
     generator = ShowerGenerator.from_file(model, device=device)
+    if keep_classifier and generator.refiner is None:
+        raise ValueError(f"{model} has no refiner whose classifier could be kept")
     n_steps = generator.resolve_n_steps(n_steps)
     generator.model_config.check_sampling(solver, n_steps, 0.0)
     simulated, generated, stats = paired_features(
@@ -201,23 +225,20 @@ def refine_model(
         draws_per_image=draws_per_image,
         progress=progress,
     )
-    options = {"seed": seed, **(fit_options or {})}
-    bar = tqdm(total=options.get("epochs", 60), desc="refiner", unit="epoch", disable=not progress)
-
-    def report(epoch, train_loss, validation_loss):
-        bar.set_postfix(train=f"{train_loss:.4f}", validation=f"{validation_loss:.4f}")
-        bar.update(1)
-
-    refiner = fit_density_ratio(simulated, generated, progress=report, **options)
-    bar.close()
-    refiner.info.update(
-        {
-            "sampling": {"solver": solver, "n_steps": int(n_steps), "max_redraws": max_redraws},
-            "sizes": "simulated",  # generated sample drawn with the simulated images' sizes
-            "samples": stats,
-            "fit_options": {k: v for k, v in options.items() if k != "seed"},
-        }
-    )
+    if keep_classifier:
+        refiner = calibrate_marginals(
+            generator.refiner, simulated, generated, (fit_options or {}).get("cap_quantile")
+        )
+        refiner.info.update({"calibration_samples": stats, "calibration_seed": int(seed)})
+    else:
+        refiner = _fit_classifier(simulated, generated, seed, fit_options, progress)
+        refiner.info.update(
+            {
+                "sampling": {"solver": solver, "n_steps": int(n_steps), "max_redraws": max_redraws},
+                "sizes": "simulated",  # generated sample drawn with the simulated images' sizes
+                "samples": stats,
+            }
+        )
     save_refined(
         model,
         output,

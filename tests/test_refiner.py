@@ -382,7 +382,9 @@ def test_refine_tool_writes_a_refined_model(
         "weight_decay": 0.1,
         "batch_size": 256,
         "calibrate": True,
+        "marginal_calibration": False,
     }
+    assert refiner.calibration is None
     assert sum(hasattr(m, "weight") for m in refiner.net) == 5  # 4 hidden layers + output
     # the training file is recorded by name, not where it lies
     refinement = read_metadata(refined_model)["provenance"]["refinement"]
@@ -414,6 +416,41 @@ def test_refine_tool_draws_per_image(all_pass_model, training_file, tmp_path):
     info = load_generator_modules(out).refiner.info
     assert info["n_simulated"] == 60 and info["n_generated"] == 120
     assert info["samples"]["draws_per_image"] == 2
+
+
+def test_refine_tool_marginal_calibration(all_pass_model, training_file, tmp_path):
+    """``--marginals`` fits the calibration on the classifier's held-out quarter of the pairs."""
+    out = _refine(all_pass_model, training_file, tmp_path / "m.safetensors", "--marginals")
+    refiner = load_generator_modules(out).refiner
+    assert refiner.calibration is not None
+    assert refiner.info["marginal_calibration"]["n_simulated"] == 15  # 60 images, 25 %
+    assert refiner.info["fit_options"]["marginal_calibration"] is True
+
+
+def test_refine_tool_keeps_the_classifier_and_fits_its_calibration(
+    refined_model, all_pass_model, training_file, tmp_path
+):
+    out = _refine(refined_model, training_file, tmp_path / "k.safetensors", "--keep-classifier")
+    old, new = load_generator_modules(refined_model).refiner, load_generator_modules(out).refiner
+    for p, q in zip(old.net.parameters(), new.net.parameters(), strict=True):
+        assert (p == q).all()
+    assert new.calibration is not None and old.calibration is None
+    from ctapipe_genshower.tools.info import model_card
+
+    assert "marginal calibration: 24 parameters, fitted on 60 simulated" in model_card(out)
+    assert new.info["calibration_samples"]["n_read"] == 60
+    assert new.info["auc_validation"] == old.info["auc_validation"]  # the classifier's record
+    # a model without a refiner has no classifier to keep: exit 2, nothing written
+    output = tmp_path / "none.safetensors"
+    argv = [
+        f"--model={all_pass_model}",
+        f"--input={training_file}",
+        f"--output={output}",
+        "--keep-classifier",
+        "--no-progress",
+    ]
+    assert run_tool(RefineTool(), argv=argv, cwd=tmp_path, raises=False) == 2
+    assert not output.exists()
 
 
 def test_the_fits_generated_images_have_the_simulated_images_sizes(

@@ -22,6 +22,8 @@ simulated sample. Features are numpy; the network is a small MLP (torch, importe
 
 import numpy as np
 
+from .marginal_calibration import MarginalCalibration
+
 __all__ = [
     "ANGLE_READINGS",
     "FEATURE_TRANSFORMS",
@@ -234,6 +236,10 @@ class DensityRatio:
     temperature : float
         ``log r = temperature x`` the net's output: the calibration of an over-confident
         classifier on held-out rows (1 for refiners fitted without it).
+    calibration : MarginalCalibration, optional
+        Per-parameter factors multiplying the classifier's ratio so that the kept images
+        match the simulation's one-dimensional distributions
+        (:mod:`~ctapipe_genshower.model.marginal_calibration`); None: the classifier alone.
     """
 
     def __init__(
@@ -246,6 +252,7 @@ class DensityRatio:
         info=None,
         angles="degrees",
         temperature=1.0,
+        calibration=None,
     ):
         if angles not in ANGLE_READINGS:
             raise ValueError(f"unknown angle reading {angles!r} (choose from {ANGLE_READINGS})")
@@ -266,6 +273,9 @@ class DensityRatio:
         self.temperature = float(temperature)
         if not (np.isfinite(self.temperature) and self.temperature > 0):
             raise ValueError(f"temperature must be positive, got {temperature}")
+        if calibration is not None and max(calibration.columns, default=-1) >= n_inputs:
+            raise ValueError("the marginal calibration reads a column the refiner lacks")
+        self.calibration = calibration
 
     @property
     def cap_quantile(self):
@@ -304,6 +314,7 @@ class DensityRatio:
             info,
             self.angles,
             self.temperature,
+            self.calibration,
         )
 
     def standardise(self, x):
@@ -312,8 +323,12 @@ class DensityRatio:
         return np.nan_to_num(z, nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32)
 
     def log_ratio_of_features(self, x, batch_size=65536):
-        """``log r`` of raw feature rows (:func:`refiner_features`), ``(N,)`` float64."""
-        return self.temperature * self.logits_of_features(x, batch_size)
+        """``log r`` of raw feature rows (:func:`refiner_features`), ``(N,)`` float64: the
+        calibrated classifier's, times the marginal calibration's factors if it has one."""
+        log_r = self.temperature * self.logits_of_features(x, batch_size)
+        if self.calibration is not None:
+            log_r += self.calibration.log_factor(x)
+        return log_r
 
     def logits_of_features(self, x, batch_size=65536):
         """The net's output (uncalibrated log-odds) for raw feature rows, ``(N,)`` float64."""
@@ -351,6 +366,7 @@ class DensityRatio:
             "width": int(n_linear[0].weight.shape[0]),
             "depth": len(n_linear) - 1,
             "info": self.info,
+            "calibration": None if self.calibration is None else self.calibration.to_metadata(),
         }
 
     @classmethod
@@ -361,6 +377,7 @@ class DensityRatio:
         net.load_state_dict(state)
         # refiners written before the record existed read the angles unconverted
         angles = meta.get("angles", "unconverted")
+        calibration = meta.get("calibration")
         return cls(
             net,
             meta["mean"],
@@ -370,10 +387,12 @@ class DensityRatio:
             meta.get("info"),
             angles,
             meta.get("temperature", 1.0),  # uncalibrated before the record existed
+            None if calibration is None else MarginalCalibration.from_metadata(calibration),
         )
 
     def __repr__(self):
         return (
             f"DensityRatio(features={len(self.features)}+5 conditions,"
-            f" temperature={self.temperature:.3g}, r_max=exp({self.log_cap:.3g}))"
+            f" temperature={self.temperature:.3g}, r_max=exp({self.log_cap:.3g})"
+            f"{'' if self.calibration is None else ', marginal calibration'})"
         )

@@ -117,6 +117,16 @@ def model_card(path):
             f" cap quantile {refiner.get('cap_quantile')}, expected acceptance"
             f" {refiner.get('acceptance', 0):.3f} (docs/refiner.md)"
         )
+        calibration = meta["refiner"].get("calibration")
+        if calibration:
+            fit = calibration.get("info", {})
+            lines.append(
+                f"  refiner's marginal calibration: {len(calibration['columns'])} parameters,"
+                f" fitted on {fit.get('n_simulated')} simulated vs {fit.get('n_generated')}"
+                " generated images (largest |log(simulated / kept)| per bin"
+                f" {fit.get('worst_log_mismatch_before', 0):.3f} ->"
+                f" {fit.get('worst_log_mismatch_after', 0):.3f})"
+            )
     thrown = training.get("thrown") or {}
     if thrown:
         lines.append("  thrown distribution (defaults of DiffusionEventSource):")

@@ -100,6 +100,20 @@ class RefineTool(Tool):
             " trained classifier is over-confident; docs/refiner.md)"
         ),
     ).tag(config=True)
+    marginals = Bool(
+        False,
+        help=(
+            "Also fit the marginal calibration (per-parameter factors that bring the kept"
+            " images' one-dimensional distributions to the simulation's) on the held-out pairs"
+        ),
+    ).tag(config=True)
+    keep_classifier = Bool(
+        False,
+        help=(
+            "Keep the model's refiner classifier and fit only its marginal calibration on the"
+            " new pairs (use another --seed than the classifier's)"
+        ),
+    ).tag(config=True)
     progress_bar = Bool(True, help="Show progress bars").tag(config=True)
 
     aliases = {
@@ -127,6 +141,16 @@ class RefineTool(Tool):
             "RefineTool.calibrate",
             "Calibrate the classifier's temperature on held-out images",
             "Use the classifier's log-odds as they are (temperature 1)",
+        ),
+        **flag(
+            "marginals",
+            "RefineTool.marginals",
+            "Fit the marginal calibration too (docs/refiner.md)",
+            "The classifier alone",
+        ),
+        "keep-classifier": (
+            {"RefineTool": {"keep_classifier": True}},
+            "Keep the model's refiner classifier, fit only its marginal calibration",
         ),
         "overwrite": ({"RefineTool": {"overwrite": True}}, "Replace an existing output file"),
     }
@@ -179,7 +203,9 @@ class RefineTool(Tool):
                     "weight_decay": self.classifier_weight_decay,
                     "batch_size": self.classifier_batch_size,
                     "calibrate": self.calibrate,
+                    "marginal_calibration": self.marginals,
                 },
+                keep_classifier=self.keep_classifier,
                 progress=self.progress_bar,
             )
         except (CheckpointError, ValueError, KeyError, OSError) as err:
@@ -187,6 +213,20 @@ class RefineTool(Tool):
 
     def finish(self):
         info = self.refiner.info
+        if self.refiner.calibration is not None:
+            fit = info["marginal_calibration"]
+            self.log.info(
+                "Marginal calibration of %d parameters on %d simulated vs %d generated images:"
+                " largest |log(simulated / kept)| per bin %.3f -> %.3f, expected acceptance"
+                " %.3f (classifier alone %.3f)",
+                len(self.refiner.calibration.columns),
+                fit["n_simulated"],
+                fit["n_generated"],
+                fit["worst_log_mismatch_before"],
+                fit["worst_log_mismatch_after"],
+                info["acceptance"],
+                info["acceptance_uncalibrated"],
+            )
         self.log.info(
             "Refiner: %d simulated vs %d generated images, held-out AUC %.3f (0.5: the model"
             " is already indistinguishable), temperature %.3f, expected acceptance %.3f;"

@@ -19,8 +19,9 @@ import warnings
 import numpy as np
 
 from ..model.density_ratio import REFINER_FEATURES, DensityRatio, density_ratio_net
+from .marginal_calibration import fit_marginal_calibration
 
-__all__ = ["CAP_QUANTILES", "fit_density_ratio", "fit_temperature"]
+__all__ = ["CAP_QUANTILES", "calibrate_marginals", "fit_density_ratio", "fit_temperature"]
 
 #: Quantiles of the ratio over generated images recorded with a refiner (possible caps).
 CAP_QUANTILES = (0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995)
@@ -60,6 +61,84 @@ def fit_temperature(logits_sim, logits_gen, bounds=(0.05, 2.0)):
     return float(result.x)
 
 
+def _cap_record(log_r_gen, cap_quantile):
+    """``log r_max`` at ``cap_quantile`` of the generated rows' ratio, the expected acceptance
+    ``mean(min(r, r_max)) / r_max`` and both at every quantile of :data:`CAP_QUANTILES`."""
+
+    def acceptance(log_cap):
+        return float(np.exp(np.minimum(log_r_gen - log_cap, 0.0)).mean())
+
+    log_cap = float(np.quantile(log_r_gen, cap_quantile))
+    quantiles = {f"{q:g}": float(np.quantile(log_r_gen, q)) for q in CAP_QUANTILES}
+    return log_cap, {
+        "cap_quantile": float(cap_quantile),
+        # caps a generating run may choose instead (fidelity against draws per event)
+        "log_ratio_quantiles": quantiles,
+        "acceptance_at_quantile": {q: acceptance(c) for q, c in quantiles.items()},
+        "acceptance": acceptance(log_cap),
+    }
+
+
+def calibrate_marginals(refiner, simulated, generated, cap_quantile=None, **options):
+    """The refiner with a marginal calibration fitted on feature rows it was not fitted on.
+
+    Parameters
+    ----------
+    refiner : DensityRatio
+        A fitted refiner (a calibration it has is replaced).
+    simulated, generated : numpy.ndarray
+        Raw feature rows of simulated images and of the model's images of the same showers
+        (new draws: the classifier's ratio on its own training rows is over-confident).
+    cap_quantile : float, optional
+        The cap of the calibrated ratio (default: the refiner's).
+    **options
+        Passed to :func:`~ctapipe_genshower.training.marginal_calibration.fit_marginal_calibration`.
+
+    Returns
+    -------
+    DensityRatio
+        The same classifier, the calibration, the cap and acceptance of the calibrated ratio
+        over ``generated`` (``info["marginal_calibration"]`` says how it was fitted; the
+        classifier's record of its own fit stays, its acceptance figures become the
+        calibrated ratio's).
+    """
+    if cap_quantile is None:
+        cap_quantile = refiner.cap_quantile if np.isfinite(refiner.cap_quantile) else 0.99
+    plain = DensityRatio(
+        refiner.net,
+        refiner.mean,
+        refiner.scale,
+        refiner.log_cap,
+        refiner.features,
+        refiner.info,
+        refiner.angles,
+        refiner.temperature,
+    )
+    log_r_gen = plain.log_ratio_of_features(generated)
+    columns = range(len(refiner.features))  # the image parameters, not the conditions
+    calibration = fit_marginal_calibration(
+        simulated, generated, log_r_gen, columns, cap_quantile=cap_quantile, **options
+    )
+    log_cap, record = _cap_record(log_r_gen + calibration.log_factor(generated), cap_quantile)
+    info = {
+        **refiner.info,
+        "acceptance_uncalibrated": plain.info.get("acceptance"),
+        **record,
+        "marginal_calibration": calibration.info,
+    }
+    return DensityRatio(
+        refiner.net,
+        refiner.mean,
+        refiner.scale,
+        log_cap,
+        refiner.features,
+        info,
+        refiner.angles,
+        refiner.temperature,
+        calibration,
+    )
+
+
 def fit_density_ratio(
     simulated,
     generated,
@@ -74,6 +153,7 @@ def fit_density_ratio(
     validation_fraction=0.25,
     cap_quantile=0.99,
     calibrate=True,
+    marginal_calibration=False,
     seed=0,
     progress=None,
 ):
@@ -96,6 +176,9 @@ def fit_density_ratio(
         refiner corrects the model wherever it is under-represented by at most ``r_max``.
     calibrate : bool
         Fit the temperature of the log-odds on the held-out rows (else 1).
+    marginal_calibration : bool
+        Fit the marginal calibration (:func:`calibrate_marginals`) on the held-out rows too;
+        the cap and acceptance are then the calibrated ratio's.
     seed : int
         Split, initial weights and batch order.
     progress : callable, optional
@@ -192,8 +275,7 @@ def fit_density_ratio(
     logits_gen = ratio.logits_of_features(gen_val)
     temperature = fit_temperature(logits_sim, logits_gen) if calibrate else 1.0
     log_r_sim, log_r_gen = temperature * logits_sim, temperature * logits_gen
-    log_cap = float(np.quantile(log_r_gen, cap_quantile))
-    r_gen = np.exp(np.minimum(log_r_gen - log_cap, 0.0))
+    log_cap, record = _cap_record(log_r_gen, cap_quantile)
     info = {
         "n_simulated": len(simulated),
         "n_generated": len(generated),
@@ -210,14 +292,10 @@ def fit_density_ratio(
                 np.r_[log_r_sim, log_r_gen],
             )
         ),
-        "cap_quantile": float(cap_quantile),
-        # caps a generating run may choose instead (fidelity against draws per event)
-        "log_ratio_quantiles": {f"{q:g}": float(np.quantile(log_r_gen, q)) for q in CAP_QUANTILES},
-        "acceptance_at_quantile": {
-            f"{q:g}": float(np.exp(np.minimum(log_r_gen - np.quantile(log_r_gen, q), 0)).mean())
-            for q in CAP_QUANTILES
-        },
-        "acceptance": float(r_gen.mean()),
+        **record,
         "seed": int(seed),
     }
-    return DensityRatio(net, mean, scale, log_cap, features, info, temperature=temperature)
+    refiner = DensityRatio(net, mean, scale, log_cap, features, info, temperature=temperature)
+    if marginal_calibration:
+        refiner = calibrate_marginals(refiner, sim_val, gen_val, cap_quantile)
+    return refiner
