@@ -198,8 +198,9 @@ def refine_model(
     keep_classifier : bool
         Keep the model's refiner classifier and fit only its marginal calibration
         (:func:`~ctapipe_genshower.training.density_ratio.calibrate_marginals`) on the new
-        pairs, at ``fit_options["cap_quantile"]`` (default: the refiner's cap). Use pairs the
-        classifier was not fitted on (another ``seed``).
+        pairs, at ``fit_options["cap_quantile"]`` (default: the refiner's cap). The training
+        file's showers must be others than the classifier's: its ratio is over-confident on
+        new images of the showers it was fitted on, since the conditions are its inputs.
     device : str
 
     Returns

@@ -111,7 +111,7 @@ class RefineTool(Tool):
         False,
         help=(
             "Keep the model's refiner classifier and fit only its marginal calibration on the"
-            " new pairs (use another --seed than the classifier's)"
+            " pairs of this training file, whose showers the classifier must not have seen"
         ),
     ).tag(config=True)
     progress_bar = Bool(True, help="Show progress bars").tag(config=True)
@@ -175,9 +175,17 @@ class RefineTool(Tool):
                 " DL1 files with ctapipe-genshower-train --prepare-only)"
             )
         try:
-            read_metadata(self.model)
+            meta = read_metadata(self.model)
         except CheckpointError as err:
             raise ToolConfigurationError(str(err)) from None
+        fitted_on = ((meta.get("provenance") or {}).get("refinement") or {}).get("training_file")
+        if self.keep_classifier and fitted_on == self.input_file.name:
+            # its ratio is over-confident on the showers it was fitted on (docs/refiner.md)
+            self.log.warning(
+                "%s is the training file the classifier was fitted on: fit the calibration on"
+                " showers the classifier has not seen",
+                self.input_file.name,
+            )
         self.check_output(self.output)
 
     def start(self):
