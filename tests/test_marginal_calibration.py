@@ -107,7 +107,9 @@ def test_calibrated_refiner_records_its_cap_and_round_trips(tiny_model_path, tmp
     assert refiner.log_cap == pytest.approx(np.quantile(log_r, 0.99))
     expected = np.exp(np.minimum(log_r - refiner.log_cap, 0)).mean()
     assert refiner.acceptance_rate == pytest.approx(expected)
-    assert refiner.acceptance_rate < 1.0 == refiner.info["acceptance_uncalibrated"]
+    # the zero classifier alone keeps everything; the calibrated ratio rejects the tails
+    assert refiner.info["acceptance_uncalibrated"] == 1.0
+    assert refiner.acceptance_rate < 0.9
     assert refiner.info["marginal_calibration"]["n_generated"] == 5000
     # another recorded cap keeps the calibration
     assert refiner.with_cap_quantile(0.9).calibration is refiner.calibration

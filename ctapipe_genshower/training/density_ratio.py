@@ -98,23 +98,15 @@ def calibrate_marginals(refiner, simulated, generated, cap_quantile=None, **opti
     -------
     DensityRatio
         The same classifier, the calibration, the cap and acceptance of the calibrated ratio
-        over ``generated`` (``info["marginal_calibration"]`` says how it was fitted; the
+        over ``generated`` (``info["marginal_calibration"]`` says how it was fitted;
+        ``info["acceptance_uncalibrated"]`` is the classifier's alone on the same rows; the
         classifier's record of its own fit stays, its acceptance figures become the
         calibrated ratio's).
     """
     if cap_quantile is None:
         cap_quantile = refiner.cap_quantile if np.isfinite(refiner.cap_quantile) else 0.99
-    plain = DensityRatio(
-        refiner.net,
-        refiner.mean,
-        refiner.scale,
-        refiner.log_cap,
-        refiner.features,
-        refiner.info,
-        refiner.angles,
-        refiner.temperature,
-    )
-    log_r_gen = plain.log_ratio_of_features(generated)
+    # the classifier alone (any calibration the refiner has is replaced)
+    log_r_gen = refiner.temperature * refiner.logits_of_features(generated)
     columns = range(len(refiner.features))  # the image parameters, not the conditions
     calibration = fit_marginal_calibration(
         simulated, generated, log_r_gen, columns, cap_quantile=cap_quantile, **options
@@ -122,7 +114,8 @@ def calibrate_marginals(refiner, simulated, generated, cap_quantile=None, **opti
     log_cap, record = _cap_record(log_r_gen + calibration.log_factor(generated), cap_quantile)
     info = {
         **refiner.info,
-        "acceptance_uncalibrated": plain.info.get("acceptance"),
+        # the classifier alone on the same rows, for comparison
+        "acceptance_uncalibrated": _cap_record(log_r_gen, cap_quantile)[1]["acceptance"],
         **record,
         "marginal_calibration": calibration.info,
     }

@@ -16,8 +16,9 @@ from ..model.marginal_calibration import MarginalCalibration
 
 __all__ = ["EDGE_QUANTILES", "fit_marginal_calibration", "weighted_histograms"]
 
-#: Quantiles of the simulated sample that bound the bins: ten bins of finite values, narrower
-#: in the tails, where the model's images differ most from the simulation's. Finer bins
+#: Quantiles of the simulated sample that bound the bins: nine bins of finite values (and one
+#: for NaN), narrower in the tails, where the model's images differ most from the
+#: simulation's. Finer bins
 #: (17 edges down to the 0.5 % tails) matched the fit pairs as well but the test pairs less
 #: well (``runs/2026-12-05_marginal_calibration/``): the kept images are few (about 14 % of
 #: the pairs in effective number), so a bin needs many.
