@@ -23,8 +23,8 @@ exactly as training did) and redraws the failing events of the SAME showers, wit
 and new image noise, up to ``max_redraws`` times: rejection sampling from the model's
 distribution truncated to the selection region, which is what the training data are. The
 selection efficiency stays that of ``P(selected | shower)``; an event still failing after
-``max_redraws`` redraws is kept as its most acceptable draw (the last of equals: the last draw
-for a bool ``accept``) and reported as not accepted.
+``max_redraws`` redraws is kept as one of its draws chosen in proportion to their acceptance
+probabilities (the last draw for a bool ``accept``) and reported as not accepted.
 
 Randomness: event seed ``s`` gives draw 0 from ``SeedSequence([s, 0x5E1EC7])`` and redraw
 ``k >= 1`` from ``SeedSequence([s, 0x5E1EC7], spawn_key=(2, k))`` (each spawning a size
@@ -35,6 +35,11 @@ conditions, never on the batch or on the other events. Without ``accept`` (or wi
 Refined models (:mod:`.model.density_ratio`): ``accept`` may answer with acceptance
 probabilities instead of a bool mask; a draw is kept when a uniform number from its own
 fourth stream is below its probability (a bool mask is the case of probabilities 0 and 1).
+An event that no draw passes ends as draw ``k`` with probability ``p_k / sum_j p_j``, a
+weighted reservoir (Chao 1982) decided by a fifth stream: as the rejection sampler's target
+``p(image) a(image)`` restricted to the event's draws. (Keeping the draw of the highest
+probability instead kept the extremes of the refiner's ratio for the showers the model
+makes worst: few events, 9 of the model card's 1794, but the most atypical ones.)
 Sizes are decided by the selection alone: while no draw of an event has passed it
 (probability > 0), each redraw gets a new size (the selection's rejection sampling above);
 once one has, the event keeps that size, and every later draw (rejected by the refiner, or
@@ -71,12 +76,13 @@ _REDRAW_KEY = 2
 
 
 def _event_streams(seeds, draw=0):
-    """Per-event ``(size uniform, size normal, image seed, response seed, accept uniform)``.
+    """Per-event ``(size uniform, size normal, image seed, response seed, accept uniform,
+    reservoir uniform)``.
 
     Draw 0 comes from ``SeedSequence([seed, 0x5E1EC7])``, redraw ``k >= 1`` from the same
     entropy with ``spawn_key=(2, k)``; each root spawns a size stream, an image stream, a
-    pixel-response stream and an acceptance stream (spawned children do not depend on how
-    many are spawned, so each added stream left the earlier ones unchanged).
+    pixel-response stream, an acceptance stream and a reservoir stream (spawned children do
+    not depend on how many are spawned, so each added stream left the earlier ones unchanged).
     """
     seeds = np.asarray(seeds)
     if seeds.ndim != 1 or not np.issubdtype(seeds.dtype, np.integer) or np.any(seeds < 0):
@@ -89,15 +95,17 @@ def _event_streams(seeds, draw=0):
     image_seed = np.empty(len(seeds), dtype=np.int64)
     response_seed = np.empty(len(seeds), dtype=np.int64)
     accept_uniform = np.empty(len(seeds))
+    reservoir_uniform = np.empty(len(seeds))
     for i, seed in enumerate(seeds.tolist()):
         ss = np.random.SeedSequence([int(seed), _STREAM_TAG], spawn_key=spawn_key)
-        size_ss, image_ss, response_ss, accept_ss = ss.spawn(4)
+        size_ss, image_ss, response_ss, accept_ss, reservoir_ss = ss.spawn(5)
         rng = np.random.default_rng(size_ss)
         uniform[i], normal[i] = rng.uniform(), rng.standard_normal()
         image_seed[i] = int(image_ss.generate_state(1, np.uint64)[0] >> np.uint64(1))
         response_seed[i] = int(response_ss.generate_state(1, np.uint64)[0] >> np.uint64(1))
         accept_uniform[i] = np.random.default_rng(accept_ss).uniform()
-    return uniform, normal, image_seed, response_seed, accept_uniform
+        reservoir_uniform[i] = np.random.default_rng(reservoir_ss).uniform()
+    return uniform, normal, image_seed, response_seed, accept_uniform, reservoir_uniform
 
 
 def _decide(answer, uniforms):
@@ -120,6 +128,15 @@ def _decide(answer, uniforms):
     if not np.all((answer >= 0) & (answer <= 1)):
         raise ValueError("accept's probabilities must lie in [0, 1]")
     return uniforms < answer
+
+
+def _replaces_held_draw(kept, probability, total, uniform):
+    """Whether draw ``k`` replaces an event's held draw: when kept, else with probability
+    ``p_k / sum_{j<=k} p_j`` (``total``, this draw included), a weighted reservoir of one
+    (Chao 1982): an event that no draw passes ends as draw ``k`` with probability
+    ``p_k / sum_j p_j``. While no draw had ``p > 0``, the last one is held."""
+    share = np.divide(probability, total, out=np.ones(len(total)), where=total > 0)
+    return kept | (uniform < share)
 
 
 class ShowerGenerator:
@@ -382,8 +399,9 @@ class ShowerGenerator:
             from then on the event keeps that size), only those, in batches.
         max_redraws : int
             Most redraws per event (0: ``accept`` is only evaluated). An event still
-            rejected after them is kept as its draw of the highest acceptance probability
-            (the last draw when ``accept`` answers with bools).
+            rejected after them is kept as one of its draws, chosen with probability
+            proportional to its acceptance probability (the last draw when ``accept``
+            answers with bools, or when no draw had a positive probability).
         solver : str
             ``"ddim"``, ``"dpmpp-2m"`` or ``"heun"`` (see :mod:`.model.samplers`).
 
@@ -418,11 +436,12 @@ class ShowerGenerator:
         sampling = (n_steps, eta, solver)
         out = self._draw(conditions, seeds, 0, sampling, int(batch_size), size)
         uniforms = out.pop("accept_uniform")
+        out.pop("reservoir_uniform")  # draw 0 is held whatever its probability
         out["n_draws"] = np.ones(n, dtype=np.int64)
         out["accepted"] = None
         if accept is None:
             return out
-        accepted, best = self._accept(accept, out, conditions, uniforms)
+        accepted, total = self._accept(accept, out, conditions, uniforms)
         last_size = out["size"].copy()
         for draw in range(1, int(max_redraws) + 1):
             redo = np.flatnonzero(~accepted)
@@ -434,20 +453,19 @@ class ShowerGenerator:
                 # a size that passed once is the event's for good. Redrawing it whenever a
                 # later draw fails would let each of the refiner's many redraws retry the
                 # selection and drift the sizes up (+50 % in the median, docs/refiner.md)
-                redo_size[best[redo] <= 0] = np.nan
+                redo_size[total[redo] <= 0] = np.nan
             again = self._draw(
                 conditions[redo], seeds[redo], draw, sampling, int(batch_size), redo_size
             )
             uniforms = again.pop("accept_uniform")
+            reservoir = again.pop("reservoir_uniform")
             kept, probability = self._accept(accept, again, conditions[redo], uniforms)
             last_size[redo] = again["size"]
-            # a draw replaces the one held when kept, or when at least as acceptable: an event
-            # rejected by every draw ends as its most acceptable one (the last among equals)
-            take = kept | (probability >= best[redo])
+            total[redo] += probability
+            take = _replaces_held_draw(kept, probability, total[redo], reservoir)
             for key in ("image", "peak_time", "size", "true_image"):
                 if key in out:
                     out[key][redo[take]] = again[key][take]
-            best[redo[take]] = probability[take]
             out["n_draws"][redo] += 1
             accepted[redo] = kept
         out["accepted"] = accepted
@@ -474,7 +492,9 @@ class ShowerGenerator:
 
         n_steps, eta, solver = sampling
         n = len(conditions)
-        uniform, normal, image_seeds, response_seeds, accept_uniform = _event_streams(seeds, draw)
+        uniform, normal, image_seeds, response_seeds, accept_uniform, reservoir_uniform = (
+            _event_streams(seeds, draw)
+        )
         response = self.transforms.get("response")
         if response is not None:
             true_image = np.empty((n, self.n_pixels), dtype=np.int32)
@@ -506,7 +526,8 @@ class ShowerGenerator:
                 rngs = [np.random.default_rng(int(s)) for s in response_seeds[sl]]
                 image[sl], peak_time[sl] = response.apply(true_image[sl], peak_time[sl], rngs)
         out = {"image": image, "peak_time": peak_time, "size": size}
-        out["accept_uniform"] = accept_uniform  # for generate's decision, not returned
+        # for generate's decisions, not returned
+        out["accept_uniform"], out["reservoir_uniform"] = accept_uniform, reservoir_uniform
         if response is not None:
             np.minimum(image, self.saturation, out=image)
             out["true_image"] = true_image

@@ -45,6 +45,7 @@ def paired_features(
     batch_size=64,
     draws_per_image=1,
     features=REFINER_FEATURES,
+    return_groups=False,
     progress=True,
 ):
     """Refiner features of simulated images and of the model's images of the same showers.
@@ -70,11 +71,16 @@ def paired_features(
         images are the scarce part (a sim_telarray production), more generated ones still
         sharpen the ratio's estimate of the model's side. The classifier weighs both samples
         equally whatever their sizes.
+    return_groups : bool
+        Also return the shower of every generated row.
 
     Returns
     -------
     simulated, generated : numpy.ndarray
         Feature rows of the images that pass the training selection.
+    groups : numpy.ndarray
+        Only with ``return_groups``: for each generated row, the row of ``simulated`` whose
+        shower and size it was drawn for (its ``draws_per_image`` draws share it).
     stats : dict
         Events read, generated, passing; mean draws per generated event.
     """
@@ -103,7 +109,7 @@ def paired_features(
     tel_id = generator.training_meta["tel_ids"][0]
     selection = ImageReselection(generator.subarray, tel_id, generator.selection)
 
-    simulated, generated = [], []
+    simulated, generated, groups = [], [], []
     stats = {
         "n_read": n_events,
         "draws_per_image": int(draws_per_image),
@@ -137,6 +143,9 @@ def paired_features(
         table, _ = selection.parameters(out["image"], out["peak_time"])
         kept = out["accepted"]
         generated.append(refiner_features(_columns(table[kept], features), conditions[kept]))
+        first_row = stats["n_simulated_selected"]
+        rows = first_row + np.repeat(np.arange(int(passed.sum())), draws_per_image)
+        groups.append(rows[kept])
         stats["n_simulated_selected"] += int(passed.sum())
         stats["n_generated_selected"] += int(kept.sum())
         stats["draws"] += int(out["n_draws"].sum())
@@ -144,7 +153,10 @@ def paired_features(
     bar.close()
     n_generated = stats["n_simulated_selected"] * draws_per_image
     stats["draws_per_event"] = stats.pop("draws") / max(n_generated, 1)
-    return np.concatenate(simulated), np.concatenate(generated), stats
+    simulated, generated = np.concatenate(simulated), np.concatenate(generated)
+    if return_groups:
+        return simulated, generated, np.concatenate(groups), stats
+    return simulated, generated, stats
 
 
 def _fit_classifier(simulated, generated, seed, fit_options, progress):
@@ -214,7 +226,7 @@ def refine_model(
         raise ValueError(f"{model} has no refiner whose classifier could be kept")
     n_steps = generator.resolve_n_steps(n_steps)
     generator.model_config.check_sampling(solver, n_steps, 0.0)
-    simulated, generated, stats = paired_features(
+    simulated, generated, groups, stats = paired_features(
         generator,
         training_file,
         n_events,
@@ -224,11 +236,17 @@ def refine_model(
         solver=solver,
         batch_size=batch_size,
         draws_per_image=draws_per_image,
+        return_groups=True,
         progress=progress,
     )
     if keep_classifier:
         refiner = calibrate_marginals(
-            generator.refiner, simulated, generated, (fit_options or {}).get("cap_quantile")
+            generator.refiner,
+            simulated,
+            generated,
+            (fit_options or {}).get("cap_quantile"),
+            # several draws per shower: renormalised per shower, as the generator keeps them
+            groups=groups if draws_per_image > 1 else None,
         )
         refiner.info.update({"calibration_samples": stats, "calibration_seed": int(seed)})
     else:

@@ -10,7 +10,10 @@ from ctapipe_genshower.checkpoint import CheckpointError, load_generator_modules
 from ctapipe_genshower.model.density_ratio import REFINER_FEATURES, DensityRatio, density_ratio_net
 from ctapipe_genshower.model.marginal_calibration import MarginalCalibration
 from ctapipe_genshower.training.density_ratio import calibrate_marginals
-from ctapipe_genshower.training.marginal_calibration import fit_marginal_calibration
+from ctapipe_genshower.training.marginal_calibration import (
+    fit_marginal_calibration,
+    kept_weights,
+)
 
 N_COLUMNS = len(REFINER_FEATURES) + 5
 
@@ -95,6 +98,67 @@ def test_raking_reads_the_cap():
     assert factors[0] < -0.5 and factors[-2] < -0.5  # below 1 %, above 99 % of the simulated
     fit = calibration.info
     assert fit["worst_log_mismatch_after"] <= fit["worst_log_mismatch_before"]
+
+
+def test_kept_weights_are_renormalised_per_shower():
+    log_ratio = np.log([1.0, 3.0, 2.0, 2.0, 0.5])
+    groups = np.array([0, 0, 1, 1, 2])
+    w = kept_weights(log_ratio, 1.0, groups)
+    np.testing.assert_allclose(w, [0.25, 0.75, 0.5, 0.5, 1.0])
+    np.testing.assert_allclose(kept_weights(log_ratio, 1.0), [1 / 3, 1.0, 2 / 3, 2 / 3, 1 / 6])
+
+
+def _shower_rows(c, rng):
+    """Rows whose first column is the shower's value ``c`` plus noise, the same for both
+    samples: the generator is right, only the classifier errs."""
+    x = rng.standard_normal((len(c), N_COLUMNS))
+    x[:, 0] = c + 0.5 * rng.standard_normal(len(c))
+    return x
+
+
+def test_per_shower_raking_leaves_what_the_generator_renormalises():
+    """A classifier error that is constant within a shower (log r = c) tilts the global
+    weights of a shower-dependent parameter. Raked globally, the factors cancel the tilt,
+    but the generator's redraws remove it anyway (one event per shower), so the factors then
+    skew every shower: the failure of global raking on ``hillas_r`` and the concentrations
+    (runs/2026-12-05_marginal_calibration/). Raked per shower, nothing is left to correct."""
+    rng = np.random.default_rng(0)
+    c = rng.standard_normal(3000)
+    simulated = _shower_rows(c, rng)
+    shower_of_draw = np.repeat(np.arange(3000), 4)
+    generated = _shower_rows(c[shower_of_draw], rng)
+    log_ratio = c[shower_of_draw]
+    fits = {
+        "global": fit_marginal_calibration(simulated, generated, log_ratio, [0], cap_quantile=1),
+        "per shower": fit_marginal_calibration(
+            simulated, generated, log_ratio, [0], cap_quantile=1, groups=shower_of_draw
+        ),
+    }
+    assert fits["per shower"].info["per_shower"] and not fits["global"].info["per_shower"]
+    # the generator on new showers: many draws of each, one kept per shower
+    c_new = rng.standard_normal(2000)
+    reference = _shower_rows(c_new, rng)[:, 0]
+    floor = wasserstein_distance(_shower_rows(c_new, rng)[:, 0], reference)
+    shower = np.repeat(np.arange(2000), 64)
+    draws = _shower_rows(c_new[shower], rng)
+    w1 = {
+        name: wasserstein_distance(
+            reference,
+            draws[:, 0],
+            v_weights=kept_weights(c_new[shower] + fit.log_factor(draws), 1.0, shower),
+        )
+        / floor
+        for name, fit in fits.items()
+    }
+    assert w1["global"] > 3
+    assert w1["per shower"] < 1.6
+
+
+def test_groups_must_label_every_generated_row():
+    rng = np.random.default_rng(1)
+    x = _heavy_tailed(100, rng)
+    with pytest.raises(ValueError, match="groups"):
+        fit_marginal_calibration(x, x, np.zeros(100), [0], groups=np.zeros(99, int))
 
 
 def test_calibrated_refiner_records_its_cap_and_round_trips(tiny_model_path, tmp_path):

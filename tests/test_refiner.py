@@ -14,7 +14,7 @@ from ctapipe_genshower.checkpoint import (
     save_refined,
 )
 from ctapipe_genshower.data.training_file import TrainingFile, write_training_file
-from ctapipe_genshower.generator import ShowerGenerator, _event_streams
+from ctapipe_genshower.generator import ShowerGenerator, _event_streams, _replaces_held_draw
 from ctapipe_genshower.io.diffusion import DiffusionEventSource
 from ctapipe_genshower.model.density_ratio import (
     REFINER_FEATURES,
@@ -509,6 +509,10 @@ def test_several_generated_images_per_simulated_image(all_pass_model, training_f
     _, single, _ = paired_features(generator, training_file, 50, **options)
     np.testing.assert_array_equal(calls[0][1], seeds.reshape(50, 3)[:, 0])
     np.testing.assert_array_equal(single, generated.reshape(50, 3, -1)[:, 0])
+    *_, groups, _ = paired_features(
+        generator, training_file, 50, draws_per_image=3, return_groups=True, **options
+    )
+    np.testing.assert_array_equal(groups, np.repeat(np.arange(50), 3))  # the draws' image
     with pytest.raises(ValueError, match="draws_per_image"):
         paired_features(generator, training_file, 50, draws_per_image=0, **options)
 
@@ -596,8 +600,9 @@ def test_source_cap_quantile_and_redraw_budget(refined_model, monkeypatch):
         assert source.resolved_max_redraws == int(np.ceil(np.log(1e-3) / np.log(0.99)))
 
 
-def test_an_event_never_kept_ends_as_its_most_acceptable_draw(selecting_model_path):
-    """Probabilities too small to keep anything: the held draw is the one of the highest."""
+def test_an_event_never_kept_ends_as_a_draw_chosen_by_its_probability(selecting_model_path):
+    """Probabilities too small to keep anything: the held draw is the weighted reservoir's
+    choice, replayed here from each draw's own reservoir uniform."""
     generator = ShowerGenerator.from_file(selecting_model_path, device="cpu")
     conditions = np.tile([[0.5, 50.0, 20.0, 0.5, 0.0]], (6, 1))
     seeds = np.arange(6)
@@ -611,10 +616,31 @@ def test_an_event_never_kept_ends_as_its_most_acceptable_draw(selecting_model_pa
     draws = [
         generator._draw(conditions, seeds, k, (1, 0.0, "ddim"), 64, size)["image"] for k in range(5)
     ]
-    best = np.argmax(np.stack([score(d) for d in draws]), axis=0)
-    expected = np.stack([draws[k][i] for i, k in enumerate(best)])
+    held, total = np.zeros(6, int), score(draws[0])
+    for k in range(1, 5):
+        p = score(draws[k])
+        total = total + p
+        held[_event_streams(seeds, k)[5] < p / total] = k
+    expected = np.stack([draws[k][i] for i, k in enumerate(held)])
     np.testing.assert_allclose(out["image"], expected, rtol=1e-5, atol=1e-5)
-    assert len(set(best.tolist())) > 1  # not trivially the first or the last draw
+    assert len(set(held.tolist())) > 1  # not trivially the first or the last draw
+
+
+def test_the_reservoir_chooses_draws_in_proportion_to_their_probabilities():
+    rng = np.random.default_rng(0)
+    p = np.array([0.01, 0.04, 0.0, 0.02, 0.03])  # never kept (kept is False throughout)
+    n = 200_000
+    held, total = np.zeros(n, int), np.full(n, p[0])
+    for k in range(1, len(p)):
+        total += p[k]
+        take = _replaces_held_draw(np.zeros(n, bool), np.full(n, p[k]), total, rng.uniform(size=n))
+        held[take] = k
+    frequency = np.bincount(held, minlength=len(p)) / n
+    np.testing.assert_allclose(frequency, p / p.sum(), atol=0.005)
+    # no draw with p > 0 yet: the last is held; a kept draw is always taken
+    zero = np.zeros(3)
+    assert _replaces_held_draw(np.zeros(3, bool), zero, zero, np.full(3, 0.99)).all()
+    assert _replaces_held_draw(np.ones(3, bool), np.full(3, 0.1), np.ones(3), np.ones(3)).all()
 
 
 def test_info_shows_the_refiner(refined_model, tiny_model_path):

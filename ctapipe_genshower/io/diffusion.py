@@ -20,9 +20,10 @@ The run then works like a sim_telarray run:
    (:class:`~ctapipe_genshower.io.reselection.ImageReselection`); an event that fails it is
    drawn again for the same shower (new size, new image noise, the next stream of its seed),
    up to ``max_redraws`` times, and kept as its last draw (counted as exhausted) when every
-   draw failed (with a refiner: its draw of the highest acceptance, so one that passes the
-   selection whenever one did). The numbers of redrawn events, redraws and exhausted events
-   are logged at the end of the run and are part of
+   draw failed (with a refiner: one of its draws chosen in proportion to their acceptance
+   probabilities, so one that passes the selection whenever one did). The numbers of
+   redrawn events, redraws and exhausted events are logged at the end of the run and are
+   part of
    :attr:`DiffusionEventSource.generation_metadata`;
 5. a refined model (``ctapipe-genshower-refine``) also keeps a selected image only with its
    refiner's acceptance probability (a density ratio between the training simulation and
@@ -312,7 +313,8 @@ class DiffusionEventSource(SimulatedRunEventSource):
             " (ctapipe's default ImageProcessor + the selection expressions, as in training)"
             " or its refiner: the model generates selected images, so a failing image is"
             " drawn again for the same shower (new size and image noise); an event failing"
-            " every draw is kept as its last draw (refined: its most acceptable one) and"
+            " every draw is kept as its last draw (refined: one of its draws, chosen in"
+            " proportion to their acceptance probabilities) and"
             " counted. 0: no check, no redraws."
             f" None: {DEFAULT_MAX_REDRAWS}, or for a refined run enough redraws that 99.9 %"
             " of the events of average acceptance are kept by the refiner. Models without a"
@@ -722,7 +724,7 @@ class DiffusionEventSource(SimulatedRunEventSource):
             return
         self.log.info(
             "obs_id %d: %d of %d events redrawn (%d redraws in all, %.3f draws per event),"
-            " %d not kept after %d redraws (kept as the last draw, or the most acceptable one"
+            " %d not kept after %d redraws (kept as the last draw, or one chosen by acceptance"
             " with a refiner)",
             self.obs_id,
             self.n_redrawn_events,

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..model.marginal_calibration import MarginalCalibration
 
-__all__ = ["EDGE_QUANTILES", "fit_marginal_calibration", "weighted_histograms"]
+__all__ = ["EDGE_QUANTILES", "fit_marginal_calibration", "kept_weights", "weighted_histograms"]
 
 #: Quantiles of the simulated sample that bound the bins: nine bins of finite values (and one
 #: for NaN), narrower in the tails, where the model's images differ most from the
@@ -40,9 +40,18 @@ def weighted_histograms(bins, n_bins, weights=None):
     return h / total if total > 0 else h
 
 
-def _capped_weights(log_ratio, cap_quantile):
+def kept_weights(log_ratio, cap_quantile, groups=None):
+    """How often the rejection keeps each generated row: ``min(r, r_max) / r_max``.
+
+    With ``groups`` (the shower of each row), the weights of a group are scaled to sum to
+    one: the generator redraws a shower until one of its draws is kept, so each shower gives
+    one event whatever its draws' ratios (per-shower renormalisation).
+    """
     cap = np.quantile(log_ratio, cap_quantile)
-    return np.exp(np.minimum(log_ratio, cap) - cap)
+    w = np.exp(np.minimum(log_ratio, cap) - cap)
+    if groups is None:
+        return w
+    return w / np.bincount(groups, weights=w)[groups]
 
 
 def fit_marginal_calibration(
@@ -55,6 +64,7 @@ def fit_marginal_calibration(
     cap_quantile=0.99,
     n_iterations=30,
     max_log_factor=3.0,
+    groups=None,
 ):
     """Fit per-parameter factors so that the kept generated images match every marginal.
 
@@ -76,6 +86,13 @@ def fit_marginal_calibration(
         Cycles over all columns.
     max_log_factor : float
         Bound of ``|log f|`` (a bin the simulation leaves empty gets ``-max_log_factor``).
+    groups : numpy.ndarray of int, optional
+        The shower (and size) of every generated row, when there are several draws of each
+        (:func:`~ctapipe_genshower.refine.paired_features` with ``return_groups``): the
+        weights are then renormalised per shower as the generator's redraws do
+        (:func:`kept_weights`). Without it the weights are global, and a factor of a
+        parameter that differs between showers (a size, a distance) can move weight between
+        showers, which the generator undoes.
 
     Returns
     -------
@@ -92,6 +109,10 @@ def fit_marginal_calibration(
         raise ValueError(f"cap_quantile must be in (0, 1], got {cap_quantile}")
     if n_iterations < 1 or max_log_factor <= 0:
         raise ValueError("need n_iterations >= 1 and max_log_factor > 0")
+    if groups is not None:
+        groups = np.unique(np.asarray(groups), return_inverse=True)[1]
+        if groups.shape != (len(generated),):
+            raise ValueError(f"groups must have shape ({len(generated)},), got {groups.shape}")
 
     kept_columns, edges, gen_bins, sim_hist = [], [], [], []
     for column in columns:
@@ -113,7 +134,7 @@ def fit_marginal_calibration(
         return out
 
     def worst_mismatch():
-        w = _capped_weights(total_log_ratio(), cap_quantile)
+        w = kept_weights(total_log_ratio(), cap_quantile, groups)
         worst = 0.0
         for bins, h_sim, f in zip(gen_bins, sim_hist, log_factors, strict=True):
             h_gen = weighted_histograms(bins, len(f), w)
@@ -125,7 +146,7 @@ def fit_marginal_calibration(
     before = worst_mismatch()
     for _ in range(int(n_iterations)):
         for k, (bins, h_sim) in enumerate(zip(gen_bins, sim_hist, strict=True)):
-            w = _capped_weights(total_log_ratio(), cap_quantile)
+            w = kept_weights(total_log_ratio(), cap_quantile, groups)
             h_gen = weighted_histograms(bins, len(h_sim), w)
             step = np.zeros(len(h_sim))
             both = (h_sim > 0) & (h_gen > 0)
@@ -139,6 +160,7 @@ def fit_marginal_calibration(
         "cap_quantile": float(cap_quantile),
         "max_log_factor": float(max_log_factor),
         "quantiles": [float(q) for q in quantiles],
+        "per_shower": groups is not None,
         "worst_log_mismatch_before": before,
         "worst_log_mismatch_after": worst_mismatch(),
     }
