@@ -8,7 +8,7 @@ from scipy.stats import wasserstein_distance
 
 from ctapipe_genshower.checkpoint import CheckpointError, load_generator_modules, save_refined
 from ctapipe_genshower.model.density_ratio import REFINER_FEATURES, DensityRatio, density_ratio_net
-from ctapipe_genshower.model.marginal_calibration import MarginalCalibration
+from ctapipe_genshower.model.marginal_calibration import MarginalCalibration, ShowerNormalisation
 from ctapipe_genshower.training.density_ratio import calibrate_marginals
 from ctapipe_genshower.training.marginal_calibration import (
     fit_marginal_calibration,
@@ -152,6 +152,53 @@ def test_per_shower_raking_leaves_what_the_generator_renormalises():
     }
     assert w1["global"] > 3
     assert w1["per shower"] < 1.6
+
+
+def _conditioned_rows(conditions, rng):
+    x = rng.standard_normal((len(conditions), N_COLUMNS))
+    x[:, -5:] = conditions
+    return x
+
+
+def test_shower_normalisation_keeps_the_kept_images_and_raises_the_acceptance():
+    """A ratio whose level differs between showers by their energy (a shower's draws are all
+    rarely accepted): divided by its mean in cells of the conditions, each shower keeps the
+    same draws in proportion, and the whole run accepts more often."""
+    rng = np.random.default_rng(2)
+    n_showers, k = 2000, 8
+    conditions = np.zeros((n_showers, 5))
+    conditions[:, 0] = rng.uniform(-1, 2, n_showers)  # log10 E
+    conditions[:, 1:3] = rng.uniform(-300, 300, (n_showers, 2))  # impact
+    conditions[:, 3:5] = rng.uniform(-2, 2, (n_showers, 2))  # source position
+    shower = np.repeat(np.arange(n_showers), k)
+    generated = _conditioned_rows(conditions[shower], rng)
+    log_ratio = 0.5 * generated[:, 0] - 3.0 * conditions[shower, 0]
+    simulated = _conditioned_rows(conditions, rng)
+    calibration = fit_marginal_calibration(
+        simulated, generated, log_ratio, [0], cap_quantile=1.0, groups=shower
+    )
+    assert calibration.normalisation is not None
+    assert calibration.info["normalisation_bins"] == [10, 8, 5]
+    plain = MarginalCalibration(calibration.columns, calibration.edges, calibration.log_factors)
+    with_norm, without = (log_ratio + c.log_factor(generated) for c in (calibration, plain))
+    # per shower: the same weights (a constant per shower cancels; no cap here)
+    np.testing.assert_allclose(
+        kept_weights(with_norm, 1.0, shower), kept_weights(without, 1.0, shower), atol=1e-12
+    )
+
+    # the run: acceptance at the 0.99 cap at least doubles
+    def acceptance(log_r):
+        return kept_weights(log_r, 0.99).mean()
+
+    assert acceptance(with_norm) > 2 * acceptance(without)
+    # plain numbers, round trip
+    meta = json.loads(json.dumps(calibration.to_metadata()))
+    again = MarginalCalibration.from_metadata(meta)
+    np.testing.assert_array_equal(again.log_factor(generated), calibration.log_factor(generated))
+    # global raking has none; a table of the wrong size is refused
+    assert fit_marginal_calibration(simulated, generated, log_ratio, [0]).normalisation is None
+    with pytest.raises(ValueError, match="finite values"):
+        ShowerNormalisation([[0.0], [1.0], [2.0]], np.zeros(7))
 
 
 def test_groups_must_label_every_generated_row():

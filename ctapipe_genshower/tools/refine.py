@@ -111,7 +111,8 @@ class RefineTool(Tool):
         False,
         help=(
             "Keep the model's refiner classifier and fit only its marginal calibration on the"
-            " pairs of this training file, whose showers the classifier must not have seen"
+            " pairs of this training file, whose showers the classifier must not have seen."
+            " With --draws-per-image > 1 the fit renormalises per shower, as generation does"
         ),
     ).tag(config=True)
     progress_bar = Bool(True, help="Show progress bars").tag(config=True)
