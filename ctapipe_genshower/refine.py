@@ -226,7 +226,7 @@ def refine_model(
         raise ValueError(f"{model} has no refiner whose classifier could be kept")
     n_steps = generator.resolve_n_steps(n_steps)
     generator.model_config.check_sampling(solver, n_steps, 0.0)
-    simulated, generated, groups, stats = paired_features(
+    simulated, generated, stats = paired_features(
         generator,
         training_file,
         n_events,
@@ -236,17 +236,13 @@ def refine_model(
         solver=solver,
         batch_size=batch_size,
         draws_per_image=draws_per_image,
-        return_groups=True,
         progress=progress,
     )
     if keep_classifier:
+        # raked with global weights: raking per shower on a few draws of each made the kept
+        # images far worse in generation (runs/2026-12-05_per_shower_calibration/)
         refiner = calibrate_marginals(
-            generator.refiner,
-            simulated,
-            generated,
-            (fit_options or {}).get("cap_quantile"),
-            # several draws per shower: renormalised per shower, as the generator keeps them
-            groups=groups if draws_per_image > 1 else None,
+            generator.refiner, simulated, generated, (fit_options or {}).get("cap_quantile")
         )
         refiner.info.update({"calibration_samples": stats, "calibration_seed": int(seed)})
     else:

@@ -65,10 +65,12 @@ class ShowerNormalisation:
         return self.log_mean[self.cell(x)]
 
     def to_metadata(self):
+        """JSON-able form (numbers only)."""
         return {"edges": [e.tolist() for e in self.edges], "log_mean": self.log_mean.tolist()}
 
     @classmethod
     def from_metadata(cls, meta):
+        """Build from :meth:`to_metadata`."""
         return cls(meta["edges"], meta["log_mean"])
 
 

@@ -111,8 +111,7 @@ class RefineTool(Tool):
         False,
         help=(
             "Keep the model's refiner classifier and fit only its marginal calibration on the"
-            " pairs of this training file, whose showers the classifier must not have seen."
-            " With --draws-per-image > 1 the fit renormalises per shower, as generation does"
+            " pairs of this training file, whose showers the classifier must not have seen"
         ),
     ).tag(config=True)
     progress_bar = Bool(True, help="Show progress bars").tag(config=True)

@@ -33,9 +33,9 @@ EDGE_QUANTILES = (0.01, 0.05, 0.2, 0.4, 0.6, 0.8, 0.95, 0.99)
 
 
 #: Cells of the shower normalisation: quantile bins of log10 E, impact distance and source
-#: offset (400 cells, ~60 draws each from 3000 showers x 8 draws). On the test showers of
+#: offset (400 cells, ~60 draws each from 3000 showers x 8 draws). On the 8-draw test pairs of
 #: ``runs/2026-12-05_per_shower_calibration/`` it took the per-shower calibration's acceptance
-#: from 0.017 to 0.043 and left the kept images' W1 as they were.
+#: from 0.017 to 0.043 with the same W1; in generation that model needed ~5.6x v8's time.
 NORMALISATION_BINS = (10, 8, 5)
 
 
@@ -141,7 +141,10 @@ def fit_marginal_calibration(
         weights are then renormalised per shower as the generator's redraws do
         (:func:`kept_weights`). Without it the weights are global, and a factor of a
         parameter that differs between showers (a size, a distance) can move weight between
-        showers, which the generator undoes.
+        showers, which the generator undoes. A study option, not used by the refine tool:
+        with 8 draws per shower the factors ran to their bounds to steer the choice among
+        those 8, and in generation (hundreds of draws per shower) the same factors picked
+        the extreme bins: AUC 0.53 -> 0.73 (``runs/2026-12-05_per_shower_calibration/``).
     normalisation_bins : tuple of int or None
         With ``groups``: the calibration also divides the ratio by its mean in these cells of
         the shower conditions (:func:`fit_shower_normalisation`). Raked per shower, factors

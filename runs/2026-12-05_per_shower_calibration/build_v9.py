@@ -1,14 +1,10 @@
-"""Write v9: the v7 default with a marginal calibration raked per shower (8 draws each).
+"""Write v9n: the v7 default with a marginal calibration raked per shower (8 draws each).
 
-What ``ctapipe-genshower-refine --keep-classifier --draws-per-image 8`` does
-(``refine.refine_model``), from the pairs ``kpairs.py`` drew and cached with the tool's
-function and arguments (``paired_features(generator, FIT_FILE, 3000, seed=13,
-draws_per_image=8, return_groups=True)``), so the 13 minutes of drawing them are not spent
-twice. The tool run that reproduces the file:
-
-    ctapipe-genshower-refine --model default_model.safetensors \\
-        --input fresh_119_124.training.safetensors --keep-classifier --draws-per-image 8 \\
-        --n-events 3000 --seed 13 -o v9.safetensors
+``calibrate_marginals(..., groups=...)`` on the pairs ``kpairs.py`` drew and cached
+(``paired_features(generator, FIT_FILE, 3000, seed=13, draws_per_image=8,
+return_groups=True)``); with groups the calibration also holds the shower normalisation. The
+refine tool does not do this (it rakes with global weights): in generation this model was far
+worse than v7 (README.md).
 
 usage: python build_v9.py MODEL FIT_FILE PAIRS.npz STATS.json OUTPUT
 """
