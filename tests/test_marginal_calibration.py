@@ -120,8 +120,9 @@ def test_per_shower_raking_leaves_what_the_generator_renormalises():
     """A classifier error that is constant within a shower (log r = c) tilts the global
     weights of a shower-dependent parameter. Raked globally, the factors cancel the tilt,
     but the generator's redraws remove it anyway (one event per shower), so the factors then
-    skew every shower: the failure of global raking on ``hillas_r`` and the concentrations
-    (runs/2026-12-05_marginal_calibration/). Raked per shower, nothing is left to correct."""
+    skew every shower (the suspected cause of v8's ``hillas_r`` and concentrations). Raked
+    per shower, nothing is left to correct. (In generation, raking per shower on 8 draws
+    failed for another reason: runs/2026-12-05_per_shower_calibration/.)"""
     rng = np.random.default_rng(0)
     c = rng.standard_normal(3000)
     simulated = _shower_rows(c, rng)
