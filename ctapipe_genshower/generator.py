@@ -36,8 +36,8 @@ Refined models (:mod:`.model.density_ratio`): ``accept`` may answer with accepta
 probabilities instead of a bool mask; a draw is kept when a uniform number from its own
 fourth stream is below its probability (a bool mask is the case of probabilities 0 and 1).
 An event that no draw passes ends as draw ``k`` with probability ``p_k / sum_j p_j``, a
-weighted reservoir (Chao 1982) decided by a fifth stream: as the rejection sampler's target
-``p(image) a(image)`` restricted to the event's draws. (Keeping the draw of the highest
+weighted reservoir (Chao 1982) decided by the fourth stream's second number: as the
+rejection sampler's target ``p(image) a(image)`` restricted to the event's draws. (Keeping the draw of the highest
 probability instead kept the extremes of the refiner's ratio for the showers the model
 makes worst: few events, 9 of the model card's 1794, but the most atypical ones.)
 Sizes are decided by the selection alone: while no draw of an event has passed it
@@ -81,8 +81,9 @@ def _event_streams(seeds, draw=0):
 
     Draw 0 comes from ``SeedSequence([seed, 0x5E1EC7])``, redraw ``k >= 1`` from the same
     entropy with ``spawn_key=(2, k)``; each root spawns a size stream, an image stream, a
-    pixel-response stream, an acceptance stream and a reservoir stream (spawned children do
-    not depend on how many are spawned, so each added stream left the earlier ones unchanged).
+    pixel-response stream and an acceptance stream (spawned children do not depend on how
+    many are spawned, so each added stream left the earlier ones unchanged). The reservoir
+    uniform is the acceptance stream's second number (its first is the acceptance uniform).
     """
     seeds = np.asarray(seeds)
     if seeds.ndim != 1 or not np.issubdtype(seeds.dtype, np.integer) or np.any(seeds < 0):
@@ -98,13 +99,12 @@ def _event_streams(seeds, draw=0):
     reservoir_uniform = np.empty(len(seeds))
     for i, seed in enumerate(seeds.tolist()):
         ss = np.random.SeedSequence([int(seed), _STREAM_TAG], spawn_key=spawn_key)
-        size_ss, image_ss, response_ss, accept_ss, reservoir_ss = ss.spawn(5)
+        size_ss, image_ss, response_ss, accept_ss = ss.spawn(4)
         rng = np.random.default_rng(size_ss)
         uniform[i], normal[i] = rng.uniform(), rng.standard_normal()
         image_seed[i] = int(image_ss.generate_state(1, np.uint64)[0] >> np.uint64(1))
         response_seed[i] = int(response_ss.generate_state(1, np.uint64)[0] >> np.uint64(1))
-        accept_uniform[i] = np.random.default_rng(accept_ss).uniform()
-        reservoir_uniform[i] = np.random.default_rng(reservoir_ss).uniform()
+        accept_uniform[i], reservoir_uniform[i] = np.random.default_rng(accept_ss).uniform(size=2)
     return uniform, normal, image_seed, response_seed, accept_uniform, reservoir_uniform
 
 

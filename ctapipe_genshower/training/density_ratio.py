@@ -79,7 +79,7 @@ def _cap_record(log_r_gen, cap_quantile):
     }
 
 
-def calibrate_marginals(refiner, simulated, generated, cap_quantile=None, groups=None, **options):
+def calibrate_marginals(refiner, simulated, generated, cap_quantile=None, **options):
     """The refiner with a marginal calibration fitted on feature rows it was not fitted on.
 
     Parameters
@@ -91,9 +91,6 @@ def calibrate_marginals(refiner, simulated, generated, cap_quantile=None, groups
         (new draws: the classifier's ratio on its own training rows is over-confident).
     cap_quantile : float, optional
         The cap of the calibrated ratio (default: the refiner's).
-    groups : numpy.ndarray of int, optional
-        The shower of each generated row when there are several draws of each: the fit then
-        renormalises the weights per shower, as the generator's redraws do.
     **options
         Passed to :func:`~ctapipe_genshower.training.marginal_calibration.fit_marginal_calibration`.
 
@@ -117,7 +114,6 @@ def calibrate_marginals(refiner, simulated, generated, cap_quantile=None, groups
         log_r_gen,
         columns,
         cap_quantile=cap_quantile,
-        groups=groups,
         **options,
     )
     log_cap, record = _cap_record(log_r_gen + calibration.log_factor(generated), cap_quantile)
