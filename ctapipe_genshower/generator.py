@@ -37,9 +37,10 @@ probabilities instead of a bool mask; a draw is kept when a uniform number from 
 fourth stream is below its probability (a bool mask is the case of probabilities 0 and 1).
 An event that no draw passes ends as draw ``k`` with probability ``p_k / sum_j p_j``, a
 weighted reservoir (Chao 1982) decided by the fourth stream's second number: as the
-rejection sampler's target ``p(image) a(image)`` restricted to the event's draws. (Keeping the draw of the highest
-probability instead kept the extremes of the refiner's ratio for the showers the model
-makes worst: few events, 9 of the model card's 1794, but the most atypical ones.)
+rejection sampler's target ``p(image) a(image)`` restricted to the event's draws. (Keeping
+the draw of the highest probability instead kept the extremes of the refiner's ratio for the
+showers the model makes worst: few events, 9 of the model card's 1794, but the most atypical
+ones.)
 Sizes are decided by the selection alone: while no draw of an event has passed it
 (probability > 0), each redraw gets a new size (the selection's rejection sampling above);
 once one has, the event keeps that size, and every later draw (rejected by the refiner, or
