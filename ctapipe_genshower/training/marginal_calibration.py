@@ -143,7 +143,7 @@ def fit_marginal_calibration(
         parameter that differs between showers (a size, a distance) can move weight between
         showers, which the generator undoes. A study option, not used by the refine tool:
         with 8 draws per shower the factors ran to their bounds to steer the choice among
-        those 8, and in generation (hundreds of draws per shower) the same factors picked
+        those 8, and in generation (up to 596 draws per shower) the same factors picked
         the extreme bins: AUC 0.53 -> 0.73 (``runs/2026-12-05_per_shower_calibration/``).
     normalisation_bins : tuple of int or None
         With ``groups``: the calibration also divides the ratio by its mean in these cells of
