@@ -56,6 +56,7 @@ the selection by the model's refiner (:attr:`ShowerGenerator.refiner`).
 import numpy as np
 
 from .checkpoint import load_generator_modules
+from .model import seed_streams
 from .model.config import SOLVER_NAMES, ModelConfig
 
 __all__ = ["ShowerGenerator"]
@@ -91,21 +92,24 @@ def _event_streams(seeds, draw=0):
         raise ValueError("seeds must be a 1d array of non-negative integers")
     if draw < 0:
         raise ValueError(f"draw must be >= 0, got {draw}")
-    spawn_key = () if draw == 0 else (_REDRAW_KEY, int(draw))
+    root_key = () if draw == 0 else (_REDRAW_KEY, int(draw))
+    # the children 0-3 of the root, made for all events at once (model.seed_streams)
+    size_pool, image_pool, response_pool, accept_pool = (
+        seed_streams.pools(seed_streams.entropy_words(seeds, _STREAM_TAG, (*root_key, child)))
+        for child in range(4)
+    )
     uniform = np.empty(len(seeds))
     normal = np.empty(len(seeds))
-    image_seed = np.empty(len(seeds), dtype=np.int64)
-    response_seed = np.empty(len(seeds), dtype=np.int64)
-    accept_uniform = np.empty(len(seeds))
-    reservoir_uniform = np.empty(len(seeds))
-    for i, seed in enumerate(seeds.tolist()):
-        ss = np.random.SeedSequence([int(seed), _STREAM_TAG], spawn_key=spawn_key)
-        size_ss, image_ss, response_ss, accept_ss = ss.spawn(4)
-        rng = np.random.default_rng(size_ss)
+    for i, rng in enumerate(seed_streams.pcg64_generators(size_pool)):
         uniform[i], normal[i] = rng.uniform(), rng.standard_normal()
-        image_seed[i] = int(image_ss.generate_state(1, np.uint64)[0] >> np.uint64(1))
-        response_seed[i] = int(response_ss.generate_state(1, np.uint64)[0] >> np.uint64(1))
-        accept_uniform[i], reservoir_uniform[i] = np.random.default_rng(accept_ss).uniform(size=2)
+    image_seed = (seed_streams.generate_state(image_pool, 1)[:, 0] >> np.uint64(1)).astype(np.int64)
+    response_seed = (seed_streams.generate_state(response_pool, 1)[:, 0] >> np.uint64(1)).astype(
+        np.int64
+    )
+    accept = np.empty((len(seeds), 2))
+    for i, rng in enumerate(seed_streams.pcg64_generators(accept_pool)):
+        accept[i] = rng.uniform(size=2)
+    accept_uniform, reservoir_uniform = accept.T
     return uniform, normal, image_seed, response_seed, accept_uniform, reservoir_uniform
 
 

@@ -50,6 +50,7 @@ def _error_lines(capsys):
         ("--lr=-1", "learning_rate must be > 0"),
         ("--epochs=0", "epochs must be > 0"),
         ("--min-snr-gamma=-5", "min_snr_gamma must be >= 0"),
+        ("--shower-pixel-weight=0.5", "shower_pixel_weight must be >= 1"),
     ],
 )
 def test_impossible_settings_are_one_line_exit_2(option, named, training_file, tmp_path, capsys):

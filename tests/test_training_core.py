@@ -427,3 +427,19 @@ def test_time_transform_is_a_checked_setting_not_an_architecture():
     assert ModelConfig.from_dict(old).time_transform == "linear"
     with pytest.raises(ValueError, match="time_transform must be one of"):
         ModelConfig(time_transform="log")
+
+
+def test_bf16_autocast_on_the_cpu(tmp_path, small_source):
+    """``mixed_precision='bf16'`` runs the CPU's network under bf16 autocast: a loss within
+    bf16 rounding of float32's, and reproducible (the same seed, the same weights)."""
+    losses, files = {}, {}
+    for name, precision in (("fp32", "no"), ("bf16", "bf16"), ("bf16_again", "bf16")):
+        files[name] = tmp_path / f"{name}.safetensors"
+        cfg = _config(steps=3, mixed_precision=precision, validation_interval=100)
+        result = train(small_source, files[name], PRESETS["tiny"], cfg)
+        losses[name] = next(r["loss"] for r in result.history if r["kind"] == "train")
+    assert losses["bf16"] != losses["fp32"]  # autocast ran
+    assert losses["bf16"] == pytest.approx(losses["fp32"], rel=0.05)
+    a, b = load_file(files["bf16"]), load_file(files["bf16_again"])
+    assert all(torch.equal(a[key], b[key]) for key in a)
+    assert read_metadata(files["bf16"])["config"]["train"]["mixed_precision"] == "bf16"

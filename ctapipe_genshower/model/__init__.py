@@ -2,14 +2,16 @@
 
 ``config`` (the network sizes and ``PRESETS``; standard library only) · ``networks``
 (nn.Modules) · ``diffusion`` (cosine schedule, v-prediction loss) · ``samplers`` (DDIM as
-functions) · ``noise`` (per-event noise streams drawn on the device) · ``denoiser``
+functions) · ``noise`` (per-event noise streams drawn on the device) · ``seed_streams``
+(numpy's ``SeedSequence`` for many events at once) · ``denoiser``
 (network + grid mask + pixel condition, shared by training and generation) · ``geometry``
 (per-pixel geometry channels from the shower conditions) · ``transforms`` (normalisation and
 its JSON form) · ``shower_model`` (selection probability, stochastic size). Training lives
 in ``ctapipe_genshower.training``.
 
-Everything but ``config`` imports torch, so the names below are loaded on first use:
-``import ctapipe_genshower.model.config`` stays cheap enough for a Tool's option list.
+Everything but ``config`` and ``seed_streams`` imports torch, so the names below are loaded on
+first use: ``import ctapipe_genshower.model.config`` stays cheap enough for a Tool's option
+list.
 """
 
 from importlib import import_module

@@ -80,7 +80,15 @@ class Denoiser:
         return self.net(x_t, t, cond, self.mask)
 
     def loss(
-        self, x0, cond, channel_weights=None, generator=None, t=None, eps=None, min_snr_gamma=None
+        self,
+        x0,
+        cond,
+        channel_weights=None,
+        generator=None,
+        t=None,
+        eps=None,
+        min_snr_gamma=None,
+        pixel_weight=None,
     ):
         """Masked v-prediction loss of one batch (see :func:`.diffusion.v_loss`)."""
         return v_loss(
@@ -93,6 +101,7 @@ class Denoiser:
             t=t,
             eps=eps,
             min_snr_gamma=min_snr_gamma,
+            pixel_weight=pixel_weight,
         )
 
     def sample(self, cond, generators, n_steps, eta=0.0, solver="ddim"):

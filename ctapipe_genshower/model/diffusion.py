@@ -16,6 +16,10 @@ Optional min-SNR-gamma weighting (Hang et al. 2023, arXiv 2303.09556): the ``x_0
 weight is capped at ``min(SNR, gamma)``, i.e. the v-MSE of each sample is multiplied by
 ``min(SNR, gamma) / (SNR + 1)``. It stops the nearly noise-free times, where the task is
 easy, from pulling against the noisy ones (reported ~3x faster convergence).
+
+Optional pixel weighting (``pixel_weight``): ~90 % of a camera's pixels hold only night-sky
+noise, and an unweighted mean spends the loss on them; the trainer can weight the pixels of
+the shower (see ``TrainConfig.shower_pixel_weight``) so the network's capacity goes there.
 """
 
 import math
@@ -69,6 +73,7 @@ def v_loss(
     t=None,
     eps=None,
     min_snr_gamma=None,
+    pixel_weight=None,
 ):
     """Masked v-prediction loss of one batch.
 
@@ -90,6 +95,8 @@ def v_loss(
         Fixed times / noise (e.g. for a deterministic validation loss).
     min_snr_gamma : float, optional
         Min-SNR-gamma weighting (see the module docstring); None: unweighted.
+    pixel_weight : torch.Tensor, optional
+        ``(N, 1, H, W)`` weight of each pixel's squared error (see :func:`masked_mse`).
 
     Returns
     -------
@@ -108,10 +115,10 @@ def v_loss(
     target = alpha.reshape(shape) * eps - sigma.reshape(shape) * x0
     pred = denoise(x_t, t, cond).float()
     weight = None if min_snr_gamma is None else min_snr_weight(t, min_snr_gamma)
-    return masked_mse(pred, target, mask, channel_weights, weight)
+    return masked_mse(pred, target, mask, channel_weights, weight, pixel_weight)
 
 
-def masked_mse(pred, target, mask, channel_weights=None, sample_weight=None):
+def masked_mse(pred, target, mask, channel_weights=None, sample_weight=None, pixel_weight=None):
     """Squared error averaged over the real pixels and the (weighted) channels.
 
     Parameters
@@ -124,9 +131,18 @@ def masked_mse(pred, target, mask, channel_weights=None, sample_weight=None):
         Weight of each channel in the mean.
     sample_weight : torch.Tensor, optional
         ``(N,)`` weight of each sample's squared error.
+    pixel_weight : torch.Tensor, optional
+        ``(N, 1, H, W)`` weight of each pixel's squared error (both channels). The mean is
+        then taken with these weights (divided by their sum over the real pixels instead of
+        the pixel count), so the loss keeps its scale and the learning rate its meaning.
     """
     n, c = pred.shape[:2]
     err = (pred - target).square() * mask
+    count = mask.expand(n, 1, -1, -1).sum()
+    if pixel_weight is not None:
+        pixel_weight = pixel_weight.to(err.dtype)
+        err = err * pixel_weight
+        count = (mask * pixel_weight).sum()
     if sample_weight is not None:
         err = err * sample_weight.to(err.dtype).reshape(-1, 1, 1, 1)
     if channel_weights is not None:
@@ -135,4 +151,4 @@ def masked_mse(pred, target, mask, channel_weights=None, sample_weight=None):
         norm = w.sum()
     else:
         norm = c
-    return err.sum() / (mask.expand(n, 1, -1, -1).sum() * norm)
+    return err.sum() / (count * norm)

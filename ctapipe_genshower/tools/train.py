@@ -144,6 +144,8 @@ class TrainTool(Tool):
     learning_rate = _train_option(Float, "learning_rate")
     warmup_steps = _train_option(Int, "warmup_steps")
     min_snr_gamma = _train_option(Float, "min_snr_gamma")
+    shower_pixel_weight = _train_option(Float, "shower_pixel_weight")
+    shower_pixel_threshold = _train_option(Float, "shower_pixel_threshold")
     ema_decay = _train_option(Float, "ema_decay")
     grad_clip = _train_option(Float, "grad_clip")
     seed = _train_option(Int, "seed")
@@ -205,6 +207,7 @@ class TrainTool(Tool):
         ("lr", "learning-rate"): "TrainTool.learning_rate",
         "ema-decay": "TrainTool.ema_decay",
         "min-snr-gamma": "TrainTool.min_snr_gamma",
+        "shower-pixel-weight": "TrainTool.shower_pixel_weight",
         "grad-clip": "TrainTool.grad_clip",
         "seed": "TrainTool.seed",
         "device": "TrainTool.device",

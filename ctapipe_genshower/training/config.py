@@ -37,6 +37,7 @@ _NOT_NEGATIVE = (
     "weight_decay",
     "min_snr_gamma",
     "distill_steps",
+    "shower_pixel_threshold",
 )
 #: Settings that must be positive numbers.
 _POSITIVE = ("learning_rate", "shower_learning_rate", "grad_clip")
@@ -59,6 +60,14 @@ class TrainConfig:
     min_snr_gamma: float = _setting(
         0.0, "Min-SNR-gamma loss weighting with this gamma, e.g. 5 (0: unweighted v-MSE)"
     )
+    shower_pixel_weight: float = _setting(
+        1.0,
+        "Weight of the shower pixels' squared error against 1 for the others (1: unweighted); "
+        "the validation loss stays unweighted",
+    )
+    shower_pixel_threshold: float = _setting(
+        5.0, "A training image's pixels with more charge than this (p.e.) are shower pixels"
+    )
     ema_decay: float = _setting(0.999, "Decay of the exponential moving average of the weights")
     grad_clip: float = _setting(1.0, "Clip the gradient norm to this value")
     seed: int = _setting(0, "Seed of weights, data order and diffusion noise")
@@ -69,7 +78,9 @@ class TrainConfig:
     checkpoint_interval: int = _setting(1000, "Write checkpoint and state every N steps")
     log_interval: int = _setting(10, "Running-loss record every N steps")
     mixed_precision: str = _setting(
-        "auto", "bf16 autocast on GPUs ('auto' = bf16 on CUDA, off on CPU)"
+        "auto",
+        "bf16 autocast: 'auto' on CUDA only, 'bf16' on any device (on a CPU fast only with "
+        "bf16 instructions, e.g. AVX512-BF16), 'no' never",
     )
     shower_steps: int = _setting(3000, "Optimizer steps of the shower-level model")
     shower_batch_size: int = _setting(1024, "Showers per optimizer step of the shower model")
@@ -112,6 +123,8 @@ class TrainConfig:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
         if self.saturation is not None and not self.saturation > 0:
             raise ValueError(f"saturation must be > 0, got {self.saturation}")
+        if not self.shower_pixel_weight >= 1:
+            raise ValueError(f"shower_pixel_weight must be >= 1, got {self.shower_pixel_weight}")
         if not 0 <= self.ema_decay < 1:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if self.distill_steps and not self.init_model:

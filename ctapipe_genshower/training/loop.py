@@ -5,7 +5,7 @@
 1. the shower-level model fit (:mod:`.shower_fit`) on the conditions and sizes of the
    rank's shard, and
 2. the pixel model: AdamW, linear warm-up and cosine decay, gradient clipping, an EMA copy,
-   bf16 autocast on CUDA, the masked v-prediction loss of the shared
+   bf16 autocast (CUDA; the CPU on request), the masked v-prediction loss of the shared
    :class:`~ctapipe_genshower.model.denoiser.Denoiser` on the streamed batches
    (:mod:`.stream`), the validation loss of the EMA weights at fixed times and noise.
 
@@ -60,7 +60,7 @@ from .state import (
 )
 from .stream import BatchStream, encode_batch
 
-__all__ = ["TrainResult", "Trainer", "train"]
+__all__ = ["TrainResult", "Trainer", "shower_pixel_weights", "train"]
 
 
 @dataclass
@@ -126,7 +126,10 @@ class Trainer:
         self.initial = initial
         self.rank, self.world = rank_and_world_size()
         self.device = resolve_device(self.cfg.device, self.rank)
-        self.amp = self.device.type == "cuda" and self.cfg.mixed_precision in ("auto", "bf16")
+        # 'bf16' on the CPU too: 1.3x the steps/s with AVX512-BF16 (benchmarks/bench_training.py)
+        self.amp = self.cfg.mixed_precision == "bf16" or (
+            self.cfg.mixed_precision == "auto" and self.device.type == "cuda"
+        )
         check_training_meta(self.dataset)
         self.teacher = None
         if self.cfg.distill_steps:
@@ -329,13 +332,15 @@ class Trainer:
         for e, b in zip(self.ema.buffers(), self.net.buffers(), strict=True):
             e.copy_(b)
 
-    def loss(self, denoiser, x, cond, generator=None, t=None, eps=None, weighted=True):
-        """The denoiser's loss with the model's channel weights, under autocast on CUDA.
+    def loss(self, denoiser, x, cond, generator=None, t=None, eps=None, weighted=True, size=None):
+        """The denoiser's loss with the model's channel weights, under bf16 autocast if set.
 
-        ``weighted=False`` (the validation loss) leaves out the min-SNR weighting, so
-        validation losses compare across weightings.
+        ``weighted=False`` (the validation loss) leaves out the min-SNR and the shower-pixel
+        weighting, so validation losses compare across weightings. ``size`` (p.e.) of each
+        image is needed for the shower-pixel weighting.
         """
         gamma = self.cfg.min_snr_gamma if weighted and self.cfg.min_snr_gamma > 0 else None
+        pixel_weight = self.shower_pixel_weight(x, size) if weighted else None
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
             return denoiser.loss(
                 x,
@@ -345,17 +350,30 @@ class Trainer:
                 t=t,
                 eps=eps,
                 min_snr_gamma=gamma,
+                pixel_weight=pixel_weight,
             )
 
-    def training_loss(self, denoiser, x, cond):
+    def shower_pixel_weight(self, x, size):
+        """The loss weights of a batch (:func:`shower_pixel_weights`); None when unweighted."""
+        if self.cfg.shower_pixel_weight == 1:
+            return None
+        return shower_pixel_weights(
+            x,
+            size,
+            self.transforms["image"],
+            self.cfg.shower_pixel_weight,
+            self.cfg.shower_pixel_threshold,
+        )
+
+    def training_loss(self, denoiser, x, cond, size=None):
         """The loss of one training batch: the diffusion loss, or, when distilling, the
         student's error against the teacher's solution (:mod:`..model.distillation`)."""
         if self.teacher is None:
-            return self.loss(denoiser, x, cond, generator=self.gen)
+            return self.loss(denoiser, x, cond, generator=self.gen, size=size)
         return self.distillation_loss(denoiser, x, cond, generator=self.gen)
 
     def distillation_loss(self, denoiser, x, cond, generator=None, step_index=None, eps=None):
-        """The student's distillation loss, under autocast on CUDA."""
+        """The student's distillation loss, under bf16 autocast if set."""
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
             return distillation_loss(
                 denoiser,
@@ -426,7 +444,8 @@ class Trainer:
             for group in self.opt.param_groups:
                 group["lr"] = self.lr_at(self.step)
             x = x.to(self.device, non_blocking=True)
-            loss = self.training_loss(denoiser, x, denoiser.condition(conditions, size))
+            cond = denoiser.condition(conditions, size)
+            loss = self.training_loss(denoiser, x, cond, size=size)
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(self.net.parameters(), cfg.grad_clip)
@@ -543,6 +562,29 @@ class Trainer:
             domain=self.domain,
             provenance=provenance,
         )
+
+
+def shower_pixel_weights(x, size, image_transform, weight, threshold):
+    """``(N, 1, H, W)`` loss weights: ``weight`` on the shower pixels, 1 elsewhere.
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        ``(N, C, H, W)`` training images in network space (channel 0: the charge).
+    size : torch.Tensor
+        ``(N,)`` their sizes (p.e.), with which the charge is decoded.
+    image_transform : ctapipe_genshower.model.transforms.ImageTransform
+    weight : float
+        Weight of a shower pixel.
+    threshold : float
+        Pixels whose decoded charge exceeds this (p.e.) are shower pixels.
+    """
+    if size is None:
+        raise ValueError("the shower-pixel weighting needs the image sizes")
+    charge = x[:, 0]
+    pe = image_transform.inverse(charge.flatten(1), size.to(charge.device), clip=False)
+    shower = pe.view_as(charge)[:, None] > threshold
+    return torch.where(shower, weight, 1.0).to(x.dtype)
 
 
 def train(
