@@ -62,8 +62,10 @@ class TrainConfig:
     )
     shower_pixel_weight: float = _setting(
         1.0,
-        "Weight of the shower pixels' squared error against 1 for the others (1: unweighted); "
-        "the validation loss stays unweighted",
+        "Weight of the shower pixels' squared error against 1 for the others (1: unweighted; "
+        "the validation loss stays unweighted). For ablations: a weight that depends on the "
+        "clean image tilts what the network learns towards the weighted pixels "
+        "(docs/ablation.md)",
     )
     shower_pixel_threshold: float = _setting(
         5.0, "A training image's pixels with more charge than this (p.e.) are shower pixels"
