@@ -126,7 +126,7 @@ class Trainer:
         self.initial = initial
         self.rank, self.world = rank_and_world_size()
         self.device = resolve_device(self.cfg.device, self.rank)
-        # 'bf16' on the CPU too: 1.1-1.4x the steps/s with AVX512-BF16 (benchmarks/bench_training.py)
+        # 'bf16' on the CPU too: 1.1-1.4x the steps/s with AVX512-BF16 (bench_training.py)
         self.amp = self.cfg.mixed_precision == "bf16" or (
             self.cfg.mixed_precision == "auto" and self.device.type == "cuda"
         )
