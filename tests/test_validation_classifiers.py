@@ -68,9 +68,10 @@ def test_cnn_separates_images_of_another_shape(torch_threads):
     result = image_classifier_two_sample_test(
         narrow, wide, seed=0, epochs=6, n_threads=torch_threads
     )
-    assert result["n_test_per_class"] == 90
+    assert result["n_per_class"] == 300 and result["n_folds"] == 5
     assert result["auc"] > 0.9
     assert 0 <= result["auc_error"] < 0.05
+    assert 0 <= result["auc_fold_std"] < 0.1
 
 
 def test_cnn_is_half_for_identical_distributions(torch_threads):

@@ -159,7 +159,7 @@ class ValidateTool(Tool):
             _auc(overall),
             overall["n_per_class"],
             _auc(conditional),
-            "skipped" if low is None else f"{_auc(low)} ({low['n_test_per_class']} held out)",
+            "skipped" if low is None else f"{_auc(low)} ({low['n_folds']} folds)",
             self.output_dir / "report.html",
         )
 

@@ -130,10 +130,12 @@ def write_html_report(path, metrics, figures, title="ctapipe-genshower validatio
         parts.append(
             "<p>A small convolutional network on the images mapped to the square grid "
             f"(channels: {html.escape(', '.join(low.get('channels', [])))}; each image "
-            "divided by its size), trained on a random 70 % and scored on the held-out 30 %: "
+            f"divided by its size), one network per fold of {_fmt(low.get('n_folds'))}, each "
+            "scoring its held-out events: "
             f"<b class='{_auc_class(auc)}'>AUC {_fmt(auc)}</b> &plusmn; "
-            f"{_fmt(low.get('auc_error'), 2)} ({_fmt(low.get('n_test_per_class'))} held-out "
-            f"events per class of {_fmt(low.get('n_per_class'))}).</p>"
+            f"{_fmt(low.get('auc_error'), 2)} (spread of the folds "
+            f"{_fmt(low.get('auc_fold_std'), 2)}; {_fmt(low.get('n_per_class'))} events per "
+            "class, all scored out of fold).</p>"
         )
 
     parts.append("<h2>Per-parameter metrics</h2>")
