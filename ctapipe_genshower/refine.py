@@ -45,7 +45,6 @@ def paired_features(
     batch_size=64,
     draws_per_image=1,
     features=REFINER_FEATURES,
-    return_groups=False,
     progress=True,
 ):
     """Refiner features of simulated images and of the model's images of the same showers.
@@ -71,16 +70,11 @@ def paired_features(
         images are the scarce part (a sim_telarray production), more generated ones still
         sharpen the ratio's estimate of the model's side. The classifier weighs both samples
         equally whatever their sizes.
-    return_groups : bool
-        Also return the shower of every generated row.
 
     Returns
     -------
     simulated, generated : numpy.ndarray
         Feature rows of the images that pass the training selection.
-    groups : numpy.ndarray
-        Only with ``return_groups``: for each generated row, the row of ``simulated`` whose
-        shower and size it was drawn for (its ``draws_per_image`` draws share it).
     stats : dict
         Events read, generated, passing; mean draws per generated event.
     """
@@ -109,7 +103,7 @@ def paired_features(
     tel_id = generator.training_meta["tel_ids"][0]
     selection = ImageReselection(generator.subarray, tel_id, generator.selection)
 
-    simulated, generated, groups = [], [], []
+    simulated, generated = [], []
     stats = {
         "n_read": n_events,
         "draws_per_image": int(draws_per_image),
@@ -143,9 +137,6 @@ def paired_features(
         table, _ = selection.parameters(out["image"], out["peak_time"])
         kept = out["accepted"]
         generated.append(refiner_features(_columns(table[kept], features), conditions[kept]))
-        first_row = stats["n_simulated_selected"]
-        rows = first_row + np.repeat(np.arange(int(passed.sum())), draws_per_image)
-        groups.append(rows[kept])
         stats["n_simulated_selected"] += int(passed.sum())
         stats["n_generated_selected"] += int(kept.sum())
         stats["draws"] += int(out["n_draws"].sum())
@@ -153,10 +144,7 @@ def paired_features(
     bar.close()
     n_generated = stats["n_simulated_selected"] * draws_per_image
     stats["draws_per_event"] = stats.pop("draws") / max(n_generated, 1)
-    simulated, generated = np.concatenate(simulated), np.concatenate(generated)
-    if return_groups:
-        return simulated, generated, np.concatenate(groups), stats
-    return simulated, generated, stats
+    return np.concatenate(simulated), np.concatenate(generated), stats
 
 
 def _fit_classifier(simulated, generated, seed, fit_options, progress):
@@ -239,8 +227,9 @@ def refine_model(
         progress=progress,
     )
     if keep_classifier:
-        # raked with global weights: raking per shower on a few draws of each made the kept
-        # images far worse in generation (runs/2026-12-05_per_shower_calibration/)
+        # raked with global weights: raking per shower on a few draws of each (a study,
+        # removed since) made the kept images far worse in generation
+        # (runs/2026-12-05_per_shower_calibration/)
         refiner = calibrate_marginals(
             generator.refiner, simulated, generated, (fit_options or {}).get("cap_quantile")
         )

@@ -8,7 +8,7 @@ from scipy.stats import wasserstein_distance
 
 from ctapipe_genshower.checkpoint import CheckpointError, load_generator_modules, save_refined
 from ctapipe_genshower.model.density_ratio import REFINER_FEATURES, DensityRatio, density_ratio_net
-from ctapipe_genshower.model.marginal_calibration import MarginalCalibration, ShowerNormalisation
+from ctapipe_genshower.model.marginal_calibration import MarginalCalibration
 from ctapipe_genshower.training.density_ratio import calibrate_marginals
 from ctapipe_genshower.training.marginal_calibration import (
     fit_marginal_calibration,
@@ -100,113 +100,11 @@ def test_raking_reads_the_cap():
     assert fit["worst_log_mismatch_after"] <= fit["worst_log_mismatch_before"]
 
 
-def test_kept_weights_are_renormalised_per_shower():
+def test_kept_weights_are_the_capped_ratio_over_its_cap():
     log_ratio = np.log([1.0, 3.0, 2.0, 2.0, 0.5])
-    groups = np.array([0, 0, 1, 1, 2])
-    w = kept_weights(log_ratio, 1.0, groups)
-    np.testing.assert_allclose(w, [0.25, 0.75, 0.5, 0.5, 1.0])
     np.testing.assert_allclose(kept_weights(log_ratio, 1.0), [1 / 3, 1.0, 2 / 3, 2 / 3, 1 / 6])
-
-
-def _shower_rows(c, rng):
-    """Rows whose first column is the shower's value ``c`` plus noise, the same for both
-    samples: the generator is right, only the classifier errs."""
-    x = rng.standard_normal((len(c), N_COLUMNS))
-    x[:, 0] = c + 0.5 * rng.standard_normal(len(c))
-    return x
-
-
-def test_per_shower_raking_leaves_what_the_generator_renormalises():
-    """A classifier error that is constant within a shower (log r = c) tilts the global
-    weights of a shower-dependent parameter. Raked globally, the factors cancel the tilt,
-    but the generator's redraws remove it anyway (one event per shower), so the factors then
-    skew every shower (the suspected cause of v8's ``hillas_r`` and concentrations). Raked
-    per shower, nothing is left to correct. (In generation, raking per shower on 8 draws
-    failed for another reason: runs/2026-12-05_per_shower_calibration/.)"""
-    rng = np.random.default_rng(0)
-    c = rng.standard_normal(3000)
-    simulated = _shower_rows(c, rng)
-    shower_of_draw = np.repeat(np.arange(3000), 4)
-    generated = _shower_rows(c[shower_of_draw], rng)
-    log_ratio = c[shower_of_draw]
-    fits = {
-        "global": fit_marginal_calibration(simulated, generated, log_ratio, [0], cap_quantile=1),
-        "per shower": fit_marginal_calibration(
-            simulated, generated, log_ratio, [0], cap_quantile=1, groups=shower_of_draw
-        ),
-    }
-    assert fits["per shower"].info["per_shower"] and not fits["global"].info["per_shower"]
-    # the generator on new showers: many draws of each, one kept per shower
-    c_new = rng.standard_normal(2000)
-    reference = _shower_rows(c_new, rng)[:, 0]
-    floor = wasserstein_distance(_shower_rows(c_new, rng)[:, 0], reference)
-    shower = np.repeat(np.arange(2000), 64)
-    draws = _shower_rows(c_new[shower], rng)
-    w1 = {
-        name: wasserstein_distance(
-            reference,
-            draws[:, 0],
-            v_weights=kept_weights(c_new[shower] + fit.log_factor(draws), 1.0, shower),
-        )
-        / floor
-        for name, fit in fits.items()
-    }
-    assert w1["global"] > 3
-    assert w1["per shower"] < 1.6
-
-
-def _conditioned_rows(conditions, rng):
-    x = rng.standard_normal((len(conditions), N_COLUMNS))
-    x[:, -5:] = conditions
-    return x
-
-
-def test_shower_normalisation_keeps_the_kept_images_and_raises_the_acceptance():
-    """A ratio whose level differs between showers by their energy (a shower's draws are all
-    rarely accepted): divided by its mean in cells of the conditions, each shower keeps the
-    same draws in proportion, and the whole run accepts more often."""
-    rng = np.random.default_rng(2)
-    n_showers, k = 2000, 8
-    conditions = np.zeros((n_showers, 5))
-    conditions[:, 0] = rng.uniform(-1, 2, n_showers)  # log10 E
-    conditions[:, 1:3] = rng.uniform(-300, 300, (n_showers, 2))  # impact
-    conditions[:, 3:5] = rng.uniform(-2, 2, (n_showers, 2))  # source position
-    shower = np.repeat(np.arange(n_showers), k)
-    generated = _conditioned_rows(conditions[shower], rng)
-    log_ratio = 0.5 * generated[:, 0] - 3.0 * conditions[shower, 0]
-    simulated = _conditioned_rows(conditions, rng)
-    calibration = fit_marginal_calibration(
-        simulated, generated, log_ratio, [0], cap_quantile=1.0, groups=shower
-    )
-    assert calibration.normalisation is not None
-    assert calibration.info["normalisation_bins"] == [10, 8, 5]
-    plain = MarginalCalibration(calibration.columns, calibration.edges, calibration.log_factors)
-    with_norm, without = (log_ratio + c.log_factor(generated) for c in (calibration, plain))
-    # per shower: the same weights (a constant per shower cancels; no cap here)
-    np.testing.assert_allclose(
-        kept_weights(with_norm, 1.0, shower), kept_weights(without, 1.0, shower), atol=1e-12
-    )
-
-    # the run: acceptance at the 0.99 cap at least doubles
-    def acceptance(log_r):
-        return kept_weights(log_r, 0.99).mean()
-
-    assert acceptance(with_norm) > 2 * acceptance(without)
-    # plain numbers, round trip
-    meta = json.loads(json.dumps(calibration.to_metadata()))
-    again = MarginalCalibration.from_metadata(meta)
-    np.testing.assert_array_equal(again.log_factor(generated), calibration.log_factor(generated))
-    # global raking has none; a table of the wrong size is refused
-    assert fit_marginal_calibration(simulated, generated, log_ratio, [0]).normalisation is None
-    with pytest.raises(ValueError, match="finite values"):
-        ShowerNormalisation([[0.0], [1.0], [2.0]], np.zeros(7))
-
-
-def test_groups_must_label_every_generated_row():
-    rng = np.random.default_rng(1)
-    x = _heavy_tailed(100, rng)
-    with pytest.raises(ValueError, match="groups"):
-        fit_marginal_calibration(x, x, np.zeros(100), [0], groups=np.zeros(99, int))
+    # capped at the median (2): everything at or above it is always kept
+    np.testing.assert_allclose(kept_weights(log_ratio, 0.5), [0.5, 1.0, 1.0, 1.0, 0.25])
 
 
 def test_calibrated_refiner_records_its_cap_and_round_trips(tiny_model_path, tmp_path):

@@ -440,7 +440,6 @@ def test_refine_tool_keeps_the_classifier_and_fits_its_calibration(
     assert "marginal calibration: 24 parameters, fitted on 60 simulated" in model_card(out)
     assert new.info["calibration_samples"]["n_read"] == 60
     assert new.info["auc_validation"] == old.info["auc_validation"]  # the classifier's record
-    assert not new.info["marginal_calibration"]["per_shower"]  # global weights
     # a model without a refiner has no classifier to keep: exit 2, nothing written
     output = tmp_path / "none.safetensors"
     argv = [
@@ -510,10 +509,6 @@ def test_several_generated_images_per_simulated_image(all_pass_model, training_f
     _, single, _ = paired_features(generator, training_file, 50, **options)
     np.testing.assert_array_equal(calls[0][1], seeds.reshape(50, 3)[:, 0])
     np.testing.assert_array_equal(single, generated.reshape(50, 3, -1)[:, 0])
-    *_, groups, _ = paired_features(
-        generator, training_file, 50, draws_per_image=3, return_groups=True, **options
-    )
-    np.testing.assert_array_equal(groups, np.repeat(np.arange(50), 3))  # the draws' image
     with pytest.raises(ValueError, match="draws_per_image"):
         paired_features(generator, training_file, 50, draws_per_image=0, **options)
 

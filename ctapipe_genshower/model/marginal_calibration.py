@@ -12,66 +12,12 @@ fitted by iterative proportional fitting (raking,
 :mod:`ctapipe_genshower.training.marginal_calibration`) so that generated images weighted by
 the capped ``r'`` have the simulated images' histogram in every parameter. Bins are quantiles
 of the simulated sample; a NaN value (a parameter ctapipe could not compute) has a bin of its
-own.
-
-A calibration fitted per shower (several draws of each) may also hold a
-:class:`ShowerNormalisation`: the log of the mean ``r'`` in cells of the shower's conditions,
-subtracted from ``log r'``. The generator redraws each shower until one draw is kept, so a
-factor that depends on the shower alone does not change which images are kept (but for the
-cap); it changes how many draws that takes. Numpy only, stored as plain numbers.
+own. Numpy only, stored as plain numbers.
 """
 
 import numpy as np
 
-__all__ = ["MarginalCalibration", "ShowerNormalisation", "shower_axes"]
-
-
-def shower_axes(x):
-    """``(log10 E, impact distance, source offset)`` of raw refiner rows (conditions last)."""
-    c = np.asarray(x, dtype=np.float64)[:, -5:]
-    return np.stack([c[:, 0], np.hypot(c[:, 1], c[:, 2]), np.hypot(c[:, 3], c[:, 4])], axis=1)
-
-
-class ShowerNormalisation:
-    """A table of ``log`` mean ratio in cells of the shower's conditions.
-
-    Parameters
-    ----------
-    edges : sequence of array-like
-        Increasing inner bin edges of each of the :func:`shower_axes` (``m`` edges: ``m + 1``
-        bins, open at both ends).
-    log_mean : array-like
-        ``log`` of the mean ratio per cell, shaped by the bins (C order when flat).
-    """
-
-    def __init__(self, edges, log_mean):
-        self.edges = [np.asarray(e, dtype=np.float64) for e in edges]
-        shape = tuple(len(e) + 1 for e in self.edges)
-        if len(self.edges) != 3 or any(np.any(np.diff(e) <= 0) for e in self.edges):
-            raise ValueError("a shower normalisation needs increasing edges on three axes")
-        self.log_mean = np.asarray(log_mean, dtype=np.float64).reshape(-1)
-        if self.log_mean.size != np.prod(shape) or not np.all(np.isfinite(self.log_mean)):
-            raise ValueError(f"a shower normalisation needs {np.prod(shape)} finite values")
-        self.shape = shape
-
-    def cell(self, x):
-        """Flat cell index of raw refiner rows."""
-        axes = shower_axes(x)
-        index = [np.searchsorted(e, axes[:, k]) for k, e in enumerate(self.edges)]
-        return np.ravel_multi_index(index, self.shape)
-
-    def __call__(self, x):
-        """``log`` mean ratio of the rows' cells, ``(N,)``."""
-        return self.log_mean[self.cell(x)]
-
-    def to_metadata(self):
-        """JSON-able form (numbers only)."""
-        return {"edges": [e.tolist() for e in self.edges], "log_mean": self.log_mean.tolist()}
-
-    @classmethod
-    def from_metadata(cls, meta):
-        """Build from :meth:`to_metadata`."""
-        return cls(meta["edges"], meta["log_mean"])
+__all__ = ["MarginalCalibration"]
 
 
 class MarginalCalibration:
@@ -89,11 +35,9 @@ class MarginalCalibration:
         ``m + 2`` log factors per column.
     info : dict, optional
         How it was fitted.
-    normalisation : ShowerNormalisation, optional
-        Subtracted from the summed log factors (fitted per shower only).
     """
 
-    def __init__(self, columns, edges, log_factors, info=None, normalisation=None):
+    def __init__(self, columns, edges, log_factors, info=None):
         self.columns = tuple(int(c) for c in columns)
         self.edges = [np.asarray(e, dtype=np.float64) for e in edges]
         self.log_factors = [np.asarray(f, dtype=np.float64) for f in log_factors]
@@ -105,7 +49,6 @@ class MarginalCalibration:
             if f.shape != (len(e) + 2,) or not np.all(np.isfinite(f)):
                 raise ValueError(f"column {column} needs {len(e) + 2} finite log factors")
         self.info = dict(info or {})
-        self.normalisation = normalisation
 
     @staticmethod
     def bin_index(values, edges):
@@ -116,37 +59,26 @@ class MarginalCalibration:
         return index
 
     def log_factor(self, x):
-        """``sum_k log f_k(x_k)`` of raw feature rows ``x`` (less the shower normalisation),
-        ``(N,)`` float64."""
+        """``sum_k log f_k(x_k)`` of raw feature rows ``x`` ``(N,)`` float64."""
         x = np.asarray(x, dtype=np.float64)
         out = np.zeros(len(x))
         for column, e, f in zip(self.columns, self.edges, self.log_factors, strict=True):
             out += f[self.bin_index(x[:, column], e)]
-        if self.normalisation is not None:
-            out -= self.normalisation(x)
         return out
 
     def to_metadata(self):
         """JSON-able form (numbers only)."""
-        meta = {
+        return {
             "columns": list(self.columns),
             "edges": [e.tolist() for e in self.edges],
             "log_factors": [f.tolist() for f in self.log_factors],
             "info": self.info,
         }
-        if self.normalisation is not None:
-            meta["normalisation"] = self.normalisation.to_metadata()
-        return meta
 
     @classmethod
     def from_metadata(cls, meta):
         """Build from :meth:`to_metadata`."""
-        normalisation = meta.get("normalisation")
-        if normalisation is not None:
-            normalisation = ShowerNormalisation.from_metadata(normalisation)
-        return cls(
-            meta["columns"], meta["edges"], meta["log_factors"], meta.get("info"), normalisation
-        )
+        return cls(meta["columns"], meta["edges"], meta["log_factors"], meta.get("info"))
 
     def __repr__(self):
         return f"MarginalCalibration({len(self.columns)} columns)"

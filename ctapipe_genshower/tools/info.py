@@ -126,13 +126,6 @@ def model_card(path):
                 " generated images (largest |log(simulated / kept)| per bin"
                 f" {fit.get('worst_log_mismatch_before', 0):.3f} ->"
                 f" {fit.get('worst_log_mismatch_after', 0):.3f})"
-                + (", raked per shower" if fit.get("per_shower") else "")
-                + (
-                    ", normalised in shower cells"
-                    f" {'x'.join(str(n) for n in fit['normalisation_bins'])}"
-                    if fit.get("normalisation_bins")
-                    else ""
-                )
             )
     thrown = training.get("thrown") or {}
     if thrown:

@@ -12,13 +12,11 @@ conditions are the same. Numpy only; the rows come from the caller.
 
 import numpy as np
 
-from ..model.marginal_calibration import MarginalCalibration, ShowerNormalisation, shower_axes
+from ..model.marginal_calibration import MarginalCalibration
 
 __all__ = [
     "EDGE_QUANTILES",
-    "NORMALISATION_BINS",
     "fit_marginal_calibration",
-    "fit_shower_normalisation",
     "kept_weights",
     "weighted_histograms",
 ]
@@ -30,47 +28,6 @@ __all__ = [
 #: well (``runs/2026-12-05_marginal_calibration/``): the kept images are few (about 14 % of
 #: the pairs in effective number), so a bin needs many.
 EDGE_QUANTILES = (0.01, 0.05, 0.2, 0.4, 0.6, 0.8, 0.95, 0.99)
-
-
-#: Cells of the shower normalisation: quantile bins of log10 E, impact distance and source
-#: offset (400 cells, ~60 draws each from 3000 showers x 8 draws). On the 8-draw test pairs of
-#: ``runs/2026-12-05_per_shower_calibration/`` it took the per-shower calibration's acceptance
-#: from 0.017 to 0.043 with the same W1; in generation that model needed ~5.6x v8's time.
-NORMALISATION_BINS = (10, 8, 5)
-
-
-def fit_shower_normalisation(generated, log_ratio, bins=NORMALISATION_BINS):
-    """The log of the mean ratio in quantile cells of the generated rows' shower conditions.
-
-    Parameters
-    ----------
-    generated : numpy.ndarray, shape (N, n_features + 5)
-        Raw refiner rows (conditions last).
-    log_ratio : numpy.ndarray, shape (N,)
-        Their log ratio to normalise.
-    bins : tuple of int
-        Bins per axis of :func:`~ctapipe_genshower.model.marginal_calibration.shower_axes`.
-
-    Returns
-    -------
-    ShowerNormalisation
-        Empty cells get the mean of all rows.
-    """
-    axes = shower_axes(generated)
-    edges = [
-        np.unique(np.quantile(axes[:, k], np.linspace(0, 1, n + 1)[1:-1]))
-        for k, n in enumerate(bins)
-    ]
-    normalisation = ShowerNormalisation(edges, np.zeros(int(np.prod([len(e) + 1 for e in edges]))))
-    cell = normalisation.cell(generated)
-    shift = float(np.max(log_ratio))  # the mean of exp(log r) without overflow
-    r = np.exp(np.asarray(log_ratio, dtype=np.float64) - shift)
-    n = np.bincount(cell, minlength=normalisation.log_mean.size)
-    total = np.bincount(cell, weights=r, minlength=normalisation.log_mean.size)
-    overall = np.log(r.mean()) + shift
-    with np.errstate(divide="ignore", invalid="ignore"):
-        log_mean = np.where(n > 0, np.log(total / np.maximum(n, 1)) + shift, overall)
-    return ShowerNormalisation(edges, log_mean)
 
 
 def _edges(values, quantiles):
@@ -88,18 +45,10 @@ def weighted_histograms(bins, n_bins, weights=None):
     return h / total if total > 0 else h
 
 
-def kept_weights(log_ratio, cap_quantile, groups=None):
-    """How often the rejection keeps each generated row: ``min(r, r_max) / r_max``.
-
-    With ``groups`` (the shower of each row), the weights of a group are scaled to sum to
-    one: the generator redraws a shower until one of its draws is kept, so each shower gives
-    one event whatever its draws' ratios (per-shower renormalisation).
-    """
+def kept_weights(log_ratio, cap_quantile):
+    """How often the rejection keeps each generated row: ``min(r, r_max) / r_max``."""
     cap = np.quantile(log_ratio, cap_quantile)
-    w = np.exp(np.minimum(log_ratio, cap) - cap)
-    if groups is None:
-        return w
-    return w / np.bincount(groups, weights=w)[groups]
+    return np.exp(np.minimum(log_ratio, cap) - cap)
 
 
 def fit_marginal_calibration(
@@ -112,8 +61,6 @@ def fit_marginal_calibration(
     cap_quantile=0.99,
     n_iterations=30,
     max_log_factor=3.0,
-    groups=None,
-    normalisation_bins=NORMALISATION_BINS,
 ):
     """Fit per-parameter factors so that the kept generated images match every marginal.
 
@@ -135,22 +82,6 @@ def fit_marginal_calibration(
         Cycles over all columns.
     max_log_factor : float
         Bound of ``|log f|`` (a bin the simulation leaves empty gets ``-max_log_factor``).
-    groups : numpy.ndarray of int, optional
-        The shower (and size) of every generated row, when there are several draws of each
-        (:func:`~ctapipe_genshower.refine.paired_features` with ``return_groups``): the
-        weights are then renormalised per shower as the generator's redraws do
-        (:func:`kept_weights`). Without it the weights are global, and a factor of a
-        parameter that differs between showers (a size, a distance) can move weight between
-        showers, which the generator undoes. A study option, not used by the refine tool:
-        with 8 draws per shower the factors ran to their bounds to steer the choice among
-        those 8, and in generation (up to 596 draws per shower) the same factors picked
-        the extreme bins: AUC 0.53 -> 0.73 (``runs/2026-12-05_per_shower_calibration/``).
-    normalisation_bins : tuple of int or None
-        With ``groups``: the calibration also divides the ratio by its mean in these cells of
-        the shower conditions (:func:`fit_shower_normalisation`). Raked per shower, factors
-        that differ between showers are free (the fit cannot see them) and spread the ratio
-        between showers, which costs acceptance; the normalisation takes that spread out
-        again. None: no normalisation.
 
     Returns
     -------
@@ -167,10 +98,6 @@ def fit_marginal_calibration(
         raise ValueError(f"cap_quantile must be in (0, 1], got {cap_quantile}")
     if n_iterations < 1 or max_log_factor <= 0:
         raise ValueError("need n_iterations >= 1 and max_log_factor > 0")
-    if groups is not None:
-        groups = np.unique(np.asarray(groups), return_inverse=True)[1]
-        if groups.shape != (len(generated),):
-            raise ValueError(f"groups must have shape ({len(generated)},), got {groups.shape}")
 
     kept_columns, edges, gen_bins, sim_hist = [], [], [], []
     for column in columns:
@@ -192,7 +119,7 @@ def fit_marginal_calibration(
         return out
 
     def worst_mismatch():
-        w = kept_weights(total_log_ratio(), cap_quantile, groups)
+        w = kept_weights(total_log_ratio(), cap_quantile)
         worst = 0.0
         for bins, h_sim, f in zip(gen_bins, sim_hist, log_factors, strict=True):
             h_gen = weighted_histograms(bins, len(f), w)
@@ -204,16 +131,13 @@ def fit_marginal_calibration(
     before = worst_mismatch()
     for _ in range(int(n_iterations)):
         for k, (bins, h_sim) in enumerate(zip(gen_bins, sim_hist, strict=True)):
-            w = kept_weights(total_log_ratio(), cap_quantile, groups)
+            w = kept_weights(total_log_ratio(), cap_quantile)
             h_gen = weighted_histograms(bins, len(h_sim), w)
             step = np.zeros(len(h_sim))
             both = (h_sim > 0) & (h_gen > 0)
             step[both] = np.log(h_sim[both] / h_gen[both])
             step[(h_sim == 0) & (h_gen > 0)] = -max_log_factor  # outside the simulated range
             log_factors[k] = np.clip(log_factors[k] + step, -max_log_factor, max_log_factor)
-    normalisation = None
-    if groups is not None and normalisation_bins is not None:
-        normalisation = fit_shower_normalisation(generated, total_log_ratio(), normalisation_bins)
     info = {
         "n_simulated": len(simulated),
         "n_generated": len(generated),
@@ -221,9 +145,7 @@ def fit_marginal_calibration(
         "cap_quantile": float(cap_quantile),
         "max_log_factor": float(max_log_factor),
         "quantiles": [float(q) for q in quantiles],
-        "per_shower": groups is not None,
-        "normalisation_bins": None if normalisation is None else list(normalisation.shape),
         "worst_log_mismatch_before": before,
         "worst_log_mismatch_after": worst_mismatch(),
     }
-    return MarginalCalibration(kept_columns, edges, log_factors, info, normalisation)
+    return MarginalCalibration(kept_columns, edges, log_factors, info)
