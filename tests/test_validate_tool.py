@@ -85,6 +85,8 @@ def test_samples_of_one_simulation_give_auc_half_and_floor_ratio_one(proton_repo
     assert 0.6 < np.median(ratios) < 1.6
     gen, ref = metrics["samples"]["generated"], metrics["samples"]["reference"]
     assert gen["n_selected"] > 50 and ref["n_selected"] > 50
+    # inputs by name: a shared report holds no directory of the machine it was made on
+    assert gen["files"] == ["protons2.dl1.h5"] and ref["files"] == ["protons.dl1.h5"]
     assert metrics["selection"] == [["size", "hillas_intensity >= 50"]]
     assert metrics["warnings"] == []
 

@@ -204,7 +204,8 @@ def compare_samples(
 
     def info(sample):
         return {
-            "files": [str(f) for f in sample.files],
+            # names only: reports are shared, a directory here says nothing elsewhere
+            "files": [Path(f).name for f in sample.files],
             "telescope_type": sample.telescope_type,
             "camera_name": sample.camera_name,
             "n_read": sample.n_read,
