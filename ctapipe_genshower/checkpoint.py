@@ -475,7 +475,7 @@ def _load_refiner(path, metadata, tensors):
         ) from None
 
 
-def save_refined(path, output, refiner, provenance=None):
+def save_refined(path, output, refiner, provenance=None, model_config=None):
     """Write the model of ``path`` with ``refiner`` (replacing any it had) to ``output``.
 
     Parameters
@@ -487,12 +487,21 @@ def save_refined(path, output, refiner, provenance=None):
     refiner : DensityRatio
     provenance : dict, optional
         Added to the file's provenance as ``refinement`` (with the input model's sha256).
+    model_config : ModelConfig, optional
+        Replaces the model's config (its sampler settings: the network must be the same).
 
     Returns
     -------
     pathlib.Path
     """
     tensors, metadata = load_checkpoint(path)
+    if model_config is not None:
+        from .model.config import ModelConfig
+
+        old = ModelConfig.from_dict(metadata["config"]["model"])
+        if old.network_dict() != model_config.network_dict():
+            raise ValueError("a refined model keeps its network: only sampler settings may change")
+        metadata["config"] = {**metadata["config"], "model": model_config.to_dict()}
     tensors = {k: v for k, v in tensors.items() if not k.startswith(REFINER_PREFIX + ".")}
     tensors.update(_prefixed(refiner.net, REFINER_PREFIX))
     out = {"format": FORMAT, "format_version": FORMAT_VERSION}

@@ -266,6 +266,14 @@ class ShowerGenerator:
             compile=compile,
         )
 
+    def resolve_eta(self, eta=None, solver="ddim"):
+        """``(eta, eta_channels)`` a run samples with: the model's recorded
+        ``default_eta`` and ``eta_channels`` when ``eta`` is None (for DDIM; other solvers
+        are deterministic), else ``eta`` on all channels."""
+        if eta is None:
+            return self.model_config.sampler_eta if solver == "ddim" else (0.0, None)
+        return eta, None
+
     def resolve_n_steps(self, n_steps=None):
         """DDIM steps to run: ``n_steps``, or the checkpoint's ``default_n_steps`` if None."""
         n_steps = self.default_n_steps if n_steps is None else int(n_steps)
@@ -373,7 +381,7 @@ class ShowerGenerator:
         n_steps=None,
         batch_size=256,
         size=None,
-        eta=0.0,
+        eta=None,
         accept=None,
         max_redraws=0,
         solver="ddim",
@@ -392,8 +400,9 @@ class ShowerGenerator:
         size : array-like, optional
             Image sizes to use instead of sampling them (kept by redraws, which then draw
             only new image noise).
-        eta : float
-            DDIM stochasticity (0: deterministic).
+        eta : float or sequence of float, optional
+            DDIM stochasticity (0: deterministic), one number or one per step, on all
+            channels; None: the model's own (:meth:`resolve_eta`).
         accept : callable, optional
             ``accept(images, peak_times, conditions) -> (M,) bool or float``, called with
             ``(M, n_pixels)`` float32 arrays and the ``(M, 5)`` conditions of the draws:
@@ -428,7 +437,8 @@ class ShowerGenerator:
         n_steps = self.resolve_n_steps(n_steps)
         if solver not in SOLVER_NAMES:
             raise ValueError(f"unknown solver {solver!r}, choose from {', '.join(SOLVER_NAMES)}")
-        self.model_config.check_sampling(solver, n_steps, eta)
+        eta, eta_channels = self.resolve_eta(eta, solver)
+        self.model_config.check_sampling(solver, n_steps, eta, eta_channels)
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if max_redraws < 0:
@@ -438,7 +448,7 @@ class ShowerGenerator:
             if size.shape != (n,) or not np.all(np.isfinite(size)) or np.any(size <= 0):
                 raise ValueError("size must be (N,) positive finite values")
 
-        sampling = (n_steps, eta, solver)
+        sampling = (n_steps, eta, solver, eta_channels)
         out = self._draw(conditions, seeds, 0, sampling, int(batch_size), size)
         uniforms = out.pop("accept_uniform")
         out.pop("reservoir_uniform")  # draw 0 is held whatever its probability
@@ -488,14 +498,14 @@ class ShowerGenerator:
         """Draw ``draw`` of each event: sizes (where ``size`` is None or NaN), images, peak
         times.
 
-        ``sampling`` is ``(n_steps, eta, solver)``."""
+        ``sampling`` is ``(n_steps, eta, solver, eta_channels)``."""
         import torch
 
         from .model.noise import CounterStreams
         from .model.samplers import event_generators
         from .model.transforms import decode_images
 
-        n_steps, eta, solver = sampling
+        n_steps, eta, solver, eta_channels = sampling
         n = len(conditions)
         uniform, normal, image_seeds, response_seeds, accept_uniform, reservoir_uniform = (
             _event_streams(seeds, draw)
@@ -523,7 +533,7 @@ class ShowerGenerator:
                     if self.device_noise
                     else event_generators(image_seeds[sl])
                 )
-                x = self.denoiser.sample(cond, streams, n_steps, eta, solver)
+                x = self.denoiser.sample(cond, streams, n_steps, eta, solver, eta_channels)
             image_sl, peak_time_sl = decode_images(self.transforms, x, size[sl])
             image[sl], peak_time[sl] = image_sl.numpy(), peak_time_sl.numpy()
             if response is not None:  # the network made the signal: now the camera's response

@@ -13,6 +13,9 @@ chooses among draws of the size the shower-level model drew. (Fitted on draws of
 the ratio also ranks sizes; held at one size it misranks images, ``docs/refiner.md``.)
 """
 
+import numbers
+from dataclasses import replace
+
 import numpy as np
 from tqdm.auto import tqdm
 
@@ -177,6 +180,8 @@ def refine_model(
     keep_classifier=False,
     device="cpu",
     progress=True,
+    eta=None,
+    eta_channels=None,
 ):
     """Fit a refiner for ``model`` and write the refined model to ``output``.
 
@@ -202,6 +207,11 @@ def refine_model(
         file's showers must be others than the classifier's: its ratio is over-confident on
         new images of the showers it was fitted on, since the conditions are its inputs.
     device : str
+    eta, eta_channels : sequence, optional
+        A per-step DDIM ``eta`` (and the channels it adds noise to; None: all) to sample the
+        model with: recorded in the output as its default sampler (``default_eta``,
+        ``eta_channels`` of its config), and the refiner is fitted on its images. None: the
+        model's own sampler.
 
     Returns
     -------
@@ -212,8 +222,15 @@ def refine_model(
     generator = ShowerGenerator.from_file(model, device=device)
     if keep_classifier and generator.refiner is None:
         raise ValueError(f"{model} has no refiner whose classifier could be kept")
+    if eta is not None:  # the sampler the refined model will generate with by default
+        generator.model_config = replace(
+            generator.model_config,
+            default_eta=tuple(eta),
+            eta_channels=tuple(eta_channels or ()),
+        )
     n_steps = generator.resolve_n_steps(n_steps)
-    generator.model_config.check_sampling(solver, n_steps, 0.0)
+    sampler_eta, sampler_channels = generator.resolve_eta(None, solver)
+    generator.model_config.check_sampling(solver, n_steps, sampler_eta, sampler_channels)
     simulated, generated, stats = paired_features(
         generator,
         training_file,
@@ -238,7 +255,17 @@ def refine_model(
         refiner = _fit_classifier(simulated, generated, seed, fit_options, progress)
         refiner.info.update(
             {
-                "sampling": {"solver": solver, "n_steps": int(n_steps), "max_redraws": max_redraws},
+                "sampling": {
+                    "solver": solver,
+                    "n_steps": int(n_steps),
+                    "eta": (
+                        float(sampler_eta)
+                        if isinstance(sampler_eta, numbers.Real)
+                        else list(sampler_eta)
+                    ),
+                    "eta_channels": None if sampler_channels is None else list(sampler_channels),
+                    "max_redraws": max_redraws,
+                },
                 "sizes": "simulated",  # generated sample drawn with the simulated images' sizes
                 "samples": stats,
             }
@@ -248,5 +275,6 @@ def refine_model(
         output,
         refiner,
         provenance={"training_file": str(training_file), "n_events": stats["n_read"]},
+        model_config=None if eta is None else generator.model_config,
     )
     return refiner

@@ -1,9 +1,12 @@
 """Distillation: the teacher's solver, the student's target and loss, distilled configs."""
 
+import json
+from dataclasses import replace
+
 import pytest
 import torch
 
-from ctapipe_genshower.model.config import PRESETS
+from ctapipe_genshower.model.config import PRESETS, ModelConfig
 from ctapipe_genshower.model.diffusion import alpha_sigma, predict_x0_eps
 from ctapipe_genshower.model.distillation import distillation_loss, student_target, teacher_solve
 
@@ -112,3 +115,25 @@ def test_distilled_config_samples_only_as_trained():
         student.check_sampling("dpmpp-2m", 2)
     with pytest.raises(ValueError, match="must default to them"):
         type(student)(**{**vars(student), "default_n_steps": 20})
+
+
+def test_a_student_records_a_stochastic_sampler_and_samples_only_with_it_or_eta_0():
+    student = replace(PRESETS["tiny"].distilled(4), default_eta=(1, 1, 0), eta_channels=(0,))
+    assert student.sampler_eta == ((1.0, 1.0, 0.0), (0,))
+    assert PRESETS["tiny"].distilled(4).sampler_eta == (0.0, None)
+    student.check_sampling("ddim", 4, (1, 1, 0), (0,))
+    student.check_sampling("ddim", 4, [1, 1, 0, 0], [0])  # trailing steps at 0
+    student.check_sampling("ddim", 4, 0.0)  # what it was distilled for
+    for eta, channels in (((1, 1, 0), None), (1.0, None), ((1, 0, 0), (0,))):
+        with pytest.raises(ValueError, match=r"eta 0 or eta \[1.0, 1.0, 0.0\]"):
+            student.check_sampling("ddim", 4, eta, channels)
+    # plain numbers in the file, read back; older files have none (deterministic)
+    again = ModelConfig.from_dict(json.loads(json.dumps(student.to_dict())))
+    assert again == student and again.network_dict() == PRESETS["tiny"].network_dict()
+    old = student.to_dict()
+    del old["default_eta"], old["eta_channels"]
+    assert ModelConfig.from_dict(old).sampler_eta == (0.0, None)
+    with pytest.raises(ValueError, match="eta_channels must be in"):
+        replace(student, eta_channels=(2,))
+    with pytest.raises(ValueError, match="default_eta must be finite"):
+        replace(student, default_eta=(-1.0,))

@@ -9,6 +9,7 @@ from test_model_diffusion import _gaussian_denoiser
 from ctapipe_genshower.model.config import SOLVER_NAMES
 from ctapipe_genshower.model.samplers import (
     SOLVERS,
+    ddim_sample,
     edm_noise_levels,
     event_generators,
     event_noise,
@@ -100,3 +101,40 @@ def test_noise_levels_and_errors():
             "heun", denoise, torch.zeros(1, 1), event_generators([0]), (1,), 2, schedule="linear"
         )
     assert math.isclose(float(edm_noise_levels(1)[0]), 80.0)
+
+
+def test_ddim_eta_per_step_and_per_channel_keeps_the_data_distribution():
+    """A per-step eta on one channel (what a stochastic student samples with): with the exact
+    denoiser and fine steps every channel still ends as the data; the other channel follows
+    the deterministic flow exactly; a number is the same as that number at every step."""
+    n, steps = 4000, 100
+    denoise = _gaussian_denoiser(MEAN, STD)
+
+    def run(**kwargs):
+        gens = event_generators(range(n))
+        return ddim_sample(denoise, torch.zeros(n, 1), gens, (2, 1), n_steps=steps, **kwargs)
+
+    deterministic = run()
+    mixed = run(eta=[1] * 60, eta_channels=[0])
+    for channel in (0, 1):
+        x = mixed[:, channel, 0].double()
+        assert float(x.mean()) == pytest.approx(MEAN, abs=4 * STD / math.sqrt(n))
+        assert float(x.std()) == pytest.approx(STD, rel=0.05)
+    assert torch.equal(mixed[:, 1], deterministic[:, 1])  # no fresh noise there
+    assert float((mixed[:, 0] - deterministic[:, 0]).abs().max()) > 0.1 * STD
+    assert torch.equal(run(eta=0.7), run(eta=[0.7] * steps))
+    assert torch.equal(run(eta=[0, 0]), deterministic)  # steps beyond the list: 0
+    with pytest.raises(ValueError, match="eta must be finite and >= 0"):
+        run(eta=[1, -1])
+    with pytest.raises(ValueError, match="eta applies to the ddim solver only"):
+        sample("heun", denoise, torch.zeros(1, 1), event_generators([0]), (2, 1), 2, eta=[1])
+    with pytest.raises(ValueError, match="eta applies to the ddim solver only"):
+        sample(
+            "dpmpp-2m",
+            denoise,
+            torch.zeros(1, 1),
+            event_generators([0]),
+            (2, 1),
+            2,
+            eta_channels=[0],
+        )

@@ -370,7 +370,13 @@ def test_refine_tool_writes_a_refined_model(
     info = refiner.info
     n = min(60, len(tiny_model_training_arrays.conditions))
     assert info["n_simulated"] == n and info["n_generated"] == n
-    assert info["sampling"] == {"solver": "ddim", "n_steps": 1, "max_redraws": 10}
+    assert info["sampling"] == {
+        "solver": "ddim",
+        "n_steps": 1,
+        "eta": 0.0,
+        "eta_channels": None,
+        "max_redraws": 10,
+    }
     assert info["sizes"] == "simulated"
     assert 0 < info["acceptance"] <= 1 and 0 <= info["auc_validation"] <= 1
     # the tool's classifier defaults reach the fit and are recorded
@@ -568,6 +574,47 @@ def test_source_turns_the_refiner_off_for_other_sampling(refined_model):
         assert source.generation_metadata["GENSHOWER REFINER"] == "off"
     with DiffusionEventSource(refined_model, n_showers=500, n_steps=1, max_redraws=0) as source:
         assert not source.refining
+
+
+def test_refine_tool_records_a_stochastic_sampler_that_the_source_then_uses(
+    all_pass_model, training_file, tmp_path
+):
+    """``--eta`` / ``--eta-channels``: the pairs are drawn with that sampler, the output
+    records it as the model's default, and the source samples with it (refiner on)."""
+    output = tmp_path / "eta.safetensors"
+    argv = [
+        f"--model={all_pass_model}",
+        f"--input={training_file}",
+        f"--output={output}",
+        "--n-events=60",
+        "--n-steps=2",
+        "--epochs=2",
+        "--eta=1",
+        "--eta=0",
+        "--eta-channels=0",
+        "--no-progress",
+    ]
+    assert run_tool(RefineTool(), argv=argv, cwd=tmp_path) == 0
+    meta = read_metadata(output)
+    assert meta["config"]["model"]["default_eta"] == [1.0, 0.0]
+    assert meta["config"]["model"]["eta_channels"] == [0]
+    assert meta["refiner"]["info"]["sampling"]["eta"] == [1.0, 0.0]
+    assert meta["refiner"]["info"]["sampling"]["eta_channels"] == [0]
+    with DiffusionEventSource(output, n_showers=500, seed=3, n_steps=2) as source:
+        assert source.refining and source.resolved_eta == ((1.0, 0.0), (0,))
+        assert source.generation_metadata["GENSHOWER ETA"] == "[1.0, 0.0]"
+        assert source.generation_metadata["GENSHOWER ETA_CHANNELS"] == "(0,)"
+        own = [e.dl1.tel[1].image.copy() for e in source]
+    with DiffusionEventSource(output, n_showers=500, seed=3, n_steps=2, eta=0.0) as source:
+        assert not source.refining  # fitted for the other sampler
+        plain = [e.dl1.tel[1].image.copy() for e in source]
+    assert len(own) and not all(np.array_equal(a, b) for a, b in zip(own, plain, strict=False))
+    # a list option takes one value per flag: extra words are an error, nothing written
+    bad = tmp_path / "bad.safetensors"
+    argv = [f"--model={all_pass_model}", f"--input={training_file}", f"--output={bad}"]
+    for extra in (["--eta", "1", "0"], ["--eta-channels=0"]):
+        assert run_tool(RefineTool(), argv=[*argv, *extra], cwd=tmp_path, raises=False) == 2
+    assert not bad.exists()
 
 
 def test_a_recorded_quantile_can_be_chosen_as_cap(shifted_fit):

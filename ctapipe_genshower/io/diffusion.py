@@ -116,6 +116,13 @@ def event_seed(seed, obs_id, event_id):
     return int(sequence.generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
 
 
+def _jsonable_eta(eta):
+    """``eta`` as metadata: a float, or a list of floats (one per step)."""
+    if isinstance(eta, int | float):
+        return float(eta)
+    return [float(e) for e in eta]
+
+
 def default_model_path():
     """Path of the bundled default model (package data; the file may be absent in a checkout)."""
     return Path(str(files("ctapipe_genshower") / "resources" / "default_model.safetensors"))
@@ -207,13 +214,15 @@ class DiffusionEventSource(SimulatedRunEventSource):
         ),
     ).tag(config=True)
     eta = Float(
-        0.0,
+        None,
+        allow_none=True,
         min=0.0,
         max=1.0,
         help=(
             "DDIM's stochasticity: 0 the deterministic (probability-flow) sampler, 1 the "
             "ancestral (DDPM-like) one, fresh noise at each step from the event's own stream "
-            "(ddim only)"
+            "(ddim only); None: the model's own (deterministic, or the per-step eta it "
+            "records, docs/sampling.md)"
         ),
     ).tag(config=True)
     batch_size = Int(
@@ -358,10 +367,12 @@ class DiffusionEventSource(SimulatedRunEventSource):
         if self.pixel_response_file is not None:
             self._replace_pixel_response(path)
         try:  # a distilled student samples with the one setting it was trained for
-            self._model.model_config.check_sampling(self.solver, self.resolved_n_steps, self.eta)
+            self._model.model_config.check_sampling(
+                self.solver, self.resolved_n_steps, *self.resolved_eta
+            )
         except ValueError as err:
             raise ToolConfigurationError(f"{path}: {err}") from None
-        if self.eta != 0 and self.solver != "ddim":
+        if self.eta and self.solver != "ddim":
             raise ToolConfigurationError(
                 f"DiffusionEventSource.eta applies to the ddim solver only, not {self.solver!r}"
             )
@@ -496,7 +507,13 @@ class DiffusionEventSource(SimulatedRunEventSource):
             except ValueError as err:
                 raise ToolConfigurationError(f"{path}: {err}") from None
         fitted = refiner.info.get("sampling", {})
-        here = {"solver": self.solver, "n_steps": self.resolved_n_steps, "eta": self.eta}
+        eta, channels = self.resolved_eta
+        here = {
+            "solver": self.solver,
+            "n_steps": self.resolved_n_steps,
+            "eta": _jsonable_eta(eta),
+            "eta_channels": None if channels is None else list(channels),
+        }
         differs = {k: (fitted[k], v) for k, v in here.items() if k in fitted and fitted[k] != v}
         if differs:
             self.log.warning(
@@ -664,6 +681,11 @@ class DiffusionEventSource(SimulatedRunEventSource):
         return CUDA_BATCH_SIZE if self._model.device.type == "cuda" else CPU_BATCH_SIZE
 
     @property
+    def resolved_eta(self):
+        """``(eta, eta_channels)`` actually used (``eta`` or the model's recorded sampler)."""
+        return self._model.resolve_eta(self.eta, self.solver)
+
+    @property
     def resolved_n_steps(self):
         """Sampler steps actually used (``n_steps`` or the model's default)."""
         return self._model.resolve_n_steps(self.n_steps)
@@ -675,6 +697,8 @@ class DiffusionEventSource(SimulatedRunEventSource):
         Keys are ctapipe ``CONTEXT`` metadata keys (hierarchy separated by spaces); the
         ``ctapipe-genshower-generate`` tool writes them into the output file's attributes.
         """
+        eta, channels = self.resolved_eta
+        eta = _jsonable_eta(eta)
         return {
             "GENSHOWER VERSION": __version__,
             "GENSHOWER MODEL PATH": str(self.model_file),
@@ -686,7 +710,9 @@ class DiffusionEventSource(SimulatedRunEventSource):
             "GENSHOWER N_THROWN": self.n_thrown,
             "GENSHOWER N_STEPS": self.resolved_n_steps,
             "GENSHOWER SOLVER": self.solver,
-            "GENSHOWER ETA": self.eta,
+            # a number, or the per-step list as text
+            "GENSHOWER ETA": eta if isinstance(eta, float) else str(eta),
+            "GENSHOWER ETA_CHANNELS": str(channels or "all"),
             "GENSHOWER BF16": self._model.bf16,
             "GENSHOWER CHANNELS_LAST": self._model.channels_last,
             "GENSHOWER DEVICE_NOISE": self._model.device_noise,

@@ -5,6 +5,8 @@ the networks when a checkpoint is read. They import nothing but the standard lib
 a Tool can offer ``--model tiny|small|base`` (``PRESETS``) without paying for torch.
 """
 
+import math
+import numbers
 from dataclasses import asdict, dataclass, field, replace
 
 __all__ = ["PRESETS", "SOLVER_NAMES", "TIME_TRANSFORMS", "MLPConfig", "ModelConfig", "UNetConfig"]
@@ -103,6 +105,13 @@ class ModelConfig:
         0 for a denoiser (any solver, any number of steps); N for a distilled student
         (:mod:`ctapipe_genshower.model.distillation`), which samples with DDIM at exactly
         N steps.
+    default_eta : tuple of float
+        DDIM's ``eta`` of each step when the caller gives none (empty: 0, deterministic).
+        A distilled student samples with this or with ``eta = 0`` (what it was distilled
+        for); its refiner is fitted for this one (``docs/sampling.md``, *A stochastic
+        student*).
+    eta_channels : tuple of int
+        The channels ``default_eta`` adds noise to (empty: all; ``(0,)``: the charge only).
     geometry_maps : bool
         Feed the U-Net per-pixel geometry channels computed from the shower conditions
         (:mod:`ctapipe_genshower.model.geometry`); ``unet.in_channels`` is then 2 + 3.
@@ -127,10 +136,20 @@ class ModelConfig:
     default_n_steps: int = 20
     geometry_maps: bool = False
     distilled_steps: int = 0
+    default_eta: tuple = ()
+    eta_channels: tuple = ()
     pixel_response: bool = False
     time_transform: str = "linear"
 
     def __post_init__(self):
+        self.default_eta = tuple(float(e) for e in self.default_eta)
+        self.eta_channels = tuple(int(c) for c in self.eta_channels)
+        if not all(math.isfinite(e) and e >= 0 for e in self.default_eta):
+            raise ValueError(f"default_eta must be finite and >= 0, got {self.default_eta}")
+        if any(not 0 <= c < _DATA_CHANNELS for c in self.eta_channels):
+            raise ValueError(
+                f"eta_channels must be in [0, {_DATA_CHANNELS}), got {self.eta_channels}"
+            )
         if self.time_transform not in TIME_TRANSFORMS:
             raise ValueError(
                 f"time_transform must be one of {TIME_TRANSFORMS}, got {self.time_transform!r}"
@@ -150,7 +169,8 @@ class ModelConfig:
     def network_dict(self):
         """:meth:`to_dict` without the sampling settings: equal for a teacher and its student."""
         d = self.to_dict()
-        del d["default_n_steps"], d["distilled_steps"]
+        for key in ("default_n_steps", "distilled_steps", "default_eta", "eta_channels"):
+            del d[key]
         return d
 
     def architecture_dict(self):
@@ -164,12 +184,29 @@ class ModelConfig:
         """The config of a student distilled from this model for ``n_steps`` DDIM steps."""
         return replace(self, default_n_steps=int(n_steps), distilled_steps=int(n_steps))
 
-    def check_sampling(self, solver, n_steps, eta=0.0):
-        """Refuse a sampler a distilled student was not trained for (ValueError)."""
+    @property
+    def sampler_eta(self):
+        """``(eta, eta_channels)`` of the default sampler: ``(0.0, None)`` when
+        deterministic, else the per-step tuple and the channels (None: all)."""
+        if not any(self.default_eta):
+            return 0.0, None
+        return self.default_eta, (self.eta_channels or None)
+
+    def check_sampling(self, solver, n_steps, eta=0.0, eta_channels=None):
+        """Refuse a sampler a distilled student was not trained for (ValueError): DDIM at
+        its steps, deterministic or with its :attr:`default_eta` on its channels."""
         n = self.distilled_steps
-        if n and (solver != "ddim" or int(n_steps) != n or eta != 0):
+        if not n:
+            return
+        steps = [float(eta)] * n if isinstance(eta, numbers.Real) else [float(e) for e in eta]
+        steps = (steps + [0.0] * n)[:n]
+        recorded = (list(self.default_eta) + [0.0] * n)[:n]
+        channels = None if eta_channels is None else tuple(int(c) for c in eta_channels)
+        allowed = not any(steps) or (steps == recorded and channels == (self.eta_channels or None))
+        if solver != "ddim" or int(n_steps) != n or not allowed:
+            own = f" or eta {list(self.default_eta)}" if any(self.default_eta) else ""
             raise ValueError(
-                f"this model is distilled for the ddim solver at {n} steps (eta 0); "
+                f"this model is distilled for the ddim solver at {n} steps (eta 0{own}); "
                 f"it cannot sample with {solver!r} at {n_steps} steps (eta {eta})"
             )
 
@@ -178,6 +215,8 @@ class ModelConfig:
         d = asdict(self)
         d["unet"] = self.unet.to_dict()
         d["channel_weights"] = list(self.channel_weights)
+        d["default_eta"] = list(self.default_eta)
+        d["eta_channels"] = list(self.eta_channels)
         return d
 
     @classmethod
@@ -186,6 +225,8 @@ class ModelConfig:
         data = dict(data)
         data["unet"] = UNetConfig.from_dict(data["unet"])
         data["channel_weights"] = tuple(data["channel_weights"])
+        data["default_eta"] = tuple(data.get("default_eta", ()))
+        data["eta_channels"] = tuple(data.get("eta_channels", ()))
         return cls(**data)
 
 

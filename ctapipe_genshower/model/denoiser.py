@@ -104,8 +104,9 @@ class Denoiser:
             pixel_weight=pixel_weight,
         )
 
-    def sample(self, cond, generators, n_steps, eta=0.0, solver="ddim"):
+    def sample(self, cond, generators, n_steps, eta=0.0, solver="ddim", eta_channels=None):
         """Samples ``(N, 2, Hp, Wp)`` from per-event generators (see :func:`.samplers.sample`)."""
+        extra = {} if eta_channels is None else {"eta_channels": eta_channels}
         return sample(
             solver,
             self,
@@ -116,4 +117,5 @@ class Denoiser:
             eta=eta,
             mask=self.mask,
             device=self.device,
+            **extra,
         )

@@ -29,6 +29,7 @@ runs in the model's dtype.
 """
 
 import math
+import numbers
 
 import torch
 
@@ -43,9 +44,11 @@ __all__ = [
     "ddim_timesteps",
     "dpmpp_2m_sample",
     "edm_noise_levels",
+    "eta_per_step",
     "event_generators",
     "event_noise",
     "heun_sample",
+    "is_stochastic",
     "network_evaluations",
     "sample",
     "time_noise_levels",
@@ -57,6 +60,25 @@ def ddim_timesteps(n_steps):
     if int(n_steps) < 1:
         raise ValueError(f"n_steps must be >= 1, got {n_steps}")
     return torch.linspace(1.0, 0.0, int(n_steps) + 1, dtype=torch.float64)
+
+
+def eta_per_step(eta, n_steps):
+    """DDIM's ``eta`` of each of ``n_steps`` steps: a number for all of them, or a sequence
+    (steps beyond it: 0). Refuses negative or non-finite values (ValueError)."""
+    values = [float(eta)] * int(n_steps) if is_number(eta) else [float(e) for e in eta]
+    if not all(math.isfinite(e) and e >= 0 for e in values):
+        raise ValueError(f"eta must be finite and >= 0, got {eta}")
+    return (values + [0.0] * int(n_steps))[: int(n_steps)]
+
+
+def is_number(eta):
+    """Whether ``eta`` is one number (not a per-step sequence)."""
+    return isinstance(eta, numbers.Real) or (torch.is_tensor(eta) and eta.ndim == 0)
+
+
+def is_stochastic(eta):
+    """Whether ``eta`` (a number or a per-step sequence) adds noise at any step."""
+    return any(float(e) != 0 for e in ([eta] if is_number(eta) else eta))
 
 
 def event_generators(seeds):
@@ -83,7 +105,16 @@ def event_noise(generators, shape):
 
 @torch.no_grad()
 def ddim_sample(
-    denoise, cond, generators, shape, n_steps=20, eta=0.0, mask=None, device="cpu", callback=None
+    denoise,
+    cond,
+    generators,
+    shape,
+    n_steps=20,
+    eta=0.0,
+    mask=None,
+    device="cpu",
+    callback=None,
+    eta_channels=None,
 ):
     """DDIM sampling (Song et al. 2020) for a v-prediction model on the cosine schedule.
 
@@ -99,13 +130,19 @@ def ddim_sample(
         Shape of one sample, e.g. ``(2, H, W)``.
     n_steps : int
         Number of network evaluations.
-    eta : float
+    eta : float or sequence of float
         0 gives the deterministic DDIM (probability-flow) sampler; 1 the ancestral (DDPM-like)
-        one. Extra noise for ``eta > 0`` also comes from the per-event generators.
+        one. A sequence gives each step its own value (steps beyond it: 0). Extra noise for
+        ``eta > 0`` also comes from the per-event generators (a whole sample's worth at each
+        stochastic step, whatever ``eta_channels``).
     mask : torch.Tensor, optional
         ``(1, 1, H, W)``; noise and samples are zero outside it.
     callback : callable, optional
         Called as ``callback(step, t, x0_hat)`` after each step.
+    eta_channels : sequence of int, optional
+        The channels that get fresh noise (None: all). DDIM's family allows a noise level
+        per dimension; the others follow the deterministic update, each channel keeping the
+        forward process's noise level ``sigma_s``.
 
     Returns
     -------
@@ -120,22 +157,33 @@ def ddim_sample(
     if mask64 is not None:
         x = x * mask64
     times = ddim_timesteps(n_steps)
+    etas = eta_per_step(eta, n_steps)
+    on = None
+    if eta_channels is not None:  # 1 in the channels that get fresh noise
+        on = torch.zeros((1, shape[0]) + (1,) * (len(shape) - 1), dtype=torch.float64)
+        on[:, list(eta_channels)] = 1.0
+        on = on.to(device)
     for i in range(int(n_steps)):
         t, s = times[i], times[i + 1]
         t_batch = torch.full((n,), float(t), dtype=torch.float32, device=device)
         v = denoise(x.float(), t_batch, cond).to(torch.float64)
         x0, eps = predict_x0_eps(x, v, t.to(device))
         alpha_s, sigma_s = alpha_sigma(s)
-        if eta > 0 and s > 0:
+        if etas[i] > 0 and s > 0:
             alpha_t, sigma_t = alpha_sigma(t)
             # DDIM's sigma_eta in terms of alpha_bar = alpha**2
             ratio = (sigma_s**2 / sigma_t**2) * (1 - alpha_t**2 / alpha_s**2)
-            sigma_eta = eta * torch.sqrt(ratio.clamp_min(0.0))
-            direction = torch.sqrt((sigma_s**2 - sigma_eta**2).clamp_min(0.0))
+            sigma_eta = etas[i] * torch.sqrt(ratio.clamp_min(0.0))
             z = event_noise(generators, shape).to(device)
             if mask64 is not None:
                 z = z * mask64
-            x = alpha_s.item() * x0 + direction.item() * eps + sigma_eta.item() * z
+            if on is None:
+                direction = torch.sqrt((sigma_s**2 - sigma_eta**2).clamp_min(0.0))
+                x = alpha_s.item() * x0 + direction.item() * eps + sigma_eta.item() * z
+            else:
+                sigma_eta = sigma_eta.to(device) * on
+                direction = torch.sqrt((sigma_s.to(device) ** 2 - sigma_eta**2).clamp_min(0.0))
+                x = alpha_s.item() * x0 + direction * eps + sigma_eta * z
         else:
             x = alpha_s.item() * x0 + sigma_s.item() * eps
         if mask64 is not None:
@@ -307,14 +355,14 @@ def network_evaluations(solver, n_steps):
 def sample(solver, denoise, cond, generators, shape, n_steps, eta=0.0, **kwargs):
     """Sample with the solver named ``solver`` (see :data:`SOLVERS`).
 
-    ``eta`` is DDIM's stochasticity; the other solvers are deterministic and refuse
-    ``eta != 0``. Other keyword arguments (``mask``, ``device``, ``callback``) go to the
-    solver.
+    ``eta`` is DDIM's stochasticity (a number, or one per step; ``eta_channels`` the
+    channels it applies to); the other solvers are deterministic and refuse both. Other
+    keyword arguments (``mask``, ``device``, ``callback``) go to the solver.
     """
     if solver not in SOLVERS:
         raise ValueError(f"unknown solver {solver!r}, choose from {', '.join(SOLVERS)}")
     if solver == "ddim":
         return ddim_sample(denoise, cond, generators, shape, n_steps=n_steps, eta=eta, **kwargs)
-    if eta != 0:
+    if is_stochastic(eta) or kwargs.pop("eta_channels", None) is not None:
         raise ValueError(f"eta applies to the ddim solver only, got eta={eta} with {solver!r}")
     return SOLVERS[solver](denoise, cond, generators, shape, n_steps=n_steps, **kwargs)

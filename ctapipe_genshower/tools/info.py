@@ -85,6 +85,13 @@ def model_card(path):
         )
     elif "default_n_steps" in model_config:
         lines.append(f"  sampler: DDIM, default n_steps {model_config['default_n_steps']}")
+    if any(model_config.get("default_eta") or ()):
+        channels = model_config.get("eta_channels") or []
+        named = ", ".join(("charge", "peak time")[c] for c in channels) or "all channels"
+        lines.append(
+            f"  sampler's eta per step: {model_config['default_eta']} on {named}"
+            " (stochastic; docs/sampling.md)"
+        )
     if model_config.get("pixel_response"):
         response = (meta.get("transforms") or {}).get("response") or {}
         n_bins = len(response.get("bin_edges", []))

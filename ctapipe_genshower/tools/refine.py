@@ -8,7 +8,7 @@ misses it. The output is the input model file plus the refiner's tensors and met
 """
 
 from ctapipe.core import Tool, ToolConfigurationError
-from ctapipe.core.traits import Bool, Float, Int, Unicode, flag
+from ctapipe.core.traits import Bool, Float, Int, List, Unicode, flag
 from ctapipe.core.traits import Path as PathTrait
 
 from ..atomic import exit_on_sigterm
@@ -114,6 +114,22 @@ class RefineTool(Tool):
             " pairs of this training file, whose showers the classifier must not have seen"
         ),
     ).tag(config=True)
+    eta = List(
+        Float(min=0.0),
+        default_value=None,
+        allow_none=True,
+        help=(
+            "DDIM eta of each step to sample the model with, recorded in the output as its"
+            " default sampler (e.g. 1 1 0: fresh noise at the first two steps of a 4-step"
+            " student; docs/sampling.md). Default: the model's own"
+        ),
+    ).tag(config=True)
+    eta_channels = List(
+        Int(min=0, max=1),
+        default_value=None,
+        allow_none=True,
+        help="The channels --eta adds noise to (0: charge, 1: peak time; default: both)",
+    ).tag(config=True)
     progress_bar = Bool(True, help="Show progress bars").tag(config=True)
 
     aliases = {
@@ -133,6 +149,8 @@ class RefineTool(Tool):
         "classifier-weight-decay": "RefineTool.classifier_weight_decay",
         "classifier-batch-size": "RefineTool.classifier_batch_size",
         "cap-quantile": "RefineTool.cap_quantile",
+        "eta": "RefineTool.eta",
+        "eta-channels": "RefineTool.eta_channels",
     }
     flags = {
         **flag("progress", "RefineTool.progress_bar", "Show progress bars", "No progress bars"),
@@ -164,6 +182,13 @@ class RefineTool(Tool):
             raise ToolConfigurationError(
                 f"Unknown solver {self.solver!r}, choose from {', '.join(SOLVER_NAMES)}"
             )
+        if self.extra_args:  # e.g. "--eta 1 1 0": a list option takes one value each time
+            raise ToolConfigurationError(
+                f"Unexpected arguments {' '.join(self.extra_args)} (a list option is repeated:"
+                " --eta=1 --eta=1 --eta=0)"
+            )
+        if self.eta_channels is not None and self.eta is None:
+            raise ToolConfigurationError("--eta-channels needs --eta (the per-step eta)")
         if not 0 < self.cap_quantile <= 1:
             raise ToolConfigurationError(f"cap_quantile must be in (0, 1], got {self.cap_quantile}")
         for path in (self.model, self.input_file):
@@ -215,6 +240,8 @@ class RefineTool(Tool):
                 },
                 keep_classifier=self.keep_classifier,
                 progress=self.progress_bar,
+                eta=self.eta,
+                eta_channels=self.eta_channels,
             )
         except (CheckpointError, ValueError, KeyError, OSError) as err:
             raise ToolConfigurationError(str(err)) from None
