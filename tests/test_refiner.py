@@ -657,7 +657,8 @@ def test_an_event_never_kept_ends_as_a_draw_chosen_by_its_probability(selecting_
     assert not out["accepted"].any() and (out["n_draws"] == 5).all()
     size = generator.sample_size(conditions, seeds, 0)  # passing draws are redrawn at it
     draws = [
-        generator._draw(conditions, seeds, k, (1, 0.0, "ddim"), 64, size)["image"] for k in range(5)
+        generator._draw(conditions, seeds, k, (1, 0.0, "ddim", None), 64, size)["image"]
+        for k in range(5)
     ]
     held, total = np.zeros(6, int), score(draws[0])
     for k in range(1, 5):
