@@ -13,7 +13,6 @@ chooses among draws of the size the shower-level model drew. (Fitted on draws of
 the ratio also ranks sizes; held at one size it misranks images, ``docs/refiner.md``.)
 """
 
-import numbers
 from dataclasses import replace
 
 import numpy as np
@@ -23,6 +22,7 @@ from .checkpoint import save_refined
 from .data.training_file import TrainingFile
 from .generator import ShowerGenerator
 from .io.reselection import ImageReselection
+from .model.config import jsonable_eta
 from .model.density_ratio import REFINER_FEATURES, refiner_features
 from .training.density_ratio import calibrate_marginals, fit_density_ratio
 
@@ -258,11 +258,7 @@ def refine_model(
                 "sampling": {
                     "solver": solver,
                     "n_steps": int(n_steps),
-                    "eta": (
-                        float(sampler_eta)
-                        if isinstance(sampler_eta, numbers.Real)
-                        else list(sampler_eta)
-                    ),
+                    "eta": jsonable_eta(sampler_eta),
                     "eta_channels": None if sampler_channels is None else list(sampler_channels),
                     "max_redraws": max_redraws,
                 },

@@ -66,7 +66,7 @@ from ..checkpoint import (
     read_metadata,
 )
 from ..data.conditions import conditions_from_truth
-from ..model.config import SOLVER_NAMES
+from ..model.config import SOLVER_NAMES, jsonable_eta
 from .simulated_run import THROWN_TRAITS, RunPlan, SimulatedRunEventSource, quantity_trait
 
 __all__ = [
@@ -114,13 +114,6 @@ def event_seed(seed, obs_id, event_id):
     """Integer seed of one event's noise, from ``SeedSequence([seed, obs_id, event_id])``."""
     sequence = np.random.SeedSequence([seed, obs_id, event_id], spawn_key=(_EVENT_STREAM,))
     return int(sequence.generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
-
-
-def _jsonable_eta(eta):
-    """``eta`` as metadata: a float, or a list of floats (one per step)."""
-    if isinstance(eta, int | float):
-        return float(eta)
-    return [float(e) for e in eta]
 
 
 def default_model_path():
@@ -511,7 +504,7 @@ class DiffusionEventSource(SimulatedRunEventSource):
         here = {
             "solver": self.solver,
             "n_steps": self.resolved_n_steps,
-            "eta": _jsonable_eta(eta),
+            "eta": jsonable_eta(eta),
             "eta_channels": None if channels is None else list(channels),
         }
         differs = {k: (fitted[k], v) for k, v in here.items() if k in fitted and fitted[k] != v}
@@ -698,7 +691,7 @@ class DiffusionEventSource(SimulatedRunEventSource):
         ``ctapipe-genshower-generate`` tool writes them into the output file's attributes.
         """
         eta, channels = self.resolved_eta
-        eta = _jsonable_eta(eta)
+        eta = jsonable_eta(eta)
         return {
             "GENSHOWER VERSION": __version__,
             "GENSHOWER MODEL PATH": str(self.model_file),

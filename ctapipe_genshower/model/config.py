@@ -9,7 +9,15 @@ import math
 import numbers
 from dataclasses import asdict, dataclass, field, replace
 
-__all__ = ["PRESETS", "SOLVER_NAMES", "TIME_TRANSFORMS", "MLPConfig", "ModelConfig", "UNetConfig"]
+__all__ = [
+    "PRESETS",
+    "SOLVER_NAMES",
+    "TIME_TRANSFORMS",
+    "MLPConfig",
+    "ModelConfig",
+    "UNetConfig",
+    "jsonable_eta",
+]
 
 #: The samplers of :mod:`.samplers` by name (here, without torch, for traits and checks).
 SOLVER_NAMES = ("ddim", "dpmpp-2m", "heun")
@@ -81,6 +89,13 @@ class MLPConfig:
     def from_dict(cls, data):
         """Inverse of :meth:`to_dict`."""
         return cls(**data)
+
+
+def jsonable_eta(eta):
+    """DDIM's ``eta`` as metadata: a float, or a list of floats (one per step)."""
+    if isinstance(eta, numbers.Real):
+        return float(eta)
+    return [float(e) for e in eta]
 
 
 @dataclass

@@ -73,7 +73,7 @@ def eta_per_step(eta, n_steps):
 
 def is_number(eta):
     """Whether ``eta`` is one number (not a per-step sequence)."""
-    return isinstance(eta, numbers.Real) or (torch.is_tensor(eta) and eta.ndim == 0)
+    return isinstance(eta, numbers.Real)
 
 
 def is_stochastic(eta):

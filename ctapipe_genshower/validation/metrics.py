@@ -100,7 +100,7 @@ def separation_power(a, b, bins):
     return float(0.5 * np.sum((h - g)[nonzero] ** 2 / denom[nonzero]))
 
 
-def wasserstein_floor(reference, n_generated, rng, n_splits=5, groups=None):
+def wasserstein_floor(reference, n_generated, rng, n_splits=FLOOR_SPLITS, groups=None):
     """W1 between disjoint random halves of the reference, scaled to the compared sizes.
 
     Parameters
@@ -112,8 +112,7 @@ def wasserstein_floor(reference, n_generated, rng, n_splits=5, groups=None):
         ``groups`` is given).
     rng : numpy.random.Generator
     n_splits : int
-        Independent random splits averaged (the default of :func:`compare_parameter` is
-        :data:`FLOOR_SPLITS`).
+        Independent random splits averaged.
     groups : array-like of int, optional
         Group label of every reference value (e.g. the image of each pixel value). Values
         of one group are correlated, so the halves are drawn as whole groups and the
