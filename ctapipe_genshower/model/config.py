@@ -16,6 +16,8 @@ __all__ = [
     "MLPConfig",
     "ModelConfig",
     "UNetConfig",
+    "eta_per_step",
+    "is_number",
     "jsonable_eta",
 ]
 
@@ -91,11 +93,23 @@ class MLPConfig:
         return cls(**data)
 
 
+def is_number(eta):
+    """Whether DDIM's ``eta`` is one number (not a per-step sequence)."""
+    return isinstance(eta, numbers.Real)
+
+
+def eta_per_step(eta, n_steps):
+    """DDIM's ``eta`` of each of ``n_steps`` steps: a number for all of them, or a sequence
+    (steps beyond it: 0). Refuses negative or non-finite values (ValueError)."""
+    values = [float(eta)] * int(n_steps) if is_number(eta) else [float(e) for e in eta]
+    if not all(math.isfinite(e) and e >= 0 for e in values):
+        raise ValueError(f"eta must be finite and >= 0, got {eta}")
+    return (values + [0.0] * int(n_steps))[: int(n_steps)]
+
+
 def jsonable_eta(eta):
     """DDIM's ``eta`` as metadata: a float, or a list of floats (one per step)."""
-    if isinstance(eta, numbers.Real):
-        return float(eta)
-    return [float(e) for e in eta]
+    return float(eta) if is_number(eta) else [float(e) for e in eta]
 
 
 @dataclass
@@ -213,9 +227,7 @@ class ModelConfig:
         n = self.distilled_steps
         if not n:
             return
-        steps = [float(eta)] * n if isinstance(eta, numbers.Real) else [float(e) for e in eta]
-        steps = (steps + [0.0] * n)[:n]
-        recorded = (list(self.default_eta) + [0.0] * n)[:n]
+        steps, recorded = eta_per_step(eta, n), eta_per_step(self.default_eta, n)
         channels = None if eta_channels is None else tuple(int(c) for c in eta_channels)
         allowed = not any(steps) or (steps == recorded and channels == (self.eta_channels or None))
         if solver != "ddim" or int(n_steps) != n or not allowed:

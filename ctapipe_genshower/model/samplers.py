@@ -29,11 +29,10 @@ runs in the model's dtype.
 """
 
 import math
-import numbers
 
 import torch
 
-from .config import SOLVER_NAMES
+from .config import SOLVER_NAMES, eta_per_step, is_number
 from .diffusion import alpha_sigma, predict_x0_eps
 from .noise import CounterStreams
 
@@ -60,20 +59,6 @@ def ddim_timesteps(n_steps):
     if int(n_steps) < 1:
         raise ValueError(f"n_steps must be >= 1, got {n_steps}")
     return torch.linspace(1.0, 0.0, int(n_steps) + 1, dtype=torch.float64)
-
-
-def eta_per_step(eta, n_steps):
-    """DDIM's ``eta`` of each of ``n_steps`` steps: a number for all of them, or a sequence
-    (steps beyond it: 0). Refuses negative or non-finite values (ValueError)."""
-    values = [float(eta)] * int(n_steps) if is_number(eta) else [float(e) for e in eta]
-    if not all(math.isfinite(e) and e >= 0 for e in values):
-        raise ValueError(f"eta must be finite and >= 0, got {eta}")
-    return (values + [0.0] * int(n_steps))[: int(n_steps)]
-
-
-def is_number(eta):
-    """Whether ``eta`` is one number (not a per-step sequence)."""
-    return isinstance(eta, numbers.Real)
 
 
 def is_stochastic(eta):
