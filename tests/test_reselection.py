@@ -217,6 +217,33 @@ def test_mask_columns_are_the_full_parameters(tiny_model_training_arrays, genera
     assert not ImageReselection(generator.subarray, 1, wide).mask_only
 
 
+def test_largest_time_residual_finds_the_pixel_off_the_time_profile(
+    tiny_model_training_arrays, generator
+):
+    """The added column: 0 for times on the fit's line, the offset of one pixel moved off it
+    (ctapipe's fit is robust, so it stays on the line), never below ``timing_deviation`` (an
+    rms of the same residuals), NaN without a timing fit."""
+    from ctapipe_genshower.io.reselection import TIME_RESIDUAL_COLUMN
+
+    reselection = ImageReselection.for_model(generator, generator.subarray, 1)
+    image = np.asarray(tiny_model_training_arrays.image[:6], dtype=np.float32)
+    table = reselection.parameters(image, tiny_model_training_arrays.peak_time[:6])[0]
+    residual = np.asarray(table[TIME_RESIDUAL_COLUMN])
+    assert np.all(residual >= np.asarray(table["timing_deviation"]) - 1e-9)
+
+    flat = np.full_like(image, 12.0)
+    np.testing.assert_allclose(
+        np.asarray(reselection.parameters(image, flat)[0][TIME_RESIDUAL_COLUMN]), 0, atol=1e-6
+    )
+    off = flat.copy()
+    off[np.arange(len(image)), image.argmax(axis=1)] += 15.0  # the brightest pixel: cleaned
+    np.testing.assert_allclose(
+        np.asarray(reselection.parameters(image, off)[0][TIME_RESIDUAL_COLUMN]), 15, atol=1e-6
+    )
+    blank = reselection.parameters(np.zeros_like(image[:1]), flat[:1])[0]
+    assert np.isnan(blank[TIME_RESIDUAL_COLUMN][0])
+
+
 def _events(model, **settings):
     """Images, peak times and ``generation_metadata`` of a short run."""
     settings = {"n_showers": 400, "seed": 2, "n_steps": N_STEPS, "max_events": 10, **settings}

@@ -24,13 +24,13 @@ import numpy as np
 from astropy.table import QTable
 from ctapipe.containers import ArrayEventContainer, DL1CameraContainer
 from ctapipe.fitting import FIT_RNG
-from ctapipe.image import ImageProcessor
+from ctapipe.image import ImageProcessor, camera_to_shower_coordinates
 from traitlets.config import Config
 
 from ..data.dl1 import TrainingSelection
 from ..data.dl1_file import parameter_columns
 
-__all__ = ["ImageReselection"]
+__all__ = ["TIME_RESIDUAL_COLUMN", "ImageReselection", "largest_time_residual"]
 
 #: State ctapipe's robust timing fit generator is reset to before each image, so that an
 #: image's parameters do not depend on the images processed before it.
@@ -41,6 +41,52 @@ _FIT_STATE = np.random.default_rng(0).bit_generator.state
 #: skips the rest of the parameterisation: Hillas, the timing fit, concentration and the
 #: statistics are ~90 % of its time, and a redrawn event is parameterised once per draw.
 MASK_COLUMNS = ("hillas_intensity", "morphology_n_pixels", "intensity_max")
+
+
+#: The column :meth:`ImageReselection.parameters` adds to ctapipe's: the largest peak-time
+#: residual of a cleaned pixel from the image's timing fit. Not a ctapipe parameter (never
+#: written to an output); a refiner feature, since ``timing_deviation`` (an rms over all
+#: cleaned pixels) blurs one pixel far off the shower's time profile into the image's spread.
+TIME_RESIDUAL_COLUMN = "timing_max_residual"
+
+
+def largest_time_residual(geometry, mask, peak_time, parameters):
+    """The largest ``|t - (slope * longitudinal + intercept)|`` of the cleaned pixels, ns.
+
+    Parameters
+    ----------
+    geometry : ctapipe.instrument.CameraGeometry
+        The geometry the parameters were computed in (telescope frame or camera frame).
+    mask : numpy.ndarray of bool
+        The cleaning mask.
+    peak_time : numpy.ndarray
+        The image's peak times.
+    parameters : ctapipe.containers.ImageParametersContainer
+        ctapipe's parameters of the image: the Hillas centroid and axis the timing fit used
+        (``ctapipe.image.timing_parameters``), and its slope and intercept.
+
+    Returns
+    -------
+    float
+        NaN where ctapipe has no timing fit (an image failing its checks).
+    """
+    hillas, timing = parameters.hillas, parameters.timing
+    if not np.any(mask) or not np.isfinite(timing.slope.value):
+        return np.nan
+    unit = geometry.pix_x.unit
+    if unit.is_equivalent(u.m):
+        centre = (hillas.x, hillas.y)
+    else:
+        centre = (hillas.fov_lon, hillas.fov_lat)
+    longitudinal, _ = camera_to_shower_coordinates(
+        geometry.pix_x[mask].to_value(unit),
+        geometry.pix_y[mask].to_value(unit),
+        centre[0].to_value(unit),
+        centre[1].to_value(unit),
+        hillas.psi.to_value(u.rad),
+    )
+    fit = timing.slope.to_value(1 / unit) * longitudinal + timing.intercept
+    return float(np.max(np.abs(peak_time[mask] - fit)))
 
 
 def _names(expression):
@@ -89,6 +135,10 @@ class ImageReselection:
         defaults = parameter_columns([self.processor.default_image_container])
         self._mask_defaults = {name: defaults[name][0] for name in MASK_COLUMNS}
         self._monitoring = ArrayEventContainer().monitoring.tel[self.tel_id].camera
+        if self.processor.use_telescope_frame:  # the geometry ctapipe's parameters are in
+            self._geometry = self.processor.telescope_frame_geometries[self.tel_id]
+        else:
+            self._geometry = subarray.tel[self.tel_id].camera.geometry
         n_pixels = subarray.tel[self.tel_id].camera.geometry.n_pixels
         self(
             np.zeros((1, n_pixels), np.float32),
@@ -108,7 +158,8 @@ class ImageReselection:
         return cls(subarray, tel_id, generator.selection, refiner=refiner)
 
     def parameters(self, images, peak_times):
-        """ctapipe's DL1 parameter columns of the images (``QTable``, one row per image).
+        """ctapipe's DL1 parameter columns of the images (``QTable``, one row per image), and
+        :data:`TIME_RESIDUAL_COLUMN`.
 
         Images with non-finite pixels get ctapipe's default (invalid) parameters, as in
         training.
@@ -116,10 +167,12 @@ class ImageReselection:
         images = np.asarray(images, dtype=np.float32)
         peak_times = np.asarray(peak_times, dtype=np.float32)
         finite = np.all(np.isfinite(images), axis=1) & np.all(np.isfinite(peak_times), axis=1)
-        containers = []
+        containers, residuals = [], np.full(len(images), np.nan)
         saved = FIT_RNG.bit_generator.state
         try:
-            for image, peak_time, ok in zip(images, peak_times, finite, strict=True):
+            for i, (image, peak_time, ok) in enumerate(
+                zip(images, peak_times, finite, strict=True)
+            ):
                 if not ok:
                     containers.append(self.processor.default_image_container)
                     continue
@@ -127,11 +180,17 @@ class ImageReselection:
                 event = ArrayEventContainer()
                 event.dl1.tel[self.tel_id] = DL1CameraContainer(image=image, peak_time=peak_time)
                 self.processor(event)
-                containers.append(event.dl1.tel[self.tel_id].parameters)
+                dl1 = event.dl1.tel[self.tel_id]
+                containers.append(dl1.parameters)
+                residuals[i] = largest_time_residual(
+                    self._geometry, dl1.image_mask, peak_time, dl1.parameters
+                )
         finally:
             # the processing of the run's output continues its own sequence
             FIT_RNG.bit_generator.state = saved
-        return QTable(parameter_columns(containers)), finite
+        table = QTable(parameter_columns(containers))
+        table[TIME_RESIDUAL_COLUMN] = residuals
+        return table, finite
 
     def mask_parameters(self, images, peak_times):
         """:data:`MASK_COLUMNS` of the images, as :meth:`parameters` gives them (``QTable``,

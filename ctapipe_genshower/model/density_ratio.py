@@ -51,7 +51,9 @@ ANGLE_READINGS = ("degrees", "unconverted")
 
 #: Image parameters the refiner reads: (ctapipe DL1 column, transform). The shape, timing and
 #: direction parameters downstream tools read (energy, disp and G/H models of
-#: ``examples/irf``), the peak-time spread among them.
+#: ``examples/irf``), the peak-time spread among them, and the largest peak-time residual of
+#: a cleaned pixel from the timing fit (``timing_max_residual``, computed by
+#: :class:`~ctapipe_genshower.io.reselection.ImageReselection`; not a ctapipe column).
 REFINER_FEATURES = (
     ("hillas_intensity", "log10"),
     ("morphology_n_pixels", "log10"),
@@ -77,6 +79,7 @@ REFINER_FEATURES = (
     ("morphology_n_islands", "linear"),
     ("intensity_max", "log10"),
     ("intensity_std", "log10"),
+    ("timing_max_residual", "log10"),
 )
 
 #: The features of the first refiners (``(column, log10?)``), the form their
