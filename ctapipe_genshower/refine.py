@@ -122,7 +122,9 @@ def paired_features(
         n_read = len(conditions)
         table, finite = selection.parameters(arrays["image"], arrays["peak_time"])
         passed = np.asarray(selection.query.get_table_mask(table), bool) & finite
-        simulated.append(refiner_features(_columns(table[passed], features), conditions[passed]))
+        simulated.append(
+            refiner_features(_columns(table[passed], features), conditions[passed], features)
+        )
 
         # the model's images of the same showers AND sizes (kept by the selection's redraws)
         seeds = np.concatenate([event_seeds[sl][:, None], more_seeds[sl]], axis=1)[passed]
@@ -139,7 +141,9 @@ def paired_features(
         )
         table, _ = selection.parameters(out["image"], out["peak_time"])
         kept = out["accepted"]
-        generated.append(refiner_features(_columns(table[kept], features), conditions[kept]))
+        generated.append(
+            refiner_features(_columns(table[kept], features), conditions[kept], features)
+        )
         stats["n_simulated_selected"] += int(passed.sum())
         stats["n_generated_selected"] += int(kept.sum())
         stats["draws"] += int(out["n_draws"].sum())
@@ -160,7 +164,10 @@ def _fit_classifier(simulated, generated, seed, fit_options, progress):
 
     refiner = fit_density_ratio(simulated, generated, progress=report, **options)
     bar.close()
-    refiner.info["fit_options"] = {k: v for k, v in options.items() if k != "seed"}
+    # the features are the refiner's own record
+    refiner.info["fit_options"] = {
+        k: v for k, v in options.items() if k not in ("seed", "features")
+    }
     return refiner
 
 
@@ -182,6 +189,7 @@ def refine_model(
     progress=True,
     eta=None,
     eta_channels=None,
+    features=REFINER_FEATURES,
 ):
     """Fit a refiner for ``model`` and write the refined model to ``output``.
 
@@ -228,6 +236,8 @@ def refine_model(
             default_eta=tuple(eta),
             eta_channels=tuple(eta_channels or ()),
         )
+    if keep_classifier:
+        features = generator.refiner.features
     n_steps = generator.resolve_n_steps(n_steps)
     sampler_eta, sampler_channels = generator.resolve_eta(None, solver)
     generator.model_config.check_sampling(solver, n_steps, sampler_eta, sampler_channels)
@@ -241,6 +251,7 @@ def refine_model(
         solver=solver,
         batch_size=batch_size,
         draws_per_image=draws_per_image,
+        features=features,
         progress=progress,
     )
     if keep_classifier:
@@ -252,6 +263,7 @@ def refine_model(
         )
         refiner.info.update({"calibration_samples": stats, "calibration_seed": int(seed)})
     else:
+        fit_options = {**(fit_options or {}), "features": tuple(features)}
         refiner = _fit_classifier(simulated, generated, seed, fit_options, progress)
         refiner.info.update(
             {

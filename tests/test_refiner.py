@@ -424,6 +424,32 @@ def test_refine_tool_draws_per_image(all_pass_model, training_file, tmp_path):
     assert info["samples"]["draws_per_image"] == 2
 
 
+def test_refine_tool_time_residual_adds_the_feature_that_the_source_reads(
+    refined_model, all_pass_model, training_file, tmp_path
+):
+    """``--time-residual``: a 25th feature, fitted and applied (the source's reselection
+    computes it); the default refiner has the 24; with ``--keep-classifier`` it is refused."""
+    from ctapipe_genshower.model.density_ratio import TIME_RESIDUAL_FEATURE
+
+    out = _refine(all_pass_model, training_file, tmp_path / "t.safetensors", "--time-residual")
+    refiner = load_generator_modules(out).refiner
+    assert refiner.features == (*REFINER_FEATURES, TIME_RESIDUAL_FEATURE)
+    assert refiner.net[0].weight.shape[1] == len(REFINER_FEATURES) + 6
+    assert load_generator_modules(refined_model).refiner.features == REFINER_FEATURES
+    with _source(out, max_events=3) as source:
+        assert source.refining
+        assert len([event.index.event_id for event in source]) == 3
+    argv = [
+        f"--model={refined_model}",
+        f"--input={training_file}",
+        f"--output={tmp_path / 'k.safetensors'}",
+        "--time-residual",
+        "--keep-classifier",
+    ]
+    assert run_tool(RefineTool(), argv=argv, cwd=tmp_path, raises=False) == 2
+    assert not (tmp_path / "k.safetensors").exists()
+
+
 def test_refine_tool_marginal_calibration(all_pass_model, training_file, tmp_path):
     """``--marginals`` fits the calibration on the classifier's held-out quarter of the pairs."""
     out = _refine(all_pass_model, training_file, tmp_path / "m.safetensors", "--marginals")

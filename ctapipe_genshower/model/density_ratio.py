@@ -29,6 +29,7 @@ __all__ = [
     "FEATURE_TRANSFORMS",
     "REFINER_FEATURES",
     "REFINER_FEATURES_V1",
+    "TIME_RESIDUAL_FEATURE",
     "DensityRatio",
     "density_ratio_net",
     "feature_spec",
@@ -51,9 +52,7 @@ ANGLE_READINGS = ("degrees", "unconverted")
 
 #: Image parameters the refiner reads: (ctapipe DL1 column, transform). The shape, timing and
 #: direction parameters downstream tools read (energy, disp and G/H models of
-#: ``examples/irf``), the peak-time spread among them, and the largest peak-time residual of
-#: a cleaned pixel from the timing fit (``timing_max_residual``, computed by
-#: :class:`~ctapipe_genshower.io.reselection.ImageReselection`; not a ctapipe column).
+#: ``examples/irf``), the peak-time spread among them.
 REFINER_FEATURES = (
     ("hillas_intensity", "log10"),
     ("morphology_n_pixels", "log10"),
@@ -79,8 +78,14 @@ REFINER_FEATURES = (
     ("morphology_n_islands", "linear"),
     ("intensity_max", "log10"),
     ("intensity_std", "log10"),
-    ("timing_max_residual", "log10"),
 )
+
+#: An optional 25th feature (``ctapipe-genshower-refine --time-residual``): the largest
+#: peak-time residual of a cleaned pixel from ctapipe's timing fit, which
+#: :class:`~ctapipe_genshower.io.reselection.ImageReselection` adds (not a ctapipe column).
+#: It brings ``timing_deviation`` within twice its floor but keeps fewer of the G/H-cut tail
+#: (runs/2026-12-06_time_residual_feature/), so it is not among the defaults.
+TIME_RESIDUAL_FEATURE = ("timing_max_residual", "log10")
 
 #: The features of the first refiners (``(column, log10?)``), the form their
 #: model files record.

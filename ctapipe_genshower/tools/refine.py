@@ -15,6 +15,7 @@ from ..atomic import exit_on_sigterm
 from ..checkpoint import CheckpointError, read_metadata
 from ..data.training_file import is_training_file
 from ..model.config import SOLVER_NAMES
+from ..model.density_ratio import REFINER_FEATURES, TIME_RESIDUAL_FEATURE
 
 __all__ = ["RefineTool", "main"]
 
@@ -130,6 +131,14 @@ class RefineTool(Tool):
         allow_none=True,
         help="The channels --eta adds noise to (0: charge, 1: peak time; default: both)",
     ).tag(config=True)
+    time_residual = Bool(
+        False,
+        help=(
+            "Add the largest peak-time residual of a cleaned pixel to the refiner's features:"
+            " timing_deviation closer to the simulation, fewer G/H-cut survivors"
+            " (docs/refiner.md)"
+        ),
+    ).tag(config=True)
     progress_bar = Bool(True, help="Show progress bars").tag(config=True)
 
     aliases = {
@@ -166,6 +175,10 @@ class RefineTool(Tool):
             "Fit the marginal calibration too (docs/refiner.md)",
             "The classifier alone",
         ),
+        "time-residual": (
+            {"RefineTool": {"time_residual": True}},
+            "Add the largest peak-time residual to the refiner's features",
+        ),
         "keep-classifier": (
             {"RefineTool": {"keep_classifier": True}},
             "Keep the model's refiner classifier, fit only its marginal calibration",
@@ -186,6 +199,11 @@ class RefineTool(Tool):
             raise ToolConfigurationError(
                 f"Unexpected arguments {' '.join(self.extra_args)} (a list option is repeated:"
                 " --eta=1 --eta=1 --eta=0)"
+            )
+        if self.time_residual and self.keep_classifier:
+            raise ToolConfigurationError(
+                "--time-residual chooses a new classifier's features; --keep-classifier keeps"
+                " the model's"
             )
         if self.eta_channels is not None and self.eta is None:
             raise ToolConfigurationError("--eta-channels needs --eta (the per-step eta)")
@@ -242,6 +260,9 @@ class RefineTool(Tool):
                 progress=self.progress_bar,
                 eta=self.eta,
                 eta_channels=self.eta_channels,
+                features=(*REFINER_FEATURES, TIME_RESIDUAL_FEATURE)
+                if self.time_residual
+                else REFINER_FEATURES,
             )
         except (CheckpointError, ValueError, KeyError, OSError) as err:
             raise ToolConfigurationError(str(err)) from None
