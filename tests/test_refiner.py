@@ -469,10 +469,8 @@ def test_refine_tool_keeps_the_classifier_and_fits_its_calibration(
     assert new.calibration is not None and old.calibration is None
     from ctapipe_genshower.tools.info import model_card
 
-    n_features = len(REFINER_FEATURES)
-    assert f"marginal calibration: {n_features} parameters, fitted on 60 simulated" in model_card(
-        out
-    )
+    expected = f"marginal calibration: {len(REFINER_FEATURES)} parameters, fitted on 60 simulated"
+    assert expected in model_card(out)
     assert new.info["calibration_samples"]["n_read"] == 60
     assert new.info["auc_validation"] == old.info["auc_validation"]  # the classifier's record
     # a model without a refiner has no classifier to keep: exit 2, nothing written
