@@ -154,7 +154,7 @@ def paired_features(
     return np.concatenate(simulated), np.concatenate(generated), stats
 
 
-def _fit_classifier(simulated, generated, seed, fit_options, progress):
+def _fit_classifier(simulated, generated, features, seed, fit_options, progress):
     options = {"seed": seed, **(fit_options or {})}
     bar = tqdm(total=options.get("epochs", 60), desc="refiner", unit="epoch", disable=not progress)
 
@@ -162,12 +162,11 @@ def _fit_classifier(simulated, generated, seed, fit_options, progress):
         bar.set_postfix(train=f"{train_loss:.4f}", validation=f"{validation_loss:.4f}")
         bar.update(1)
 
-    refiner = fit_density_ratio(simulated, generated, progress=report, **options)
+    refiner = fit_density_ratio(
+        simulated, generated, features=tuple(features), progress=report, **options
+    )
     bar.close()
-    # the features are the refiner's own record
-    refiner.info["fit_options"] = {
-        k: v for k, v in options.items() if k not in ("seed", "features")
-    }
+    refiner.info["fit_options"] = {k: v for k, v in options.items() if k != "seed"}
     return refiner
 
 
@@ -263,8 +262,7 @@ def refine_model(
         )
         refiner.info.update({"calibration_samples": stats, "calibration_seed": int(seed)})
     else:
-        fit_options = {**(fit_options or {}), "features": tuple(features)}
-        refiner = _fit_classifier(simulated, generated, seed, fit_options, progress)
+        refiner = _fit_classifier(simulated, generated, features, seed, fit_options, progress)
         refiner.info.update(
             {
                 "sampling": {

@@ -221,15 +221,20 @@ def test_largest_time_residual_finds_the_pixel_off_the_time_profile(
     tiny_model_training_arrays, generator
 ):
     """The added column: 0 for times on the fit's line, the offset of one pixel moved off it
-    (ctapipe's fit is robust, so it stays on the line), never below ``timing_deviation`` (an
-    rms of the same residuals), NaN without a timing fit."""
+    (ctapipe's fit is robust, so it stays on the line), between ``timing_deviation`` (the rms
+    of the same residuals over the n cleaned pixels) and sqrt(n) times it, which holds only
+    if both come from the same line in the same frame; NaN without a timing fit."""
     from ctapipe_genshower.io.reselection import TIME_RESIDUAL_COLUMN
 
     reselection = ImageReselection.for_model(generator, generator.subarray, 1)
     image = np.asarray(tiny_model_training_arrays.image[:6], dtype=np.float32)
     table = reselection.parameters(image, tiny_model_training_arrays.peak_time[:6])[0]
     residual = np.asarray(table[TIME_RESIDUAL_COLUMN])
-    assert np.all(residual >= np.asarray(table["timing_deviation"]) - 1e-9)
+    deviation = np.asarray(table["timing_deviation"])
+    n_cleaned = np.asarray(table["morphology_n_pixels"])
+    assert np.all(residual >= deviation - 1e-6)
+    assert np.all(residual <= np.sqrt(n_cleaned) * deviation + 1e-6)
+    assert np.any(residual > 1.5 * deviation)  # not the rms itself
 
     flat = np.full_like(image, 12.0)
     np.testing.assert_allclose(

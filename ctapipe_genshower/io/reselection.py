@@ -50,13 +50,14 @@ MASK_COLUMNS = ("hillas_intensity", "morphology_n_pixels", "intensity_max")
 TIME_RESIDUAL_COLUMN = "timing_max_residual"
 
 
-def largest_time_residual(geometry, mask, peak_time, parameters):
+def largest_time_residual(pix_x, pix_y, mask, peak_time, parameters):
     """The largest ``|t - (slope * longitudinal + intercept)|`` of the cleaned pixels, ns.
 
     Parameters
     ----------
-    geometry : ctapipe.instrument.CameraGeometry
-        The geometry the parameters were computed in (telescope frame or camera frame).
+    pix_x, pix_y : numpy.ndarray
+        Pixel coordinates in deg of the telescope frame, the frame of ctapipe's default
+        ``ImageProcessor`` parameters.
     mask : numpy.ndarray of bool
         The cleaning mask.
     peak_time : numpy.ndarray
@@ -71,22 +72,17 @@ def largest_time_residual(geometry, mask, peak_time, parameters):
         NaN where ctapipe has no timing fit (an image failing its checks).
     """
     hillas, timing = parameters.hillas, parameters.timing
-    if not np.any(mask) or not np.isfinite(timing.slope.value):
+    slope = timing.slope.to_value(1 / u.deg)
+    if not np.any(mask) or not np.isfinite(slope):
         return np.nan
-    unit = geometry.pix_x.unit
-    if unit.is_equivalent(u.m):
-        centre = (hillas.x, hillas.y)
-    else:
-        centre = (hillas.fov_lon, hillas.fov_lat)
     longitudinal, _ = camera_to_shower_coordinates(
-        geometry.pix_x[mask].to_value(unit),
-        geometry.pix_y[mask].to_value(unit),
-        centre[0].to_value(unit),
-        centre[1].to_value(unit),
+        pix_x[mask],
+        pix_y[mask],
+        hillas.fov_lon.to_value(u.deg),
+        hillas.fov_lat.to_value(u.deg),
         hillas.psi.to_value(u.rad),
     )
-    fit = timing.slope.to_value(1 / unit) * longitudinal + timing.intercept
-    return float(np.max(np.abs(peak_time[mask] - fit)))
+    return float(np.max(np.abs(peak_time[mask] - (slope * longitudinal + timing.intercept))))
 
 
 def _names(expression):
@@ -135,10 +131,9 @@ class ImageReselection:
         defaults = parameter_columns([self.processor.default_image_container])
         self._mask_defaults = {name: defaults[name][0] for name in MASK_COLUMNS}
         self._monitoring = ArrayEventContainer().monitoring.tel[self.tel_id].camera
-        if self.processor.use_telescope_frame:  # the geometry ctapipe's parameters are in
-            self._geometry = self.processor.telescope_frame_geometries[self.tel_id]
-        else:
-            self._geometry = subarray.tel[self.tel_id].camera.geometry
+        # ctapipe's default ImageProcessor parameterises in the telescope frame
+        geometry = self.processor.telescope_frame_geometries[self.tel_id]
+        self._pix_deg = (geometry.pix_x.to_value(u.deg), geometry.pix_y.to_value(u.deg))
         n_pixels = subarray.tel[self.tel_id].camera.geometry.n_pixels
         self(
             np.zeros((1, n_pixels), np.float32),
@@ -183,7 +178,7 @@ class ImageReselection:
                 dl1 = event.dl1.tel[self.tel_id]
                 containers.append(dl1.parameters)
                 residuals[i] = largest_time_residual(
-                    self._geometry, dl1.image_mask, peak_time, dl1.parameters
+                    *self._pix_deg, dl1.image_mask, peak_time, dl1.parameters
                 )
         finally:
             # the processing of the run's output continues its own sequence
