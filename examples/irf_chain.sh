@@ -67,14 +67,18 @@ run proton_generated.dl1.h5 ctapipe-process --input "$MODEL" --output @OUT@ --wr
     --DiffusionEventSource.obs_id=5 --DiffusionEventSource.seed="$SEED" --no-progress \
     $GENERATOR_OPTIONS
 
-# 2. models: energy and disp on gammas, G/H classifier on gammas vs protons
+# 2. models: energy and disp on gammas, G/H classifier on gammas vs protons. Their quality
+# queries include the model's training selection (model_selection.json), so events below it
+# are invalid in both proton samples and every later step drops them alike
+run model_selection.json python "$CONF/selection_config.py" "$MODEL" @OUT@
+SELECTION=(--config model_selection.json)
 run energy.pkl ctapipe-train-energy-regressor --input gamma_train.dl1.h5 --output @OUT@ \
-    --config "$CONF/train_energy_regressor.yaml" "${EXTRA[@]}"
+    --config "$CONF/train_energy_regressor.yaml" "${SELECTION[@]}" "${EXTRA[@]}"
 run disp.pkl ctapipe-train-disp-reconstructor --input gamma_train.dl1.h5 --output @OUT@ \
-    --config "$CONF/train_disp_reconstructor.yaml" "${EXTRA[@]}"
+    --config "$CONF/train_disp_reconstructor.yaml" "${SELECTION[@]}" "${EXTRA[@]}"
 run classifier.pkl ctapipe-train-particle-classifier --signal gamma_train.dl1.h5 \
     --background proton_train.dl1.h5 --output @OUT@ \
-    --config "$CONF/train_particle_classifier.yaml" "${EXTRA[@]}"
+    --config "$CONF/train_particle_classifier.yaml" "${SELECTION[@]}" "${EXTRA[@]}"
 
 # 3. DL2 for the test gammas, the simulated and the generated protons
 for name in gamma_test proton_test proton_generated; do

@@ -15,10 +15,14 @@ from pathlib import Path
 import astropy.units as u
 import numpy as np
 import pytest
+import yaml
 from astropy.io import fits
 from ctapipe.core import run_tool
+from ctapipe.io import read_table
 from ctapipe.irf.optimize import OptimizationResult
+from ctapipe.reco.sklearn import MLQualityQuery
 from ctapipe.tools.compute_irf import IrfTool
+from traitlets.config import Config
 
 from ctapipe_genshower.irf.background import read_background_2d_hdu
 from ctapipe_genshower.tools.background import BackgroundTool
@@ -158,3 +162,66 @@ def test_irf_chain_miniature(request, tmp_path):
     np.testing.assert_allclose(e_ours, e_bins)
     np.testing.assert_allclose(o_ours, o_bins)
     np.testing.assert_allclose(ours, ctapipe_rate, rtol=1e-6)
+
+
+SELECTION_SCRIPT = EXAMPLES / "irf" / "selection_config.py"
+
+
+def _selection_config(tmp_path, model):
+    out = tmp_path / "selection.json"
+    result = subprocess.run(
+        [sys.executable, str(SELECTION_SCRIPT), str(model), str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    return result, out
+
+
+def _example_criteria(tool, filename, reconstructor):
+    example = yaml.safe_load((EXAMPLES / "irf" / filename).read_text())
+    return [list(c) for c in example[tool][reconstructor]["QualityQuery"]["quality_criteria"]]
+
+
+def test_selection_config_applies_the_models_selection(request, tmp_path, toy_proton_dl1_path):
+    """The chain's reconstructors get the model's training selection before the example's
+    criteria; in ctapipe's query it rejects exactly the images below the selection."""
+    model = _fixture(request, "selecting_model_path")
+    result, out = _selection_config(tmp_path, model)
+    assert result.returncode == 0, result.stderr
+    config = json.loads(out.read_text())
+    selection = [["size", "hillas_intensity >= 250"]]
+    for tool, (filename, reconstructor) in {
+        "TrainEnergyRegressor": ("train_energy_regressor.yaml", "EnergyRegressor"),
+        "TrainDispReconstructor": ("train_disp_reconstructor.yaml", "DispReconstructor"),
+        "TrainParticleClassifier": ("train_particle_classifier.yaml", "ParticleClassifier"),
+    }.items():
+        criteria = config[tool][reconstructor]["QualityQuery"]["quality_criteria"]
+        assert criteria == selection + _example_criteria(tool, filename, reconstructor)
+
+    criteria = config["TrainEnergyRegressor"]["EnergyRegressor"]["QualityQuery"]
+    query = MLQualityQuery(config=Config({"MLQualityQuery": criteria}))
+    table = read_table(toy_proton_dl1_path, "/dl1/event/telescope/parameters/tel_001")
+    passed = query.get_table_mask(table)
+    size = np.asarray(table["hillas_intensity"])
+    assert np.any(size < 250) and np.any(passed)
+    assert not np.any(passed & (size < 250))
+
+
+def test_selection_config_without_selection_and_bad_model(request, tmp_path):
+    model = _fixture(request, "tiny_model_path")  # records no selection
+    result, out = _selection_config(tmp_path, model)
+    assert result.returncode == 0, result.stderr
+    config = json.loads(out.read_text())
+    criteria = config["TrainEnergyRegressor"]["EnergyRegressor"]["QualityQuery"]
+    expected = _example_criteria(
+        "TrainEnergyRegressor", "train_energy_regressor.yaml", "EnergyRegressor"
+    )
+    assert criteria["quality_criteria"] == expected
+
+    not_a_model = tmp_path / "not_a_model.safetensors"
+    not_a_model.write_text("no model")
+    result, out = _selection_config(tmp_path / "missing", not_a_model)
+    assert result.returncode == 2
+    assert "cannot read model" in result.stderr and len(result.stderr.splitlines()) == 1
+    assert not out.exists()

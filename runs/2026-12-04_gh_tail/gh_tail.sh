@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # CHAIN=DIR gh_tail.sh NAME GEN_DL1: the reconstructors of an examples/irf_chain.sh work
-# directory DIR (the chain is deterministic: every chain of docs/irf.md has the same models and
-# cuts) applied to a generated DL1 file (here the 1,000,000-shower validation files), then the
+# directory DIR (the chain is deterministic: a chain rebuilt from the same DL1 files gives the
+# same models and cuts) applied to a generated DL1 file (here the 1,000,000-shower validation
+# files), then the
 # background comparison after the chain's G/H and quality cuts against DIR/proton_test.dl2.h5
 # (toy run 201) -> NAME.dl2.h5, NAME.json; and with the quality cuts only -> NAME.quality.json.
 # Writes into the current directory.
@@ -15,6 +16,6 @@ for cuts in gh quality; do
     if [[ $cuts == quality ]]; then CUTS=(); OUT=$1.quality; fi
     ctapipe-genshower-background --input "$1.dl2.h5" --reference "$M/proton_test.dl2.h5" "${CUTS[@]}" \
         --config "$C/irf_mono.yaml" --config "$C/background_compare.yaml" \
-        --config "$C/training_selection.yaml" --output "$OUT.fits" --summary "$OUT.json" \
+        --output "$OUT.fits" --summary "$OUT.json" \
         --overwrite --no-progress
 done

@@ -5,10 +5,12 @@
 # irf_simulated.fits: the chain is deterministic, so only the generated protons are new).
 set -euo pipefail
 WORKDIR=${1:?usage: run_chain.sh WORKDIR}
-EXTRA_CONFIG=examples/irf/training_selection.yaml N_GAMMA=20000 N_GENERATED=500000 \
+# (the model's training selection in the reconstructors: the chain's default since
+# 2026-12-06, before it EXTRA_CONFIG=examples/irf/training_selection.yaml)
+N_GAMMA=20000 N_GENERATED=500000 \
   bash examples/irf_chain.sh "$WORKDIR" ctapipe_genshower/resources/default_model.safetensors
 ctapipe-genshower-background --input "$WORKDIR/proton_generated.dl2.h5" \
     --reference "$WORKDIR/proton_test.dl2.h5" --config examples/irf/irf_mono.yaml \
-    --config examples/irf/background_compare.yaml --config examples/irf/training_selection.yaml \
+    --config examples/irf/background_compare.yaml \
     --output "$WORKDIR/quality.fits" --summary "$WORKDIR/quality.json" --plot "$WORKDIR/quality.png" \
     --overwrite --no-progress
