@@ -10,6 +10,7 @@ import pytest
 from astropy.io import fits
 from astropy.table import QTable
 from ctapipe.core import ToolConfigurationError, run_tool
+from ctapipe.io import read_table, write_table
 from ctapipe.irf.optimize import OptimizationResult
 
 from ctapipe_genshower.io.diffusion import default_model_path
@@ -311,3 +312,29 @@ def test_sparse_tables_are_reported_and_smoothing_fills_them(dl2_files, tmp_path
     # over the FoV (equal solid angles to 0.5 %) is conserved per energy bin
     sums = [tables[k]["BACKGROUND_3D"].value.sum(axis=(0, 1)) for k in ("plain", "smoothed")]
     np.testing.assert_allclose(sums[1], sums[0], rtol=0.01)
+
+
+def _with_image_sizes(source, path, low, seed):
+    """A copy of a toy DL2 file with image sizes log-uniform from ``low`` to 10^4 p.e."""
+    shutil.copy(source, path)
+    events = read_table(path, "/dl2/event/subarray/geometry/disp")
+    size = 10 ** np.random.default_rng(seed).uniform(np.log10(low), 4, len(events))
+    table = QTable({"obs_id": events["obs_id"], "event_id": events["event_id"]})
+    table["hillas_intensity"] = size
+    write_table(table, path, "/dl1/event/telescope/parameters/tel_001")
+    return path
+
+
+def test_reference_selected_differently_is_reported(dl2_files, tmp_path, capfd):
+    """Generated events all pass a 250 p.e. selection; a reference that keeps smaller images
+    gets a warning naming the fix, one with the same selection does not."""
+    generated = _with_image_sizes(dl2_files["a"], tmp_path / "gen.dl2.h5", 250, 1)
+    for name, low in (("unselected", 50), ("selected", 250)):
+        reference = _with_image_sizes(dl2_files["ref"], tmp_path / f"{name}.dl2.h5", low, 2)
+        argv = [f"-i={generated}", f"--reference={reference}", f"-o={tmp_path / name}.fits"]
+        assert _run(argv, tmp_path, raises=True) == 0
+        log = capfd.readouterr().err
+        reported = "of the reference events have no image as large as" in log
+        assert reported == (name == "unselected"), log[-2000:]
+        if reported:
+            assert "selection_config.py" in log

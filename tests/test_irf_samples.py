@@ -2,11 +2,14 @@
 
 import copy
 import logging
+import shutil
 
 import astropy.units as u
 import numpy as np
 import pytest
 import tables
+from astropy.table import QTable
+from ctapipe.io import write_table
 from ctapipe.io.dl2_tables_preprocessing import DL2EventLoader
 from ctapipe.irf import Spectra
 from traitlets.config import Config
@@ -17,6 +20,8 @@ from ctapipe_genshower.irf.samples import (
     check_dl2_file,
     check_support,
     combine_samples,
+    largest_image_sizes,
+    selection_mismatch,
 )
 from ctapipe_genshower.irf.toy_dl2 import write_toy_dl2
 from ctapipe_genshower.irf.weights import TARGET_SPECTRA, balance_heuristic_weights
@@ -205,3 +210,49 @@ def test_combine_samples_uses_the_given_pointing_tolerance(tmp_path, toy_dl2):
     assert len(components) == 1
     with pytest.raises(ValueError, match="Mismatched pointing"):
         combine_samples(samples, pointing_tolerance=0.01 * u.deg)
+
+
+def _add_image_sizes(path, tel_id, obs_id, event_id, size):
+    """A DL1 parameter table (only the columns the size check reads) in a DL2 file."""
+    write_table(
+        QTable({"obs_id": obs_id, "event_id": event_id, "hillas_intensity": size}),
+        path,
+        f"/dl1/event/telescope/parameters/tel_{tel_id:03d}",
+        append=False,
+    )
+
+
+def test_largest_image_sizes(tmp_path, toy_dl2):
+    path = tmp_path / "sizes.dl2.h5"
+    shutil.copy(toy_dl2[0], path)
+    sample = DL2SampleReader(config=CONFIG).read(path)
+    assert np.all(np.isnan(sample.image_sizes))  # written without image parameters
+    obs_id, event_id = np.asarray(sample.events["obs_id"]), np.asarray(sample.events["event_id"])
+    # telescope 1 sees every event but the first, telescope 2 every second one, brighter
+    # in even rows and dimmer (or NaN) elsewhere
+    size_1 = np.linspace(100, 1000, len(obs_id) - 1)
+    _add_image_sizes(path, 1, obs_id[1:], event_id[1:], size_1)
+    size_2 = np.where(np.arange(0, len(obs_id), 2) % 4 == 0, 5000.0, np.nan)
+    _add_image_sizes(path, 2, obs_id[::2], event_id[::2], size_2)
+    expected = np.r_[np.nan, size_1]
+    expected[::2] = np.fmax(expected[::2], size_2)
+    np.testing.assert_array_equal(largest_image_sizes(path, obs_id, event_id), expected)
+    again = DL2SampleReader(config=CONFIG).read(path)
+    np.testing.assert_array_equal(again.image_sizes, expected)
+
+
+def test_selection_mismatch():
+    rng = np.random.default_rng(0)
+    simulated = 10 ** rng.uniform(np.log10(50), 4, 5000)  # a 50 p.e. quality cut
+    selected = simulated[simulated >= 250]
+    generated = 10 ** rng.uniform(np.log10(250), 4, 800)  # a generator's 250 p.e. selection
+    assert selection_mismatch(generated, selected) is None
+    message = selection_mismatch(generated, simulated)
+    share = np.mean(simulated < generated.min())
+    assert f"{100 * share:.0f} % of the reference events" in message
+    assert "selection_config.py" in message and "\n" not in message
+    assert "of the input events" in selection_mismatch(simulated, generated)
+    # unknown sizes (files without image parameters) are not compared
+    assert selection_mismatch(np.full(10, np.nan), simulated) is None
+    # a few events are not a mismatch: five below the smallest of 50 is what chance gives
+    assert selection_mismatch(generated[:50], selected) is None

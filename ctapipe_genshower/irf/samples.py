@@ -8,7 +8,8 @@ every run (``obs_id``), read from ``/configuration/simulation/run`` and
 one ``SimulatedComponent``; different settings stay separate for the balance heuristic.
 :func:`check_dl2_file` tells in one line, before anything is read, why a file is not a DL2
 file that can be used (missing, empty, a model file, not HDF5, DL1 only, no simulation
-bookkeeping).
+bookkeeping). :func:`selection_mismatch` tells when two sets of samples were selected at
+different image sizes (a generator makes only images passing its training selection).
 """
 
 import logging
@@ -43,7 +44,9 @@ __all__ = [
     "check_pointing",
     "check_support",
     "combine_samples",
+    "largest_image_sizes",
     "select_gh",
+    "selection_mismatch",
 ]
 
 log = logging.getLogger(__name__)
@@ -61,6 +64,13 @@ SIMULATION_CONFIG_TABLE = "/configuration/simulation/run"
 
 #: Shower columns kept beyond ctapipe's DL2 IRF schema (for the thrown-area support).
 _EXTRA_COLUMNS = ["true_core_x", "true_core_y"]
+#: The telescope image parameters ``ctapipe-process --write-parameters`` writes and
+#: ``ctapipe-apply-models`` keeps: the image sizes of :func:`largest_image_sizes`.
+DL1_PARAMETERS_GROUP = "/dl1/event/telescope/parameters"
+#: :func:`selection_mismatch` reports a set of which more than this share (at least
+#: ``5 / n`` for ``n`` events of the other set, the chance share below the smallest of ``n``)
+#: lies below the other set's smallest image.
+MISMATCH_SHARE = 0.05
 
 
 @dataclass
@@ -74,6 +84,8 @@ class ProtonSample:
     pointing_alt: u.Quantity
     pointing_az: u.Quantity
     files: list = field(default_factory=list)
+    #: Largest ``hillas_intensity`` of each event's images (NaN: no DL1 parameters in the file).
+    image_sizes: np.ndarray = None
 
     @property
     def n_showers(self):
@@ -125,11 +137,12 @@ class DL2SampleReader(Component):
         ProtonSample
         """
         paths = [Path(p) for p in (paths if isinstance(paths, list | tuple) else [paths])]
-        tables, components, pointings, n_raw = [], [], [], 0
+        tables, components, pointings, n_raw, sizes = [], [], [], 0, []
         for path in paths:
             check_dl2_file(path, self.preprocessor)
         for path in paths:
             events, comps, pointing, n = self._read_file(path)
+            sizes.append(largest_image_sizes(path, events["obs_id"], events["event_id"]))
             tables.append(events)
             components.extend(comps)
             pointings.append(pointing)
@@ -148,6 +161,7 @@ class DL2SampleReader(Component):
             pointing_alt=alt,
             pointing_az=az,
             files=[str(p) for p in paths],
+            image_sizes=np.concatenate(sizes),
         )
 
     def _read_file(self, path):
@@ -231,6 +245,89 @@ def _read_components(loader, path):
         thrown = ThrownDistribution.from_simulation_config(row, pointing_alt=alt, pointing_az=az)
         components.append(SimulatedComponent(thrown, n_per_obs[obs_id]))
     return components
+
+
+def _event_keys(obs_id, event_id):
+    return (np.asarray(obs_id, dtype=np.int64) << 32) | np.asarray(event_id, dtype=np.int64)
+
+
+def largest_image_sizes(path, obs_id, event_id):
+    """The largest ``hillas_intensity`` of each event's telescope images in a DL1/DL2 file.
+
+    Parameters
+    ----------
+    path : path-like
+    obs_id, event_id : array-like
+        The events.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(len(obs_id),)`` float64 p.e.; NaN for an event without image parameters (all NaN
+        for a file written without them).
+    """
+    keys = _event_keys(obs_id, event_id)
+    sizes = np.full(len(keys), np.nan)
+    found_keys, found_sizes = [], []
+    with tables.open_file(path, mode="r") as h5:
+        if DL1_PARAMETERS_GROUP not in h5:
+            return sizes
+        for table in h5.get_node(DL1_PARAMETERS_GROUP)._f_iter_nodes("Table"):
+            if "hillas_intensity" in table.colnames:
+                found_keys.append(_event_keys(table.col("obs_id"), table.col("event_id")))
+                found_sizes.append(np.asarray(table.col("hillas_intensity"), dtype=np.float64))
+    if not found_keys:
+        return sizes
+    found_keys, found_sizes = np.concatenate(found_keys), np.concatenate(found_sizes)
+    order = np.lexsort((np.nan_to_num(found_sizes, nan=-np.inf), found_keys))
+    found_keys, found_sizes = found_keys[order], found_sizes[order]
+    last = np.r_[found_keys[1:] != found_keys[:-1], True]  # the largest of each key is last
+    unique_keys, largest = found_keys[last], found_sizes[last]
+    index = np.clip(np.searchsorted(unique_keys, keys), 0, max(len(unique_keys) - 1, 0))
+    match = unique_keys[index] == keys
+    sizes[match] = largest[index[match]]
+    return sizes
+
+
+def selection_mismatch(sizes, other_sizes, names=("input", "reference")):
+    """A one-line warning when one set holds many events below the other's smallest image.
+
+    A generator only makes events that pass its training selection (e.g. 250 p.e.); a
+    simulated reference whose reconstructors do not apply that selection keeps the smaller
+    images, and the two backgrounds cannot agree. Each set is compared with the other's
+    smallest image: more than :data:`MISMATCH_SHARE` below it (or ``5 / n`` for ``n``
+    events in the other set) is reported.
+
+    Parameters
+    ----------
+    sizes, other_sizes : array-like
+        The largest image size of each event (:func:`largest_image_sizes`; NaN: unknown).
+    names : tuple of str
+        What to call the two sets.
+
+    Returns
+    -------
+    str or None
+        None when the sets agree, or where either has no known sizes.
+    """
+    sets = [np.asarray(s, dtype=np.float64) for s in (sizes, other_sizes)]
+    sets = [s[np.isfinite(s)] for s in sets]
+    if any(len(s) == 0 for s in sets):
+        return None
+    for i, j in ((0, 1), (1, 0)):
+        (name, these), (other_name, other) = (names[i], sets[i]), (names[j], sets[j])
+        smallest = other.min()
+        share = np.mean(these < smallest)
+        if share > max(MISMATCH_SHARE, 5 / len(other)):
+            return (
+                f"{100 * share:.0f} % of the {name} events have no image as large as the"
+                f" {other_name}'s smallest ({smallest:.4g} p.e.): the two sets were selected"
+                " differently. A generator makes only images that pass its training selection;"
+                " apply that selection to the simulated protons too, e.g. in the"
+                " reconstructors' quality query (examples/irf/selection_config.py,"
+                " docs/irf.md)"
+            )
+    return None
 
 
 def _derived_columns(events):

@@ -32,7 +32,13 @@ from ..irf.background import OCCUPANCY_QUANTILE, bin_occupancy
 from ..irf.compare import MIN_EFFECTIVE_EVENTS, compare_backgrounds, proton_effective_area
 from ..irf.pipeline import background_hdus, read_samples, table_counts, weight_and_select
 from ..irf.plots import plot_comparison
-from ..irf.samples import DL2SampleReader, check_dl2_file, check_pointing, combine_samples
+from ..irf.samples import (
+    DL2SampleReader,
+    check_dl2_file,
+    check_pointing,
+    combine_samples,
+    selection_mismatch,
+)
 from ..irf.weights import TARGET_SPECTRA
 
 __all__ = ["BackgroundTool", "main"]
@@ -185,6 +191,12 @@ class BackgroundTool(Tool):
                 )
             except ValueError as err:
                 raise ToolConfigurationError(f"Input and reference: {err}") from None
+            mismatch = selection_mismatch(
+                np.concatenate([s.image_sizes for s in self.samples]),
+                np.concatenate([s.image_sizes for s in self.reference[2]]),
+            )
+            if mismatch:
+                self.log.warning(mismatch)
         bins = (
             self.binning.reco_energy_bins,
             self.binning.fov_offset_bins,
