@@ -11,22 +11,42 @@ have the same showers and the same sizes, so the classifier learns the ratio of 
 distributions given the shower and the size: what the generator's rejection step needs, which
 chooses among draws of the size the shower-level model drew. (Fitted on draws of free size,
 the ratio also ranks sizes; held at one size it misranks images, ``docs/refiner.md``.)
+
+Generating the pairs is nearly all of the cost (~30 min for 69,000 pairs on 2 CPU cores; the
+classifier's fit ~1 min). A *pairs file* (``refine_model(pairs=...)``,
+``ctapipe-genshower-refine --pairs``) keeps them: the feature rows of every refiner feature
+(:data:`PAIRS_FEATURES`) as safetensors, with what they were made from, so a refit with other
+classifier settings or features reads them instead of generating them again.
 """
 
+import json
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from .checkpoint import save_refined
+from .atomic import atomic_output
+from .checkpoint import CheckpointError, file_sha256, read_header, save_refined
 from .data.training_file import TrainingFile
 from .generator import ShowerGenerator
 from .io.reselection import ImageReselection
 from .model.config import jsonable_eta
-from .model.density_ratio import REFINER_FEATURES, refiner_features
+from .model.density_ratio import (
+    REFINER_FEATURES,
+    TIME_RESIDUAL_FEATURE,
+    feature_spec,
+    refiner_features,
+)
 from .training.density_ratio import calibrate_marginals, fit_density_ratio
 
-__all__ = ["paired_features", "refine_model"]
+__all__ = ["PAIRS_FEATURES", "paired_features", "read_pairs", "refine_model", "write_pairs"]
+
+#: ``format`` of a pairs file.
+PAIRS_FORMAT = "ctapipe-genshower-refiner-pairs"
+#: The features a pairs file holds: every refiner feature, so any of their subsets is fitted
+#: from it.
+PAIRS_FEATURES = (*REFINER_FEATURES, TIME_RESIDUAL_FEATURE)
 
 #: Events per generation and parameterisation chunk (bounds the memory, moves the bar).
 CHUNK = 1024
@@ -154,6 +174,67 @@ def paired_features(
     return np.concatenate(simulated), np.concatenate(generated), stats
 
 
+def write_pairs(path, simulated, generated, stats, made_from):
+    """Write image pairs (:data:`PAIRS_FEATURES` rows) to a safetensors file, atomically.
+
+    ``made_from`` (JSON-able) says what they were made from; :func:`read_pairs` compares it.
+    """
+    import torch
+    from safetensors.torch import save_file
+
+    tensors = {
+        "simulated": torch.from_numpy(np.ascontiguousarray(simulated, dtype=np.float64)),
+        "generated": torch.from_numpy(np.ascontiguousarray(generated, dtype=np.float64)),
+    }
+    metadata = {
+        "format": PAIRS_FORMAT,
+        "features": json.dumps([list(f) for f in PAIRS_FEATURES]),
+        "made_from": json.dumps(made_from, sort_keys=True),
+        "stats": json.dumps(stats),
+    }
+    with atomic_output(path) as tmp:
+        save_file(tensors, tmp, metadata=metadata)
+
+
+def read_pairs(path, made_from):
+    """The pairs of :func:`write_pairs`: ``simulated, generated, stats``.
+
+    Raises ``ValueError`` (one line) for a file that is not a pairs file, holds other
+    features, or was made from something else than ``made_from`` (naming what differs).
+    """
+    from safetensors.numpy import load_file
+
+    try:
+        meta = read_header(path).get("__metadata__") or {}
+    except CheckpointError as err:
+        raise ValueError(f"pairs file {err}") from None
+    if meta.get("format") != PAIRS_FORMAT:
+        raise ValueError(f"{path} is not a refiner pairs file (format {meta.get('format')!r})")
+    if feature_spec(json.loads(meta["features"])) != PAIRS_FEATURES:
+        raise ValueError(f"{path} holds other features than this version's refiner pairs")
+    recorded = json.loads(meta["made_from"])
+    differ = sorted(
+        k for k in set(recorded) | set(made_from) if recorded.get(k) != made_from.get(k)
+    )
+    if differ:
+        raise ValueError(
+            f"{path} was made with other {', '.join(differ)} (delete it or give another"
+            " pairs file to make new pairs)"
+        )
+    tensors = load_file(path)
+    return tensors["simulated"], tensors["generated"], json.loads(meta["stats"])
+
+
+def _pair_columns(features):
+    """Columns of :data:`PAIRS_FEATURES` rows that make ``features`` rows (conditions last)."""
+    features = feature_spec(features)
+    missing = [f for f in features if f not in PAIRS_FEATURES]
+    if missing:
+        raise ValueError(f"a pairs file cannot give the refiner features {missing}")
+    n = len(PAIRS_FEATURES)
+    return [PAIRS_FEATURES.index(f) for f in features] + list(range(n, n + 5))
+
+
 def _fit_classifier(simulated, generated, features, seed, fit_options, progress):
     options = {"seed": seed, **(fit_options or {})}
     bar = tqdm(total=options.get("epochs", 60), desc="refiner", unit="epoch", disable=not progress)
@@ -189,6 +270,7 @@ def refine_model(
     eta=None,
     eta_channels=None,
     features=REFINER_FEATURES,
+    pairs=None,
 ):
     """Fit a refiner for ``model`` and write the refined model to ``output``.
 
@@ -219,6 +301,11 @@ def refine_model(
         model with: recorded in the output as its default sampler (``default_eta``,
         ``eta_channels`` of its config), and the refiner is fitted on its images. None: the
         model's own sampler.
+    features : sequence of (str, str)
+        The classifier's features (ignored with ``keep_classifier``: the model's).
+    pairs : path-like, optional
+        A pairs file: read when it exists (it must have been made from the same model,
+        training file, images, seed and sampling), else the pairs are made and written to it.
 
     Returns
     -------
@@ -240,19 +327,41 @@ def refine_model(
     n_steps = generator.resolve_n_steps(n_steps)
     sampler_eta, sampler_channels = generator.resolve_eta(None, solver)
     generator.model_config.check_sampling(solver, n_steps, sampler_eta, sampler_channels)
-    simulated, generated, stats = paired_features(
-        generator,
-        training_file,
-        n_events,
+    options = dict(
         seed=seed,
         max_redraws=max_redraws,
         n_steps=n_steps,
         solver=solver,
         batch_size=batch_size,
         draws_per_image=draws_per_image,
-        features=features,
         progress=progress,
     )
+    if pairs is None:
+        simulated, generated, stats = paired_features(
+            generator, training_file, n_events, features=features, **options
+        )
+    else:
+        columns = _pair_columns(features)
+        made_from = {
+            "model_sha256": file_sha256(model),
+            "training_file_sha256": file_sha256(training_file),
+            "n_events": n_events,
+            "seed": int(seed),
+            "max_redraws": int(max_redraws),
+            "n_steps": int(n_steps),
+            "solver": solver,
+            "eta": jsonable_eta(sampler_eta),
+            "eta_channels": None if sampler_channels is None else list(sampler_channels),
+            "draws_per_image": int(draws_per_image),
+        }  # the batch size changes the images only by float32 rounding
+        if Path(pairs).exists():
+            simulated, generated, stats = read_pairs(pairs, made_from)
+        else:
+            simulated, generated, stats = paired_features(
+                generator, training_file, n_events, features=PAIRS_FEATURES, **options
+            )
+            write_pairs(pairs, simulated, generated, stats, made_from)
+        simulated, generated = simulated[:, columns], generated[:, columns]
     if keep_classifier:
         # raked with global weights: raking per shower on a few draws of each (a study,
         # removed since) made the kept images far worse in generation

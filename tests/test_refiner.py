@@ -725,3 +725,51 @@ def test_info_shows_the_refiner(refined_model, tiny_model_path):
     assert "at the simulated images' sizes" in line
     assert "angles in degrees" in line
     assert "refiner:" not in model_card(tiny_model_path)
+
+
+def test_refine_tool_pairs_file_is_written_then_read(
+    refined_model, all_pass_model, training_file, tmp_path
+):
+    """``--pairs``: the first fit makes the pairs and writes them; a fit reading them gives
+    the refiner of a fit that makes them (same pairs, same classifier), also for other
+    features; pairs made with other settings are refused (exit 2, nothing written)."""
+    from ctapipe_genshower.model.density_ratio import TIME_RESIDUAL_FEATURE
+    from ctapipe_genshower.refine import PAIRS_FEATURES
+
+    pairs = tmp_path / "pairs.safetensors"
+    first = _refine(all_pass_model, training_file, tmp_path / "a.safetensors", f"--pairs={pairs}")
+    assert pairs.is_file()
+    again = _refine(all_pass_model, training_file, tmp_path / "b.safetensors", f"--pairs={pairs}")
+    for path in (first, again):
+        refiner = load_generator_modules(path).refiner
+        plain = load_generator_modules(refined_model).refiner
+        for p, q in zip(plain.net.parameters(), refiner.net.parameters(), strict=True):
+            assert (p == q).all()
+        assert refiner.info["samples"] == plain.info["samples"]
+
+    timed = _refine(
+        all_pass_model,
+        training_file,
+        tmp_path / "t.safetensors",
+        "--time-residual",
+        f"--pairs={pairs}",
+    )
+    assert load_generator_modules(timed).refiner.features == PAIRS_FEATURES
+    assert PAIRS_FEATURES[-1] == TIME_RESIDUAL_FEATURE
+
+    argv = [
+        f"--model={all_pass_model}",
+        f"--input={training_file}",
+        f"--output={tmp_path / 'other.safetensors'}",
+        f"--pairs={pairs}",
+        "--n-steps=2",
+        "--n-events=60",
+        "--no-progress",
+    ]
+    assert run_tool(RefineTool(), argv=argv, cwd=tmp_path, raises=False) == 2
+    assert not (tmp_path / "other.safetensors").exists()
+    not_pairs = tmp_path / "not_pairs.safetensors"
+    not_pairs.write_bytes(all_pass_model.read_bytes())
+    argv[3] = f"--pairs={not_pairs}"
+    assert run_tool(RefineTool(), argv=argv, cwd=tmp_path, raises=False) == 2
+    assert not (tmp_path / "other.safetensors").exists()

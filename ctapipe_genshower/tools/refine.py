@@ -139,6 +139,17 @@ class RefineTool(Tool):
             " (docs/refiner.md)"
         ),
     ).tag(config=True)
+    pairs = PathTrait(
+        None,
+        allow_none=True,
+        directory_ok=False,
+        help=(
+            "Pairs file: read the image pairs from it when it exists (made from the same"
+            " model, training file, images, seed and sampling), else make them and write it."
+            " Generating the pairs is nearly all of a fit's time; a refit with other"
+            " classifier settings or features then takes about a minute"
+        ),
+    ).tag(config=True)
     progress_bar = Bool(True, help="Show progress bars").tag(config=True)
 
     aliases = {
@@ -160,6 +171,7 @@ class RefineTool(Tool):
         "cap-quantile": "RefineTool.cap_quantile",
         "eta": "RefineTool.eta",
         "eta-channels": "RefineTool.eta_channels",
+        "pairs": "RefineTool.pairs",
     }
     flags = {
         **flag("progress", "RefineTool.progress_bar", "Show progress bars", "No progress bars"),
@@ -263,6 +275,7 @@ class RefineTool(Tool):
                 features=(*REFINER_FEATURES, TIME_RESIDUAL_FEATURE)
                 if self.time_residual
                 else REFINER_FEATURES,
+                pairs=self.pairs,
             )
         except (CheckpointError, ValueError, KeyError, OSError) as err:
             raise ToolConfigurationError(str(err)) from None
