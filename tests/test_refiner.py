@@ -773,3 +773,6 @@ def test_refine_tool_pairs_file_is_written_then_read(
     argv[3] = f"--pairs={not_pairs}"
     assert run_tool(RefineTool(), argv=argv, cwd=tmp_path, raises=False) == 2
     assert not (tmp_path / "other.safetensors").exists()
+    argv[3] = f"--pairs={tmp_path / 'missing' / 'pairs.safetensors'}"  # refused before work
+    assert run_tool(RefineTool(), argv=argv, cwd=tmp_path, raises=False) == 2
+    assert not (tmp_path / "other.safetensors").exists()

@@ -241,6 +241,9 @@ class RefineTool(Tool):
                 " showers the classifier has not seen",
                 self.input_file.name,
             )
+        if self.pairs is not None and not self.pairs.exists() and not self.pairs.parent.is_dir():
+            # checked now: the pairs are written after the long part, their generation
+            raise ToolConfigurationError(f"Directory of the pairs file not found: {self.pairs}")
         self.check_output(self.output)
 
     def start(self):
