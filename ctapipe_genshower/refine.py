@@ -179,12 +179,11 @@ def write_pairs(path, simulated, generated, stats, made_from):
 
     ``made_from`` (JSON-able) says what they were made from; :func:`read_pairs` compares it.
     """
-    import torch
-    from safetensors.torch import save_file
+    from safetensors.numpy import save_file
 
     tensors = {
-        "simulated": torch.from_numpy(np.ascontiguousarray(simulated, dtype=np.float64)),
-        "generated": torch.from_numpy(np.ascontiguousarray(generated, dtype=np.float64)),
+        "simulated": np.ascontiguousarray(simulated, dtype=np.float64),
+        "generated": np.ascontiguousarray(generated, dtype=np.float64),
     }
     metadata = {
         "format": PAIRS_FORMAT,

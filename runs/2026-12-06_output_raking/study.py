@@ -106,6 +106,26 @@ def w1_ratios(ref, floor, x, w=None):
     return np.array(out)
 
 
+def print_table(rows, gens, arms):
+    """The markdown table of W1 ratios, parameters above 2 and acceptance, per sample and arm."""
+    print("| feature | " + " | ".join(f"{t[4:]} {a}" for t in gens for a in arms) + " |")
+    print("| --- " * (1 + len(gens) * len(arms)) + "|")
+    for j, name in enumerate(NAMES):
+        print(
+            f"| {name} | "
+            + " | ".join(f"{rows[(t, a)][0][j]:.2f}" for t in gens for a in arms)
+            + " |"
+        )
+    print(
+        "| above 2 | "
+        + " | ".join(str(int((rows[(t, a)][0][:-1] > 2).sum())) for t in gens for a in arms)
+        + " |"
+    )
+    print(
+        "| acceptance | " + " | ".join(f"{rows[(t, a)][1]:.3f}" for t in gens for a in arms) + " |"
+    )
+
+
 def main(directory):
     sim = load(directory, *(f"run_{r}" for r in range(117, 125)))
     ref, floor = load(directory, "run_201"), load(directory, "run_202")
@@ -138,23 +158,7 @@ def main(directory):
     print("W1 / W1(run 202, run 201) of each test sample, weighted as the arm's output would be")
     print("(factors fitted on the other two samples); acceptance relative to v7's:")
     print()
-    header = "| feature | " + " | ".join(f"{t[4:]} {a}" for t in gens for a in arms) + " |"
-    print(header)
-    print("| --- " * (1 + len(gens) * len(arms)) + "|")
-    for j, name in enumerate(NAMES):
-        print(
-            f"| {name} | "
-            + " | ".join(f"{rows[(t, a)][0][j]:.2f}" for t in gens for a in arms)
-            + " |"
-        )
-    print(
-        "| above 2 | "
-        + " | ".join(str(int((rows[(t, a)][0][:-1] > 2).sum())) for t in gens for a in arms)
-        + " |"
-    )
-    print(
-        "| acceptance | " + " | ".join(f"{rows[(t, a)][1]:.3f}" for t in gens for a in arms) + " |"
-    )
+    print_table(rows, gens, arms)
 
 
 if __name__ == "__main__":

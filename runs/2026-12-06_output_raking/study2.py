@@ -3,7 +3,7 @@
 import sys
 
 import numpy as np
-from study import COL, NAMES, emulated_weights, load, w1_ratios
+from study import COL, emulated_weights, load, print_table, w1_ratios
 
 from ctapipe_genshower.model.marginal_calibration import MarginalCalibration
 from ctapipe_genshower.training.marginal_calibration import weighted_histograms
@@ -61,22 +61,7 @@ def main(d):
             rows[(test, name)] = (w1_ratios(ref, floor, x, w), np.exp(cal.log_factor(out)).mean())
             if test == "gen_v7now":
                 print(name, [np.round(np.exp(lf), 3).tolist() for lf in cal.log_factors])
-    print("| feature | " + " | ".join(f"{t[4:]} {a}" for t in gens for a in arms) + " |")
-    print("| --- " * (1 + len(gens) * len(arms)) + "|")
-    for j, name in enumerate(NAMES):
-        print(
-            f"| {name} | "
-            + " | ".join(f"{rows[(t, a)][0][j]:.2f}" for t in gens for a in arms)
-            + " |"
-        )
-    print(
-        "| above 2 | "
-        + " | ".join(str(int((rows[(t, a)][0][:-1] > 2).sum())) for t in gens for a in arms)
-        + " |"
-    )
-    print(
-        "| acceptance | " + " | ".join(f"{rows[(t, a)][1]:.3f}" for t in gens for a in arms) + " |"
-    )
+    print_table(rows, gens, arms)
 
 
 if __name__ == "__main__":
