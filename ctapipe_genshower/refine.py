@@ -16,7 +16,9 @@ Generating the pairs is nearly all of the cost (~30 min for 69,000 pairs on 2 CP
 classifier's fit ~1 min). A *pairs file* (``refine_model(pairs=...)``,
 ``ctapipe-genshower-refine --pairs``) keeps them: the feature rows of every refiner feature
 (:data:`PAIRS_FEATURES`) as safetensors, with what they were made from, so a refit with other
-classifier settings or features reads them instead of generating them again.
+classifier settings or features reads them instead of generating them again. Pairs are kept
+per training file, so a fit on more simulation (a new run added to the files of an earlier
+fit) generates only the new file's pairs.
 """
 
 import json
@@ -69,6 +71,7 @@ def paired_features(
     draws_per_image=1,
     features=REFINER_FEATURES,
     progress=True,
+    stream=0,
 ):
     """Refiner features of simulated images and of the model's images of the same showers.
 
@@ -93,6 +96,10 @@ def paired_features(
         images are the scarce part (a sim_telarray production), more generated ones still
         sharpen the ratio's estimate of the model's side. The classifier weighs both samples
         equally whatever their sizes.
+    stream : int
+        Which random streams of ``seed`` choose the images and seed the events: 0 for the
+        first (or only) training file of a fit, ``k`` for its ``k``-th further file, so that
+        the files' events never share noise.
 
     Returns
     -------
@@ -116,11 +123,14 @@ def paired_features(
         raise ValueError(f"need at least 40 training images, {training_file} has {len(tf)}")
     if draws_per_image < 1:
         raise ValueError(f"draws_per_image must be at least 1, got {draws_per_image}")
-    rng = np.random.default_rng(seed)
+    if stream < 0:
+        raise ValueError(f"stream must be >= 0, got {stream}")
+    # stream 0 keeps the streams of the single-file fits (and their pairs files)
+    rng = np.random.default_rng(seed if stream == 0 else [seed, 2, stream])
     chosen = np.sort(rng.choice(len(tf), size=n_events, replace=False))
     event_seeds = rng.integers(0, 2**62, size=n_events)
     # the first draw of each image keeps the seeds of a single-draw fit (same images)
-    more_seeds = np.random.default_rng([seed, 1]).integers(
+    more_seeds = np.random.default_rng([seed, 1] if stream == 0 else [seed, 1, stream]).integers(
         0, 2**62, size=(n_events, draws_per_image - 1)
     )
     tel_id = generator.training_meta["tel_ids"][0]
@@ -224,6 +234,50 @@ def read_pairs(path, made_from):
     return tensors["simulated"], tensors["generated"], json.loads(meta["stats"])
 
 
+def _as_paths(value):
+    """One path or a sequence of them, as a list."""
+    if isinstance(value, (str, Path)):
+        return [value]
+    return list(value)
+
+
+def _file_pairs(generator, training_file, n_events, features, options, *, stream, pairs, made_from):
+    """The pairs of one training file: read from ``pairs`` when it exists (made from the same
+    inputs), else made (and written to ``pairs`` when given)."""
+    if pairs is None:
+        return paired_features(
+            generator, training_file, n_events, features=features, stream=stream, **options
+        )
+    if stream:  # the first file's pairs are a single-file fit's (the files stay valid)
+        made_from = {**made_from, "stream": int(stream)}
+    if Path(pairs).exists():
+        simulated, generated, stats = read_pairs(pairs, made_from)
+    else:
+        simulated, generated, stats = paired_features(
+            generator, training_file, n_events, features=PAIRS_FEATURES, stream=stream, **options
+        )
+        write_pairs(pairs, simulated, generated, stats, made_from)
+    columns = _pair_columns(features)
+    return simulated[:, columns], generated[:, columns], stats
+
+
+def _merged_stats(parts):
+    """The statistics of :func:`paired_features` of several files as of one sample."""
+    if len(parts) == 1:
+        return parts[0]
+    merged = {
+        key: sum(part[key] for part in parts)
+        for key in ("n_read", "n_simulated_selected", "n_generated_selected")
+    }
+    merged["draws_per_image"] = parts[0]["draws_per_image"]
+    events = [part["n_simulated_selected"] * part["draws_per_image"] for part in parts]
+    merged["draws_per_event"] = sum(
+        part["draws_per_event"] * n for part, n in zip(parts, events, strict=True)
+    ) / max(sum(events), 1)
+    merged["files"] = parts
+    return merged
+
+
 def _pair_columns(features):
     """Columns of :data:`PAIRS_FEATURES` rows that make ``features`` rows (conditions last)."""
     features = feature_spec(features)
@@ -278,12 +332,14 @@ def refine_model(
     model : path-like
         A model file (a refiner it already has is replaced: the model's own images are made
         without it).
-    training_file : path-like
-        Prepared training file of the simulation (see :func:`paired_features`).
+    training_file : path-like or sequence of path-like
+        Prepared training file(s) of the simulation (see :func:`paired_features`). Several
+        files are paired each with its own random streams (``stream`` ``k`` for the
+        ``k``-th) and fitted as one sample.
     output : path-like
         The refined model file (written atomically).
     n_events, seed, max_redraws, n_steps, solver, batch_size, draws_per_image :
-        See :func:`paired_features`.
+        See :func:`paired_features` (``n_events``: from each training file).
     fit_options : dict, optional
         Keyword arguments of :func:`~ctapipe_genshower.training.density_ratio.fit_density_ratio`
         (``marginal_calibration=True`` adds the marginal calibration, fitted on the
@@ -302,9 +358,10 @@ def refine_model(
         model's own sampler.
     features : sequence of (str, str)
         The classifier's features (ignored with ``keep_classifier``: the model's).
-    pairs : path-like, optional
-        A pairs file: read when it exists (it must have been made from the same model,
-        training file, images, seed and sampling), else the pairs are made and written to it.
+    pairs : path-like or sequence of path-like, optional
+        A pairs file per training file: read when it exists (it must have been made from the
+        same model, training file, images, seed, sampling and stream), else the pairs are made
+        and written to it. Adding a training file to a fit then costs only its own pairs.
 
     Returns
     -------
@@ -335,32 +392,44 @@ def refine_model(
         draws_per_image=draws_per_image,
         progress=progress,
     )
-    if pairs is None:
-        simulated, generated, stats = paired_features(
-            generator, training_file, n_events, features=features, **options
+    training_files = _as_paths(training_file)
+    pairs_files = [None] * len(training_files) if pairs is None else _as_paths(pairs)
+    if len(pairs_files) != len(training_files):
+        raise ValueError(
+            f"{len(pairs_files)} pairs files for {len(training_files)} training files (one each)"
         )
-    else:
-        columns = _pair_columns(features)
-        made_from = {
-            "model_sha256": file_sha256(model),
-            "training_file_sha256": file_sha256(training_file),
-            "n_events": n_events,
-            "seed": int(seed),
-            "max_redraws": int(max_redraws),
-            "n_steps": int(n_steps),
-            "solver": solver,
-            "eta": jsonable_eta(sampler_eta),
-            "eta_channels": None if sampler_channels is None else list(sampler_channels),
-            "draws_per_image": int(draws_per_image),
-        }  # the batch size changes the images only by float32 rounding
-        if Path(pairs).exists():
-            simulated, generated, stats = read_pairs(pairs, made_from)
-        else:
-            simulated, generated, stats = paired_features(
-                generator, training_file, n_events, features=PAIRS_FEATURES, **options
-            )
-            write_pairs(pairs, simulated, generated, stats, made_from)
-        simulated, generated = simulated[:, columns], generated[:, columns]
+    hashes = [file_sha256(path) for path in training_files]
+    if len(set(hashes)) < len(hashes):
+        raise ValueError("the same training file is given twice (its images would be paired twice)")
+    made_from = {
+        "model_sha256": file_sha256(model) if pairs is not None else None,
+        "n_events": n_events,
+        "seed": int(seed),
+        "max_redraws": int(max_redraws),
+        "n_steps": int(n_steps),
+        "solver": solver,
+        "eta": jsonable_eta(sampler_eta),
+        "eta_channels": None if sampler_channels is None else list(sampler_channels),
+        "draws_per_image": int(draws_per_image),
+    }  # the batch size changes the images only by float32 rounding
+    parts = [
+        _file_pairs(
+            generator,
+            path,
+            n_events,
+            features,
+            options,
+            stream=k,
+            pairs=pairs_file,
+            made_from={**made_from, "training_file_sha256": sha256},
+        )
+        for k, (path, pairs_file, sha256) in enumerate(
+            zip(training_files, pairs_files, hashes, strict=True)
+        )
+    ]
+    simulated = np.concatenate([part[0] for part in parts])
+    generated = np.concatenate([part[1] for part in parts])
+    stats = _merged_stats([part[2] for part in parts])
     if keep_classifier:
         # raked with global weights: raking per shower on a few draws of each (a study,
         # removed since) made the kept images far worse in generation
@@ -388,7 +457,12 @@ def refine_model(
         model,
         output,
         refiner,
-        provenance={"training_file": str(training_file), "n_events": stats["n_read"]},
+        provenance={
+            "training_file": str(training_files[0])
+            if len(training_files) == 1
+            else [str(path) for path in training_files],
+            "n_events": stats["n_read"],
+        },
         model_config=None if eta is None else generator.model_config,
     )
     return refiner

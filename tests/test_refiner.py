@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from ctapipe.core import run_tool
 from fixtures_model import with_recorded_selection
+from safetensors.numpy import load_file
 
 from ctapipe_genshower.checkpoint import (
     CheckpointError,
@@ -339,13 +340,14 @@ def training_file(tiny_model_training_arrays, tmp_path_factory):
     return write_training_file(path, tiny_model_training_arrays)
 
 
-def _refine(model, training_file, output, *options, n_events=60):
+def _refine(model, training_file, output, *options, n_events=60, more_inputs=()):
     """Run the tool at plumbing size (60 images, 1 step, 2 epochs; ``n_events=None``: the
-    tool's default)."""
+    tool's default); ``more_inputs``: training files after ``training_file``."""
     argv = [
         *options,
         f"--model={model}",
         f"--input={training_file}",
+        *(f"--input={path}" for path in more_inputs),
         f"--output={output}",
         *([] if n_events is None else [f"--n-events={n_events}"]),
         "--n-steps=1",
@@ -544,6 +546,34 @@ def test_several_generated_images_per_simulated_image(all_pass_model, training_f
     np.testing.assert_array_equal(single, generated.reshape(50, 3, -1)[:, 0])
     with pytest.raises(ValueError, match="draws_per_image"):
         paired_features(generator, training_file, 50, draws_per_image=0, **options)
+
+
+def test_each_training_file_has_its_own_streams(all_pass_model, training_file, monkeypatch):
+    """``stream`` 0 is the single-file fit (same images, same seeds); another stream draws
+    the events of the same file with other seeds, so no two files of a fit share noise."""
+    generator = ShowerGenerator.from_file(all_pass_model, device="cpu")
+    calls = []
+    plain = generator.generate
+
+    def recording(conditions, seeds, **kwargs):
+        calls.append(np.array(seeds))
+        return plain(conditions, seeds, **kwargs)
+
+    monkeypatch.setattr(generator, "generate", recording)
+    options = {"n_steps": 1, "max_redraws": 3, "progress": False, "draws_per_image": 2}
+    for stream in (None, 0, 1, 2):
+        paired_features(
+            generator,
+            training_file,
+            None,
+            **options,
+            **({} if stream is None else {"stream": stream}),
+        )
+    default, first, second, third = calls
+    np.testing.assert_array_equal(first, default)
+    assert len(np.unique(np.concatenate([first, second, third]))) == 3 * len(first)
+    with pytest.raises(ValueError, match="stream"):
+        paired_features(generator, training_file, None, stream=-1, **options)
 
 
 def _chosen(training_file, n, seed):
@@ -776,3 +806,69 @@ def test_refine_tool_pairs_file_is_written_then_read(
     argv[3] = f"--pairs={tmp_path / 'missing' / 'pairs.safetensors'}"  # refused before work
     assert run_tool(RefineTool(), argv=argv, cwd=tmp_path, raises=False) == 2
     assert not (tmp_path / "other.safetensors").exists()
+
+
+def test_refine_tool_adds_a_training_file_with_its_own_pairs(
+    all_pass_model, training_file, tiny_model_training_arrays, tmp_path
+):
+    """Several ``--input`` files are fitted as one sample, each with a pairs file: the first
+    file's pairs are those of a fit on it alone (an earlier fit's pairs file is read), a
+    further file is paired with streams of its own, and a refit reading all pairs gives the
+    same classifier. A repeated training file or a pairs file too few are refused (exit 2)."""
+    arrays = tiny_model_training_arrays
+    more = write_training_file(
+        tmp_path / "more.safetensors", arrays.subset(np.arange(len(arrays.conditions))[::-1])
+    )
+    first_pairs, more_pairs = tmp_path / "first.safetensors", tmp_path / "more_pairs.safetensors"
+    n = len(arrays.conditions)
+    one = tmp_path / "one.safetensors"
+    _refine(all_pass_model, training_file, one, f"--pairs={first_pairs}", n_events=None)
+    stamp = first_pairs.stat().st_mtime_ns
+    both = (f"--pairs={first_pairs}", f"--pairs={more_pairs}")
+    out = _refine(
+        all_pass_model,
+        training_file,
+        tmp_path / "two.safetensors",
+        *both,
+        n_events=None,
+        more_inputs=[more],
+    )
+    assert first_pairs.stat().st_mtime_ns == stamp and more_pairs.is_file()  # read, not made
+
+    refiner = load_generator_modules(out).refiner
+    samples = refiner.info["samples"]
+    assert [part["n_read"] for part in samples["files"]] == [n, n]
+    assert samples["n_read"] == 2 * n and refiner.info["n_simulated"] == 2 * n
+    # recorded by name, both
+    refinement = read_metadata(out)["provenance"]["refinement"]
+    assert refinement["training_file"] == [training_file.name, more.name]
+    # both pairs files hold the same showers (the second file is the first reversed)
+    a, b = (load_file(path)["generated"][:, -5:] for path in (first_pairs, more_pairs))
+    np.testing.assert_array_equal(a[np.lexsort(a.T)], b[np.lexsort(b.T)])
+
+    again = _refine(
+        all_pass_model,
+        training_file,
+        tmp_path / "again.safetensors",
+        *both,
+        n_events=None,
+        more_inputs=[more],
+    )
+    refit = load_generator_modules(again).refiner
+    for p, q in zip(refiner.net.parameters(), refit.net.parameters(), strict=True):
+        assert (p == q).all()
+
+    for options in (
+        (f"--input={training_file}",),  # the same file twice
+        (f"--input={more}", f"--pairs={first_pairs}"),  # one pairs file for two inputs
+    ):
+        argv = [
+            *options,
+            f"--model={all_pass_model}",
+            f"--input={training_file}",
+            f"--output={tmp_path / 'bad.safetensors'}",
+            "--n-steps=1",
+            "--no-progress",
+        ]
+        assert run_tool(RefineTool(), argv=argv, cwd=tmp_path, raises=False) == 2
+        assert not (tmp_path / "bad.safetensors").exists()

@@ -7,6 +7,8 @@ others for the same shower, so that its images follow the simulation where the p
 misses it. The output is the input model file plus the refiner's tensors and metadata.
 """
 
+from pathlib import Path
+
 from ctapipe.core import Tool, ToolConfigurationError
 from ctapipe.core.traits import Bool, Float, Int, List, Unicode, flag
 from ctapipe.core.traits import Path as PathTrait
@@ -20,6 +22,13 @@ from ..model.density_ratio import REFINER_FEATURES, TIME_RESIDUAL_FEATURE
 __all__ = ["RefineTool", "main"]
 
 
+def _as_list(value):
+    """A provenance record of one file (str) or several (list), as a list."""
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else list(value)
+
+
 class RefineTool(Tool):
     """Fit the refiner of a model on its training file and write the refined model."""
 
@@ -29,18 +38,26 @@ class RefineTool(Tool):
     > ctapipe-genshower-refine --model student4.safetensors \\
         --input train.training.safetensors -o student4_refined.safetensors
 
+    Keep the image pairs, and later add a training file (only its pairs are generated):
+    > ctapipe-genshower-refine --model student4.safetensors --input train.training.safetensors \\
+        --pairs train.pairs.safetensors -o refined.safetensors
+    > ctapipe-genshower-refine --model student4.safetensors \\
+        --input train.training.safetensors --input more.training.safetensors \\
+        --pairs train.pairs.safetensors --pairs more.pairs.safetensors -o refined2.safetensors
+
     Then generate with it like with any model (--no-refine turns the refiner off):
     > ctapipe-genshower-generate --model student4_refined.safetensors -o protons.dl1.h5
     """
 
     # existence and type of the files are checked in setup (one-line error, exit code 2)
     model = PathTrait(None, allow_none=True, help="The model file to refine").tag(config=True)
-    input_file = PathTrait(
-        None,
-        allow_none=True,
+    input_files = List(
+        PathTrait(),
+        default_value=[],
         help=(
-            "Prepared training file of the simulation (ctapipe-genshower-train --prepare-only),"
-            " ideally the model's own training data"
+            "Prepared training file(s) of the simulation (ctapipe-genshower-train"
+            " --prepare-only), ideally the model's own training data; several are fitted as"
+            " one sample"
         ),
     ).tag(config=True)
     output = PathTrait(None, allow_none=True, directory_ok=False, help="Refined model file").tag(
@@ -51,8 +68,8 @@ class RefineTool(Tool):
         allow_none=True,
         min=40,
         help=(
-            "Simulated images used (and as many generated); default: all of the training"
-            " file's (the refiner's held-out loss still falls with more pairs, docs/refiner.md)"
+            "Simulated images used from each training file (and as many generated); default:"
+            " all (the refiner's held-out loss still falls with more pairs, docs/refiner.md)"
         ),
     ).tag(config=True)
     seed = Int(0, min=0, help="Choice of images, generated events and the classifier's fit").tag(
@@ -139,22 +156,23 @@ class RefineTool(Tool):
             " (docs/refiner.md)"
         ),
     ).tag(config=True)
-    pairs = PathTrait(
-        None,
+    pairs = List(
+        PathTrait(directory_ok=False),
+        default_value=None,
         allow_none=True,
-        directory_ok=False,
         help=(
-            "Pairs file: read the image pairs from it when it exists (made from the same"
-            " model, training file, images, seed and sampling), else make them and write it."
-            " Generating the pairs is nearly all of a fit's time; a refit with other"
-            " classifier settings or features then takes about a minute"
+            "Pairs file of each training file, in the same order: read the image pairs from"
+            " it when it exists (made from the same model, training file, images, seed and"
+            " sampling), else make them and write it. Generating the pairs is nearly all of a"
+            " fit's time; a refit with other classifier settings or features then takes about"
+            " a minute, and a fit with one more training file generates only its pairs"
         ),
     ).tag(config=True)
     progress_bar = Bool(True, help="Show progress bars").tag(config=True)
 
     aliases = {
         ("m", "model"): "RefineTool.model",
-        ("i", "input"): "RefineTool.input_file",
+        ("i", "input"): "RefineTool.input_files",
         ("o", "output"): "RefineTool.output",
         "n-events": "RefineTool.n_events",
         "seed": "RefineTool.seed",
@@ -200,8 +218,8 @@ class RefineTool(Tool):
 
     def setup(self):
         exit_on_sigterm(self._exit_stack, self.log)
-        for name, option in (("model", "--model"), ("input_file", "--input"), ("output", "-o")):
-            if getattr(self, name) is None:
+        for name, option in (("model", "--model"), ("input_files", "--input"), ("output", "-o")):
+            if not getattr(self, name):
                 raise ToolConfigurationError(f"No {name.replace('_', ' ')}: give it with {option}")
         if self.solver not in SOLVER_NAMES:
             raise ToolConfigurationError(
@@ -210,7 +228,7 @@ class RefineTool(Tool):
         if self.extra_args:  # e.g. "--eta 1 1 0": a list option takes one value each time
             raise ToolConfigurationError(
                 f"Unexpected arguments {' '.join(self.extra_args)} (a list option is repeated:"
-                " --eta=1 --eta=1 --eta=0)"
+                " --input=a --input=b, --eta=1 --eta=1 --eta=0)"
             )
         if self.time_residual and self.keep_classifier:
             raise ToolConfigurationError(
@@ -221,29 +239,39 @@ class RefineTool(Tool):
             raise ToolConfigurationError("--eta-channels needs --eta (the per-step eta)")
         if not 0 < self.cap_quantile <= 1:
             raise ToolConfigurationError(f"cap_quantile must be in (0, 1], got {self.cap_quantile}")
-        for path in (self.model, self.input_file):
+        for path in (self.model, *self.input_files):
             if not path.is_file():
                 raise ToolConfigurationError(f"Input file not found: {path}")
-        if not is_training_file(self.input_file):
-            raise ToolConfigurationError(
-                f"{self.input_file} is not a ctapipe-genshower training file (make one from"
-                " DL1 files with ctapipe-genshower-train --prepare-only)"
-            )
+        for path in self.input_files:
+            if not is_training_file(path):
+                raise ToolConfigurationError(
+                    f"{path} is not a ctapipe-genshower training file (make one from DL1 files"
+                    " with ctapipe-genshower-train --prepare-only)"
+                )
         try:
             meta = read_metadata(self.model)
         except CheckpointError as err:
             raise ToolConfigurationError(str(err)) from None
         fitted_on = ((meta.get("provenance") or {}).get("refinement") or {}).get("training_file")
-        if self.keep_classifier and fitted_on == self.input_file.name:
-            # its ratio is over-confident on the showers it was fitted on (docs/refiner.md)
-            self.log.warning(
-                "%s is the training file the classifier was fitted on: fit the calibration on"
-                " showers the classifier has not seen",
-                self.input_file.name,
-            )
-        if self.pairs is not None and not self.pairs.exists() and not self.pairs.parent.is_dir():
-            # checked now: the pairs are written after the long part, their generation
-            raise ToolConfigurationError(f"Directory of the pairs file not found: {self.pairs}")
+        fitted_on = {Path(name).name for name in _as_list(fitted_on)}
+        for path in self.input_files if self.keep_classifier else ():
+            if path.name in fitted_on:
+                # its ratio is over-confident on the showers it was fitted on (docs/refiner.md)
+                self.log.warning(
+                    "%s is a training file the classifier was fitted on: fit the calibration"
+                    " on showers the classifier has not seen",
+                    path.name,
+                )
+        if self.pairs is not None:
+            if len(self.pairs) != len(self.input_files):
+                raise ToolConfigurationError(
+                    f"{len(self.pairs)} pairs files for {len(self.input_files)} training files:"
+                    " give one pairs file per training file, in the same order"
+                )
+            for pairs in self.pairs:
+                if not pairs.exists() and not pairs.parent.is_dir():
+                    # checked now: the pairs are written after the long part, their generation
+                    raise ToolConfigurationError(f"Directory of the pairs file not found: {pairs}")
         self.check_output(self.output)
 
     def start(self):
@@ -252,7 +280,7 @@ class RefineTool(Tool):
         try:
             self.refiner = refine_model(
                 self.model,
-                self.input_file,
+                self.input_files,
                 self.output,
                 n_events=self.n_events,
                 seed=self.seed,
