@@ -402,7 +402,7 @@ def refine_model(
     if len(set(hashes)) < len(hashes):
         raise ValueError("the same training file is given twice (its images would be paired twice)")
     made_from = {
-        "model_sha256": file_sha256(model) if pairs is not None else None,
+        "model_sha256": file_sha256(model),
         "n_events": n_events,
         "seed": int(seed),
         "max_redraws": int(max_redraws),
