@@ -25,7 +25,7 @@ from ctapipe_genshower.model.density_ratio import (
     feature_spec,
     refiner_features,
 )
-from ctapipe_genshower.refine import paired_features
+from ctapipe_genshower.refine import paired_features, refine_model
 from ctapipe_genshower.tools.refine import RefineTool
 from ctapipe_genshower.training.density_ratio import fit_density_ratio, fit_temperature
 
@@ -561,14 +561,9 @@ def test_each_training_file_has_its_own_streams(all_pass_model, training_file, m
 
     monkeypatch.setattr(generator, "generate", recording)
     options = {"n_steps": 1, "max_redraws": 3, "progress": False, "draws_per_image": 2}
-    for stream in (None, 0, 1, 2):
-        paired_features(
-            generator,
-            training_file,
-            None,
-            **options,
-            **({} if stream is None else {"stream": stream}),
-        )
+    paired_features(generator, training_file, None, **options)  # the default
+    for stream in (0, 1, 2):
+        paired_features(generator, training_file, None, stream=stream, **options)
     default, first, second, third = calls
     np.testing.assert_array_equal(first, default)
     assert len(np.unique(np.concatenate([first, second, third]))) == 3 * len(first)
@@ -858,17 +853,20 @@ def test_refine_tool_adds_a_training_file_with_its_own_pairs(
     for p, q in zip(refiner.net.parameters(), refit.net.parameters(), strict=True):
         assert (p == q).all()
 
-    for options in (
-        (f"--input={training_file}",),  # the same file twice
-        (f"--input={more}", f"--pairs={first_pairs}"),  # one pairs file for two inputs
-    ):
-        argv = [
-            *options,
-            f"--model={all_pass_model}",
-            f"--input={training_file}",
-            f"--output={tmp_path / 'bad.safetensors'}",
-            "--n-steps=1",
-            "--no-progress",
-        ]
-        assert run_tool(RefineTool(), argv=argv, cwd=tmp_path, raises=False) == 2
-        assert not (tmp_path / "bad.safetensors").exists()
+    # one pairs file for two inputs: refused in setup, before any work
+    argv = [
+        f"--model={all_pass_model}",
+        f"--input={training_file}",
+        f"--input={more}",
+        f"--pairs={first_pairs}",
+        f"--output={tmp_path / 'bad.safetensors'}",
+        "--no-progress",
+    ]
+    assert run_tool(RefineTool(), argv=argv, cwd=tmp_path, raises=False) == 2
+    assert not (tmp_path / "bad.safetensors").exists()
+    # the same images twice (a copy under another name): refused before the pairs are made
+    copy = tmp_path / "copy.safetensors"
+    copy.write_bytes(training_file.read_bytes())
+    with pytest.raises(ValueError, match="same training file is given twice"):
+        refine_model(all_pass_model, [training_file, copy], tmp_path / "bad.safetensors")
+    assert not (tmp_path / "bad.safetensors").exists()
