@@ -343,11 +343,13 @@ def refine_model(
     fit_options : dict, optional
         Keyword arguments of :func:`~ctapipe_genshower.training.density_ratio.fit_density_ratio`
         (``marginal_calibration=True`` adds the marginal calibration, fitted on the
-        classifier's held-out pairs).
+        classifier's held-out pairs; ``marginal_parameters`` names the parameters it
+        corrects, default all).
     keep_classifier : bool
         Keep the model's refiner classifier and fit only its marginal calibration
         (:func:`~ctapipe_genshower.training.density_ratio.calibrate_marginals`) on the new
-        pairs, at ``fit_options["cap_quantile"]`` (default: the refiner's cap). The training
+        pairs, at ``fit_options["cap_quantile"]`` (default: the refiner's cap), of
+        ``fit_options["marginal_parameters"]`` (default: all). The training
         file's showers must be others than the classifier's: its ratio is over-confident on
         new images of the showers it was fitted on, since the conditions are its inputs.
     device : str
@@ -434,8 +436,13 @@ def refine_model(
         # raked with global weights: raking per shower on a few draws of each (a study,
         # removed since) made the kept images far worse in generation
         # (runs/2026-12-05_per_shower_calibration/)
+        options = fit_options or {}
         refiner = calibrate_marginals(
-            generator.refiner, simulated, generated, (fit_options or {}).get("cap_quantile")
+            generator.refiner,
+            simulated,
+            generated,
+            options.get("cap_quantile"),
+            parameters=options.get("marginal_parameters"),
         )
         refiner.info.update({"calibration_samples": stats, "calibration_seed": int(seed)})
     else:

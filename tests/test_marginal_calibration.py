@@ -144,3 +144,28 @@ def test_corrupt_calibration_is_refused(tiny_model_path, tmp_path):
     broken.write_bytes(raw)
     with pytest.raises(CheckpointError, match="refiner"):
         load_generator_modules(broken)
+
+
+def test_calibration_of_chosen_parameters_touches_only_their_columns():
+    names = [name for name, _ in REFINER_FEATURES]
+    timing = names.index("timing_deviation")
+    rng = np.random.default_rng(7)
+    simulated = _heavy_tailed(5000, rng)
+    generated = _heavy_tailed(5000, rng, scale=1.6)
+    # both the first column and timing_deviation are too wide in the generated rows
+    simulated[:, timing] = rng.standard_t(3, size=5000)
+    generated[:, timing] = 1.6 * rng.standard_t(3, size=5000)
+    refiner = calibrate_marginals(
+        _zero_refiner(), simulated, generated, parameters=["timing_deviation"]
+    )
+    assert list(refiner.calibration.columns) == [timing]
+    weights = kept_weights(refiner.log_ratio_of_features(generated), refiner.cap_quantile)
+    for column, corrected in ((timing, True), (0, False)):
+        before = wasserstein_distance(simulated[:, column], generated[:, column])
+        after = wasserstein_distance(simulated[:, column], generated[:, column], v_weights=weights)
+        assert (after < 0.5 * before) if corrected else (after > 0.7 * before)
+    # an angle's two features (cosine and sine) are one parameter
+    both = calibrate_marginals(_zero_refiner(), simulated, generated, parameters=["hillas_phi"])
+    assert list(both.calibration.columns) == [k for k, n in enumerate(names) if n == "hillas_phi"]
+    with pytest.raises(ValueError, match="hillas_wdth"):
+        calibrate_marginals(_zero_refiner(), simulated, generated, parameters=["hillas_wdth"])

@@ -461,6 +461,29 @@ def test_refine_tool_marginal_calibration(all_pass_model, training_file, tmp_pat
     assert refiner.info["fit_options"]["marginal_calibration"] is True
 
 
+def test_refine_tool_calibrates_the_chosen_parameters_only(all_pass_model, training_file, tmp_path):
+    """``--marginal-parameters``: the calibration corrects those parameters and says so;
+    without a calibration to choose for, or with a name that is no refiner parameter, the
+    tool exits 2 and writes nothing."""
+    chosen = ["--marginal-parameters=timing_deviation", "--marginal-parameters=hillas_psi"]
+    out = _refine(all_pass_model, training_file, tmp_path / "c.safetensors", "--marginals", *chosen)
+    refiner = load_generator_modules(out).refiner
+    names = [name for name, _ in refiner.features]
+    assert [names[k] for k in refiner.calibration.columns] == [
+        "hillas_psi",
+        "hillas_psi",
+        "timing_deviation",
+    ]
+    from ctapipe_genshower.tools.info import model_card
+
+    assert "calibration: hillas_psi, timing_deviation (2 parameters)" in model_card(out)
+    output = tmp_path / "refused.safetensors"
+    argv = [f"--model={all_pass_model}", f"--input={training_file}", f"--output={output}"]
+    for extra in (chosen, ["--marginals", "--marginal-parameters=hillas_wdth"]):
+        assert run_tool(RefineTool(), argv=[*argv, *extra], cwd=tmp_path, raises=False) == 2
+        assert not output.exists()
+
+
 def test_refine_tool_keeps_the_classifier_and_fits_its_calibration(
     refined_model, all_pass_model, training_file, tmp_path
 ):
@@ -471,7 +494,8 @@ def test_refine_tool_keeps_the_classifier_and_fits_its_calibration(
     assert new.calibration is not None and old.calibration is None
     from ctapipe_genshower.tools.info import model_card
 
-    expected = f"marginal calibration: {len(REFINER_FEATURES)} parameters, fitted on 60 simulated"
+    n_parameters = len({name for name, _ in REFINER_FEATURES})  # an angle has two features
+    expected = f"marginal calibration: {n_parameters} parameters, fitted on 60 simulated"
     assert expected in model_card(out)
     assert new.info["calibration_samples"]["n_read"] == 60
     assert new.info["auc_validation"] == old.info["auc_validation"]  # the classifier's record

@@ -127,8 +127,14 @@ def model_card(path):
         calibration = meta["refiner"].get("calibration")
         if calibration:
             fit = calibration.get("info", {})
+            names = [name for name, *_ in meta["refiner"].get("features", [])]
+            calibrated = list(dict.fromkeys(names[k] for k in calibration["columns"]))
+            if len(calibrated) < len(set(names)):
+                calibrated = f"{', '.join(calibrated)} ({len(calibrated)} parameters)"
+            else:
+                calibrated = f"{len(calibrated)} parameters"
             lines.append(
-                f"  refiner's marginal calibration: {len(calibration['columns'])} parameters,"
+                f"  refiner's marginal calibration: {calibrated},"
                 f" fitted on {fit.get('n_simulated')} simulated vs {fit.get('n_generated')}"
                 " generated images (largest |log(simulated / kept)| per bin"
                 f" {fit.get('worst_log_mismatch_before', 0):.3f} ->"

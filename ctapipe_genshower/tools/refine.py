@@ -125,6 +125,16 @@ class RefineTool(Tool):
             " images' one-dimensional distributions to the simulation's) on the held-out pairs"
         ),
     ).tag(config=True)
+    marginal_parameters = List(
+        Unicode(),
+        default_value=None,
+        allow_none=True,
+        help=(
+            "The image parameters the marginal calibration corrects (default: all of the"
+            " refiner's): a few that the classifier leaves wrong, since the factors of"
+            " correlated parameters trade one marginal for another (docs/refiner.md)"
+        ),
+    ).tag(config=True)
     keep_classifier = Bool(
         False,
         help=(
@@ -190,6 +200,7 @@ class RefineTool(Tool):
         "eta": "RefineTool.eta",
         "eta-channels": "RefineTool.eta_channels",
         "pairs": "RefineTool.pairs",
+        "marginal-parameters": "RefineTool.marginal_parameters",
     }
     flags = {
         **flag("progress", "RefineTool.progress_bar", "Show progress bars", "No progress bars"),
@@ -235,6 +246,19 @@ class RefineTool(Tool):
                 "--time-residual chooses a new classifier's features; --keep-classifier keeps"
                 " the model's"
             )
+        if self.marginal_parameters is not None:
+            if not (self.marginals or self.keep_classifier):
+                raise ToolConfigurationError(
+                    "--marginal-parameters chooses what the marginal calibration corrects:"
+                    " give --marginals or --keep-classifier with it"
+                )
+            known = {name for name, _ in (*REFINER_FEATURES, TIME_RESIDUAL_FEATURE)}
+            unknown = sorted(set(self.marginal_parameters) - known)
+            if unknown or not self.marginal_parameters:
+                raise ToolConfigurationError(
+                    f"--marginal-parameters: {', '.join(unknown) or 'none given'}; refiner"
+                    f" parameters are {', '.join(sorted(known))}"
+                )
         if self.eta_channels is not None and self.eta is None:
             raise ToolConfigurationError("--eta-channels needs --eta (the per-step eta)")
         if not 0 < self.cap_quantile <= 1:
@@ -298,6 +322,7 @@ class RefineTool(Tool):
                     "batch_size": self.classifier_batch_size,
                     "calibrate": self.calibrate,
                     "marginal_calibration": self.marginals,
+                    "marginal_parameters": self.marginal_parameters,
                 },
                 keep_classifier=self.keep_classifier,
                 progress=self.progress_bar,

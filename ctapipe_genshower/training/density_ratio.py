@@ -79,7 +79,9 @@ def _cap_record(log_r_gen, cap_quantile):
     }
 
 
-def calibrate_marginals(refiner, simulated, generated, cap_quantile=None, **options):
+def calibrate_marginals(
+    refiner, simulated, generated, cap_quantile=None, parameters=None, **options
+):
     """The refiner with a marginal calibration fitted on feature rows it was not fitted on.
 
     Parameters
@@ -91,6 +93,11 @@ def calibrate_marginals(refiner, simulated, generated, cap_quantile=None, **opti
         (new draws: the classifier's ratio on its own training rows is over-confident).
     cap_quantile : float, optional
         The cap of the calibrated ratio (default: the refiner's).
+    parameters : sequence of str, optional
+        The image parameters to calibrate (column names of the refiner's features; a
+        parameter with two features, e.g. an angle's cosine and sine, gets both). Default:
+        all. Factors of correlated parameters trade one marginal for another on new showers
+        (``docs/refiner.md``), so a few parameters the classifier leaves wrong may be better.
     **options
         Passed to :func:`~ctapipe_genshower.training.marginal_calibration.fit_marginal_calibration`.
 
@@ -107,7 +114,17 @@ def calibrate_marginals(refiner, simulated, generated, cap_quantile=None, **opti
         cap_quantile = refiner.cap_quantile if np.isfinite(refiner.cap_quantile) else 0.99
     # the classifier alone (any calibration the refiner has is replaced)
     log_r_gen = refiner.temperature * refiner.logits_of_features(generated)
-    columns = range(len(refiner.features))  # the image parameters, not the conditions
+    names = [name for name, _ in refiner.features]
+    if parameters is None:
+        columns = range(len(names))  # the image parameters, not the conditions
+    else:
+        unknown = sorted(set(parameters) - set(names))
+        if unknown or not parameters:
+            raise ValueError(
+                f"cannot calibrate {unknown or 'no parameters'}: the refiner's parameters are"
+                f" {', '.join(dict.fromkeys(names))}"
+            )
+        columns = [k for k, name in enumerate(names) if name in set(parameters)]
     calibration = fit_marginal_calibration(
         simulated,
         generated,
@@ -152,6 +169,7 @@ def fit_density_ratio(
     cap_quantile=0.99,
     calibrate=True,
     marginal_calibration=False,
+    marginal_parameters=None,
     seed=0,
     progress=None,
 ):
@@ -177,6 +195,8 @@ def fit_density_ratio(
     marginal_calibration : bool
         Fit the marginal calibration (:func:`calibrate_marginals`) on the held-out rows too;
         the cap and acceptance are then the calibrated ratio's.
+    marginal_parameters : sequence of str, optional
+        The parameters that calibration corrects (default: all; :func:`calibrate_marginals`).
     seed : int
         Split, initial weights and batch order.
     progress : callable, optional
@@ -295,5 +315,7 @@ def fit_density_ratio(
     }
     refiner = DensityRatio(net, mean, scale, log_cap, features, info, temperature=temperature)
     if marginal_calibration:
-        refiner = calibrate_marginals(refiner, sim_val, gen_val, cap_quantile)
+        refiner = calibrate_marginals(
+            refiner, sim_val, gen_val, cap_quantile, parameters=marginal_parameters
+        )
     return refiner
