@@ -226,6 +226,8 @@ def test_fit_refuses_bad_rows():
         fit_density_ratio(rows, rows[:10])
     with pytest.raises(ValueError, match="cap_quantile"):
         fit_density_ratio(rows, rows, cap_quantile=0)
+    with pytest.raises(ValueError, match="marginal_calibration"):
+        fit_density_ratio(rows, rows, marginal_parameters=["timing_deviation"])
 
 
 def test_metadata_round_trip_is_exact(shifted_fit):

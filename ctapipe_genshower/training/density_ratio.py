@@ -196,7 +196,8 @@ def fit_density_ratio(
         Fit the marginal calibration (:func:`calibrate_marginals`) on the held-out rows too;
         the cap and acceptance are then the calibrated ratio's.
     marginal_parameters : sequence of str, optional
-        The parameters that calibration corrects (default: all; :func:`calibrate_marginals`).
+        The parameters that calibration corrects (default: all; :func:`calibrate_marginals`);
+        only with ``marginal_calibration``.
     seed : int
         Split, initial weights and batch order.
     progress : callable, optional
@@ -224,6 +225,8 @@ def fit_density_ratio(
         raise ValueError(f"validation_fraction must be in (0, 1), got {validation_fraction}")
     if not 0 < cap_quantile <= 1:
         raise ValueError(f"cap_quantile must be in (0, 1], got {cap_quantile}")
+    if marginal_parameters is not None and not marginal_calibration:
+        raise ValueError("marginal_parameters chooses what marginal_calibration corrects")
 
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
