@@ -393,6 +393,7 @@ def test_refine_tool_writes_a_refined_model(
         "batch_size": 256,
         "calibrate": True,
         "marginal_calibration": False,
+        "marginal_parameters": None,
     }
     assert refiner.calibration is None
     assert sum(hasattr(m, "weight") for m in refiner.net) == 5  # 4 hidden layers + output
@@ -479,6 +480,7 @@ def test_refine_tool_calibrates_the_chosen_parameters_only(all_pass_model, train
     from ctapipe_genshower.tools.info import model_card
 
     assert "calibration: hillas_psi, timing_deviation (2 parameters)" in model_card(out)
+    assert refiner.info["fit_options"]["marginal_parameters"] == ["timing_deviation", "hillas_psi"]
     output = tmp_path / "refused.safetensors"
     argv = [f"--model={all_pass_model}", f"--input={training_file}", f"--output={output}"]
     for extra in (chosen, ["--marginals", "--marginal-parameters=hillas_wdth"]):
