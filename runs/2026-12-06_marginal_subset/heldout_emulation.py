@@ -7,8 +7,9 @@ Reads v13's pairs files, takes the classifier's held-out quarter (the split of
 (3) W1 of every parameter in units of the simulation's own W1 (two halves), for the
 classifier alone and with a marginal calibration of a few parameters fitted on one half of
 the held-out pairs and evaluated on the other, and with a calibration of
-``timing_deviation`` and ``morphology_n_islands`` within ``hillas_intensity`` bins (the
-kept share of each bin unchanged; a study, not in the package).
+``timing_deviation`` and ``morphology_n_islands`` (and of ``timing_deviation`` alone) within
+``hillas_intensity`` bins (the kept share of each bin unchanged; a study, not in the
+package).
 
     python heldout_emulation.py MODEL PAIRS [PAIRS ...]
 """
@@ -147,16 +148,17 @@ def main(model, *pairs_files):
             sim_a, gen_a, log_r_a, columns, cap_quantile=refiner.cap_quantile
         )
         results[tag] = kept_w1(log_r_b + calibration.log_factor(gen_b))
-    within = fit_within_bins(
-        sim_a,
-        gen_a,
-        log_r_a,
-        [tdev, islands],
-        0,  # log10 hillas_intensity
-        np.array([lo for lo, _ in INTENSITY_BINS[1:]]),
-        refiner.cap_quantile,
-    )
-    results["within bins"] = kept_w1(log_r_b + within(gen_b))
+    for tag, columns in (("within bins", [tdev, islands]), ("tdev w. bins", [tdev])):
+        within = fit_within_bins(
+            sim_a,
+            gen_a,
+            log_r_a,
+            columns,
+            0,  # log10 hillas_intensity
+            np.array([lo for lo, _ in INTENSITY_BINS[1:]]),
+            refiner.cap_quantile,
+        )
+        results[tag] = kept_w1(log_r_b + within(gen_b))
     print("\n(3) W1 / floor of the kept images (held-out half B; calibrations fitted on half A)")
     print(f"{'':34s}" + "".join(f"{tag:>14s}" for tag in results))
     print(f"{'acceptance':34s}" + "".join(f"{acc:14.4f}" for acc, _ in results.values()))
