@@ -486,6 +486,18 @@ def test_refine_tool_calibrates_the_chosen_parameters_only(all_pass_model, train
     for extra in (chosen, ["--marginals", "--marginal-parameters=hillas_wdth"]):
         assert run_tool(RefineTool(), argv=[*argv, *extra], cwd=tmp_path, raises=False) == 2
         assert not output.exists()
+    # the time residual is a refiner feature only with --time-residual, and the kept
+    # classifier of a model without it does not read it: refused before any pairs are made
+    residual = "--marginal-parameters=timing_max_residual"
+    pairs = tmp_path / "pairs.safetensors"
+    for extra in (["--marginals", residual], ["--keep-classifier", residual]):
+        model = out if "--keep-classifier" in extra else all_pass_model
+        bad = [f"--model={model}", f"--input={training_file}", f"--output={output}"]
+        code = run_tool(
+            RefineTool(), argv=[*bad, *extra, f"--pairs={pairs}"], cwd=tmp_path, raises=False
+        )
+        assert code == 2
+        assert not output.exists() and not pairs.exists()
 
 
 def test_refine_tool_keeps_the_classifier_and_fits_its_calibration(

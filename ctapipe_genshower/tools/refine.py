@@ -246,19 +246,11 @@ class RefineTool(Tool):
                 "--time-residual chooses a new classifier's features; --keep-classifier keeps"
                 " the model's"
             )
-        if self.marginal_parameters is not None:
-            if not (self.marginals or self.keep_classifier):
-                raise ToolConfigurationError(
-                    "--marginal-parameters chooses what the marginal calibration corrects:"
-                    " give --marginals or --keep-classifier with it"
-                )
-            known = {name for name, _ in (*REFINER_FEATURES, TIME_RESIDUAL_FEATURE)}
-            unknown = sorted(set(self.marginal_parameters) - known)
-            if unknown or not self.marginal_parameters:
-                raise ToolConfigurationError(
-                    f"--marginal-parameters: {', '.join(unknown) or 'none given'}; refiner"
-                    f" parameters are {', '.join(sorted(known))}"
-                )
+        if self.marginal_parameters is not None and not (self.marginals or self.keep_classifier):
+            raise ToolConfigurationError(
+                "--marginal-parameters chooses what the marginal calibration corrects:"
+                " give --marginals or --keep-classifier with it"
+            )
         if self.eta_channels is not None and self.eta is None:
             raise ToolConfigurationError("--eta-channels needs --eta (the per-step eta)")
         if not 0 < self.cap_quantile <= 1:
@@ -276,6 +268,8 @@ class RefineTool(Tool):
             meta = read_metadata(self.model)
         except CheckpointError as err:
             raise ToolConfigurationError(str(err)) from None
+        if self.marginal_parameters is not None:
+            self._check_marginal_parameters(meta)
         fitted_on = ((meta.get("provenance") or {}).get("refinement") or {}).get("training_file")
         fitted_on = {Path(name).name for name in _as_list(fitted_on)}
         for path in self.input_files if self.keep_classifier else ():
@@ -297,6 +291,23 @@ class RefineTool(Tool):
                     # checked now: the pairs are written after the long part, their generation
                     raise ToolConfigurationError(f"Directory of the pairs file not found: {pairs}")
         self.check_output(self.output)
+
+    def _check_marginal_parameters(self, meta):
+        """Refuse names the calibrated classifier does not read, before any pairs are made:
+        the kept classifier's features, or those of the new fit."""
+        if self.keep_classifier:
+            features = (meta.get("refiner") or {}).get("features") or []
+        elif self.time_residual:
+            features = (*REFINER_FEATURES, TIME_RESIDUAL_FEATURE)
+        else:
+            features = REFINER_FEATURES
+        known = list(dict.fromkeys(name for name, *_ in features))
+        unknown = sorted(set(self.marginal_parameters) - set(known))
+        if known and (unknown or not self.marginal_parameters):
+            raise ToolConfigurationError(
+                f"--marginal-parameters: {', '.join(unknown) or 'none given'} not among the"
+                f" refiner's parameters ({', '.join(known)})"
+            )
 
     def start(self):
         from ..refine import refine_model

@@ -124,7 +124,8 @@ def calibrate_marginals(
                 f"cannot calibrate {unknown or 'no parameters'}: the refiner's parameters are"
                 f" {', '.join(dict.fromkeys(names))}"
             )
-        columns = [k for k, name in enumerate(names) if name in set(parameters)]
+        chosen = set(parameters)
+        columns = [k for k, name in enumerate(names) if name in chosen]
     calibration = fit_marginal_calibration(
         simulated,
         generated,
