@@ -459,9 +459,14 @@ def _load_refiner(path, metadata, tensors):
     state = _unprefixed(tensors, REFINER_PREFIX)
     if meta is None and not state:
         return None
+    # an ensemble's members are the file's tensors: never build more than it holds
+    stored = len({k.split(".")[1] for k in state if k.startswith("members.")}) or 1
     try:
         features = meta["features"]
-        net = density_ratio_net(len(features) + 5, meta["width"], meta["depth"])
+        members = meta.get("members", 1)  # refiners written before ensembles: one
+        if members != stored:
+            raise ValueError(f"{members} members recorded, {stored} stored")
+        net = density_ratio_net(len(features) + 5, meta["width"], meta["depth"], members)
     except (KeyError, TypeError, ValueError) as err:
         raise CheckpointError(
             f"{path}: corrupt refiner metadata ({type(err).__name__}: {err})"

@@ -290,7 +290,8 @@ def _pair_columns(features):
 
 def _fit_classifier(simulated, generated, features, seed, fit_options, progress):
     options = {"seed": seed, **(fit_options or {})}
-    bar = tqdm(total=options.get("epochs", 60), desc="refiner", unit="epoch", disable=not progress)
+    epochs = options.get("epochs", 60) * options.get("members", 1)
+    bar = tqdm(total=epochs, desc="refiner", unit="epoch", disable=not progress)
 
     def report(epoch, train_loss, validation_loss):
         bar.set_postfix(train=f"{train_loss:.4f}", validation=f"{validation_loss:.4f}")

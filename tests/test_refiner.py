@@ -230,6 +230,59 @@ def test_fit_refuses_bad_rows():
         fit_density_ratio(rows, rows, marginal_parameters=["timing_deviation"])
 
 
+def test_an_ensemble_averages_its_members_and_member_0_is_the_single_fit():
+    import torch
+
+    rng = np.random.default_rng(1)
+    simulated = _gaussian_rows(3000, 0.5, rng)
+    generated = _gaussian_rows(3000, 0.0, rng)
+    options = dict(epochs=5, width=32, depth=2, seed=3)
+    single = fit_density_ratio(simulated, generated, **options)
+    ensemble = fit_density_ratio(simulated, generated, members=3, **options)
+    members = list(ensemble.net.members)
+    assert len(members) == 3
+    for p, q in zip(single.net.parameters(), members[0].parameters(), strict=True):
+        assert torch.equal(p, q)
+    assert not torch.equal(members[0][0].weight, members[1][0].weight)
+    x = torch.from_numpy(ensemble.standardise(generated[:50]))
+    with torch.inference_mode():
+        np.testing.assert_allclose(
+            ensemble.net(x).numpy(),
+            torch.stack([m(x) for m in members]).mean(dim=0).numpy(),
+            rtol=1e-6,
+        )
+    records = ensemble.info["members"]
+    assert records[0]["best_epoch"] == single.info["best_epoch"]
+    # the cross-entropy is convex in the log-odds: the mean's held-out loss is at most the
+    # members' mean, and it is the loss the ensemble records
+    assert ensemble.info["validation_loss"] <= np.mean([r["validation_loss"] for r in records])
+    assert "members" not in single.info
+    with pytest.raises(ValueError, match="members"):
+        fit_density_ratio(simulated, generated, members=0)
+
+
+def test_an_ensemble_round_trips_through_the_model_file(tiny_model_path, tmp_path):
+    import torch
+
+    torch.manual_seed(0)
+    net = density_ratio_net(N_COLUMNS, 8, 1, members=3)
+    ensemble = DensityRatio(net, np.zeros(N_COLUMNS), np.ones(N_COLUMNS), 0.3)
+    refined = save_refined(tiny_model_path, tmp_path / "refined.safetensors", ensemble)
+    loaded = load_generator_modules(refined).refiner
+    x = np.random.default_rng(0).standard_normal((7, N_COLUMNS))
+    np.testing.assert_array_equal(
+        loaded.log_ratio_of_features(x), ensemble.log_ratio_of_features(x)
+    )
+    assert read_metadata(refined)["refiner"]["members"] == 3
+    # a file never builds more members than it stores
+    for members in (b"2", b"9"):
+        raw = refined.read_bytes().replace(b'\\"members\\": 3', b'\\"members\\": ' + members)
+        broken = tmp_path / "broken.safetensors"
+        broken.write_bytes(raw)
+        with pytest.raises(CheckpointError, match="members"):
+            load_generator_modules(broken)
+
+
 def test_metadata_round_trip_is_exact(shifted_fit):
     meta = json.loads(json.dumps(shifted_fit.to_metadata()))
     again = DensityRatio.from_metadata(meta, shifted_fit.net.state_dict())
@@ -420,6 +473,20 @@ def test_refine_tool_classifier_options(all_pass_model, training_file, tmp_path)
     refiner = load_generator_modules(out).refiner
     assert [m.weight.shape[0] for m in refiner.net if hasattr(m, "weight")] == [16, 16, 1]
     assert refiner.info["fit_options"]["weight_decay"] == 0
+
+
+def test_refine_tool_classifier_members(all_pass_model, training_file, tmp_path):
+    from ctapipe_genshower.tools.info import model_card
+
+    out = _refine(
+        all_pass_model, training_file, tmp_path / "mean.safetensors", "--classifier-members=2"
+    )
+    refiner = load_generator_modules(out).refiner
+    assert len(refiner.net.members) == 2
+    assert refiner.info["fit_options"]["members"] == 2
+    assert len(refiner.info["members"]) == 2
+    line = next(x for x in model_card(out).splitlines() if "refiner:" in x)
+    assert "the mean log-odds of 2 classifiers" in line
 
 
 def test_refine_tool_draws_per_image(all_pass_model, training_file, tmp_path):

@@ -201,7 +201,7 @@ def _mlp(n_inputs, width, depth):
     return nn.Sequential(*layers)
 
 
-def density_ratio_net(n_inputs, width=128, depth=3):
+def density_ratio_net(n_inputs, width=128, depth=3, members=1):
     """The classifier network: an MLP from standardised features to the log-odds (sim vs model).
 
     Parameters
@@ -211,14 +211,30 @@ def density_ratio_net(n_inputs, width=128, depth=3):
         Hidden units per layer.
     depth : int
         Hidden layers.
+    members : int
+        MLPs whose log-odds are averaged (an ensemble,
+        :class:`~ctapipe_genshower.model.networks.MeanOfNets`); 1: the MLP itself.
 
     Returns
     -------
-    torch.nn.Sequential
+    torch.nn.Module
+        ``torch.nn.Sequential`` for one member.
     """
-    if n_inputs < 1 or width < 1 or depth < 1:
-        raise ValueError(f"need n_inputs, width, depth >= 1, got {n_inputs}, {width}, {depth}")
-    return _mlp(int(n_inputs), int(width), int(depth))
+    if n_inputs < 1 or width < 1 or depth < 1 or members < 1:
+        raise ValueError(
+            f"need n_inputs, width, depth, members >= 1, got {n_inputs}, {width}, {depth},"
+            f" {members}"
+        )
+    if members == 1:
+        return _mlp(int(n_inputs), int(width), int(depth))
+    from .networks import MeanOfNets
+
+    return MeanOfNets([_mlp(int(n_inputs), int(width), int(depth)) for _ in range(members)])
+
+
+def _members(net):
+    """The MLPs of a classifier network (one, or an ensemble's)."""
+    return list(net.members) if hasattr(net, "members") else [net]
 
 
 class DensityRatio:
@@ -363,7 +379,8 @@ class DensityRatio:
     # -- the model file ----------------------------------------------------------------
     def to_metadata(self):
         """JSON-able description (weights are stored separately as tensors)."""
-        n_linear = [m for m in self.net if hasattr(m, "weight")]
+        members = _members(self.net)
+        n_linear = [m for m in members[0] if hasattr(m, "weight")]
         return {
             "features": [list(f) for f in self.features],
             "angles": self.angles,
@@ -373,6 +390,7 @@ class DensityRatio:
             "temperature": self.temperature,
             "width": int(n_linear[0].weight.shape[0]),
             "depth": len(n_linear) - 1,
+            "members": len(members),
             "info": self.info,
             "calibration": None if self.calibration is None else self.calibration.to_metadata(),
         }
@@ -381,7 +399,9 @@ class DensityRatio:
     def from_metadata(cls, meta, state):
         """Build from :meth:`to_metadata` and the net's ``state_dict`` (tensors)."""
         features = feature_spec(meta["features"])
-        net = density_ratio_net(len(features) + 5, meta["width"], meta["depth"])
+        net = density_ratio_net(
+            len(features) + 5, meta["width"], meta["depth"], meta.get("members", 1)
+        )
         net.load_state_dict(state)
         # refiners written before the record existed read the angles unconverted
         angles = meta.get("angles", "unconverted")

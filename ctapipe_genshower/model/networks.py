@@ -7,6 +7,8 @@
   Self-attention at the levels listed in ``attention_levels`` (the low resolutions).
   Output ``(N, 2, H, W)``, zero outside the camera.
 * :class:`MLP`: residual multilayer perceptron for the shower-level model.
+* :class:`MeanOfNets`: the mean output of several networks of the same input (the refiner's
+  ensemble of classifiers).
 
 Their sizes (:class:`~.config.UNetConfig`, :class:`~.config.MLPConfig`) live in the
 torch-free ``model/config.py``.
@@ -20,7 +22,7 @@ from torch import nn
 
 from .config import MLPConfig, UNetConfig
 
-__all__ = ["MLP", "UNet", "timestep_embedding"]
+__all__ = ["MLP", "MeanOfNets", "UNet", "timestep_embedding"]
 
 
 def timestep_embedding(t, dim, max_period=10_000.0):
@@ -207,3 +209,26 @@ class MLP(nn.Module):
         for block in self.blocks:
             h = h + block(h)
         return self.out(h)
+
+
+class MeanOfNets(nn.Module):
+    """The mean of several networks' outputs for the same input.
+
+    Averaging the log-odds of classifiers fitted with different initial weights and batch
+    orders keeps what they agree on and damps what each learned from its own noise, which is
+    largest where the data are fewest (the ratio's tails).
+
+    Parameters
+    ----------
+    nets : sequence of nn.Module
+        Networks of one input and equal output shapes (stored as ``members.<k>.*``).
+    """
+
+    def __init__(self, nets):
+        super().__init__()
+        if len(nets) < 1:
+            raise ValueError("need at least one network")
+        self.members = nn.ModuleList(nets)
+
+    def forward(self, x):
+        return torch.stack([net(x) for net in self.members]).mean(dim=0)

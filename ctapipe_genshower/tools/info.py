@@ -113,8 +113,10 @@ def model_card(path):
         sampling = refiner.get("sampling", {})
         sizes = refiner.get("sizes")
         angles = meta["refiner"].get("angles", "unconverted")
+        members = meta["refiner"].get("members", 1)
+        ensemble = f"the mean log-odds of {members} classifiers, " if members > 1 else ""
         lines.append(
-            f"  refiner: fitted on {refiner.get('n_simulated')} simulated vs"
+            f"  refiner: {ensemble}fitted on {refiner.get('n_simulated')} simulated vs"
             f" {refiner.get('n_generated')} generated images ({sampling.get('solver')},"
             f" {sampling.get('n_steps')} steps, {_REFINER_SIZES.get(sizes, sizes)},"
             f" {_REFINER_ANGLES.get(angles, angles)}),"

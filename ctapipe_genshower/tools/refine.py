@@ -104,6 +104,14 @@ class RefineTool(Tool):
     classifier_batch_size = Int(256, min=1, help="Feature rows per classifier step").tag(
         config=True
     )
+    classifier_members = Int(
+        1,
+        min=1,
+        help=(
+            "Classifiers fitted on the same images, each with its own initial weights and"
+            " batch order, whose log-odds are averaged (docs/refiner.md)"
+        ),
+    ).tag(config=True)
     cap_quantile = Float(
         0.99,
         help=(
@@ -196,6 +204,7 @@ class RefineTool(Tool):
         "classifier-depth": "RefineTool.classifier_depth",
         "classifier-weight-decay": "RefineTool.classifier_weight_decay",
         "classifier-batch-size": "RefineTool.classifier_batch_size",
+        "classifier-members": "RefineTool.classifier_members",
         "cap-quantile": "RefineTool.cap_quantile",
         "eta": "RefineTool.eta",
         "eta-channels": "RefineTool.eta_channels",
@@ -331,6 +340,7 @@ class RefineTool(Tool):
                     "depth": self.classifier_depth,
                     "weight_decay": self.classifier_weight_decay,
                     "batch_size": self.classifier_batch_size,
+                    "members": self.classifier_members,
                     "calibrate": self.calibrate,
                     "marginal_calibration": self.marginals,
                     "marginal_parameters": self.marginal_parameters,

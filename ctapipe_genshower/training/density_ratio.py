@@ -171,6 +171,7 @@ def fit_density_ratio(
     calibrate=True,
     marginal_calibration=False,
     marginal_parameters=None,
+    members=1,
     seed=0,
     progress=None,
 ):
@@ -199,17 +200,24 @@ def fit_density_ratio(
     marginal_parameters : sequence of str, optional
         The parameters that calibration corrects (default: all; :func:`calibrate_marginals`);
         only with ``marginal_calibration``.
+    members : int
+        Classifiers fitted on the same split, each with its own initial weights and batch
+        order, whose log-odds are averaged (an ensemble: a steadier ratio where the data are
+        few); the temperature, cap and calibration are the ensemble's. 1: one classifier.
     seed : int
-        Split, initial weights and batch order.
+        Split, initial weights and batch order (member 0's; the others' are derived from it).
     progress : callable, optional
-        ``progress(epoch, train_loss, validation_loss)`` after every epoch.
+        ``progress(epoch, train_loss, validation_loss)`` after every epoch, epochs counted
+        on through the members.
 
     Returns
     -------
     DensityRatio
         With ``info``: sample sizes, best epoch, held-out loss, held-out AUC, the cap's
         quantile and the expected acceptance ``mean(min(r, r_max)) / r_max`` of generated
-        images, and the ratio's quantiles with their acceptance (caps a run may choose).
+        images, and the ratio's quantiles with their acceptance (caps a run may choose);
+        for an ensemble, ``members``: each member's best epoch and held-out loss (``best_epoch``
+        is member 0's, ``validation_loss`` the ensemble's).
     """
     import torch
     from sklearn.metrics import roc_auc_score
@@ -226,6 +234,8 @@ def fit_density_ratio(
         raise ValueError(f"validation_fraction must be in (0, 1), got {validation_fraction}")
     if not 0 < cap_quantile <= 1:
         raise ValueError(f"cap_quantile must be in (0, 1], got {cap_quantile}")
+    if members < 1:
+        raise ValueError(f"members must be at least 1, got {members}")
     if marginal_parameters is not None and not marginal_calibration:
         raise ValueError("marginal_parameters chooses what marginal_calibration corrects")
 
@@ -245,8 +255,8 @@ def fit_density_ratio(
         scale = np.nanstd(sim_train, axis=0)
     mean = np.where(np.isfinite(mean), mean, 0.0)
     scale = np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
-    net = density_ratio_net(n_inputs, width, depth)
-    ratio = DensityRatio(net, mean, scale, 0.0, features)
+    # standardisation only; the fitted nets replace this one below
+    ratio = DensityRatio(density_ratio_net(n_inputs, width, depth), mean, scale, 0.0, features)
 
     def tensors(sim, gen):
         x = torch.from_numpy(ratio.standardise(np.concatenate([sim, gen])))
@@ -259,39 +269,57 @@ def fit_density_ratio(
 
     x_train, y_train, w_train = tensors(sim_train, gen_train)
     x_val, y_val, w_val = tensors(sim_val, gen_val)
-    optimizer = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay)
     n_batches = max(1, int(np.ceil(len(x_train) / batch_size)))
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, epochs * n_batches)
     loss_fn = torch.nn.BCEWithLogitsLoss(reduction="none")
-    generator = torch.Generator().manual_seed(seed)
 
-    def validation_loss():
+    def validation_loss(net):
         net.eval()
         with torch.inference_mode():
             loss = (loss_fn(net(x_val)[:, 0], y_val) * w_val).mean().item()
         net.train()
         return loss
 
-    best = (validation_loss(), 0, {k: v.clone() for k, v in net.state_dict().items()})
-    net.train()
-    for epoch in range(1, epochs + 1):
-        order = torch.randperm(len(x_train), generator=generator)
-        total = 0.0
-        for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
-            loss = (loss_fn(net(x_train[idx])[:, 0], y_train[idx]) * w_train[idx]).mean()
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            total += loss.item() * len(idx)
-        val = validation_loss()
-        if val < best[0]:
-            best = (val, epoch, {k: v.clone() for k, v in net.state_dict().items()})
-        if progress is not None:
-            progress(epoch, total / len(order), val)
-    net.load_state_dict(best[2])
-    net.eval()
+    def fit_member(member, member_seed):
+        torch.manual_seed(member_seed)
+        net = density_ratio_net(n_inputs, width, depth)
+        optimizer = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay)
+        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, epochs * n_batches)
+        generator = torch.Generator().manual_seed(member_seed)
+        best = (validation_loss(net), 0, {k: v.clone() for k, v in net.state_dict().items()})
+        net.train()
+        for epoch in range(1, epochs + 1):
+            order = torch.randperm(len(x_train), generator=generator)
+            total = 0.0
+            for start in range(0, len(order), batch_size):
+                idx = order[start : start + batch_size]
+                loss = (loss_fn(net(x_train[idx])[:, 0], y_train[idx]) * w_train[idx]).mean()
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                schedule.step()
+                total += loss.item() * len(idx)
+            val = validation_loss(net)
+            if val < best[0]:
+                best = (val, epoch, {k: v.clone() for k, v in net.state_dict().items()})
+            if progress is not None:
+                progress(member * epochs + epoch, total / len(order), val)
+        net.load_state_dict(best[2])
+        return net.eval(), {"best_epoch": int(best[1]), "validation_loss": float(best[0])}
+
+    # member 0 is the single classifier of the same seed; the others get their own streams
+    member_seeds = [seed] + [
+        int(np.random.SeedSequence([seed, k]).generate_state(1)[0]) for k in range(1, members)
+    ]
+    fitted = [fit_member(k, member_seed) for k, member_seed in enumerate(member_seeds)]
+    if members == 1:
+        net = fitted[0][0]
+    else:
+        net = density_ratio_net(n_inputs, width, depth, members)
+        for target, (member_net, _) in zip(net.members, fitted, strict=True):
+            target.load_state_dict(member_net.state_dict())
+        net.eval()
+    ratio = DensityRatio(net, mean, scale, 0.0, features)
+    best_loss = validation_loss(net) if members > 1 else fitted[0][1]["validation_loss"]
 
     logits_sim = ratio.logits_of_features(sim_val)
     logits_gen = ratio.logits_of_features(gen_val)
@@ -302,9 +330,9 @@ def fit_density_ratio(
         "n_simulated": len(simulated),
         "n_generated": len(generated),
         "n_validation": [len(sim_val), len(gen_val)],
-        "best_epoch": int(best[1]),
+        "best_epoch": fitted[0][1]["best_epoch"],
         "epochs": int(epochs),
-        "validation_loss": float(best[0]),
+        "validation_loss": float(best_loss),
         "validation_loss_untrained": float(np.log(2.0)),
         "temperature": temperature,
         "validation_loss_calibrated": float(_balanced_bce(log_r_sim, log_r_gen)),
@@ -317,6 +345,8 @@ def fit_density_ratio(
         **record,
         "seed": int(seed),
     }
+    if members > 1:
+        info["members"] = [member_info for _, member_info in fitted]
     refiner = DensityRatio(net, mean, scale, log_cap, features, info, temperature=temperature)
     if marginal_calibration:
         refiner = calibrate_marginals(
