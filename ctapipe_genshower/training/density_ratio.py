@@ -222,6 +222,8 @@ def fit_density_ratio(
     import torch
     from sklearn.metrics import roc_auc_score
 
+    from ..model.networks import MeanOfNets
+
     simulated = np.asarray(simulated, dtype=np.float64)
     generated = np.asarray(generated, dtype=np.float64)
     n_inputs = len(features) + 5
@@ -311,15 +313,10 @@ def fit_density_ratio(
         int(np.random.SeedSequence([seed, k]).generate_state(1)[0]) for k in range(1, members)
     ]
     fitted = [fit_member(k, member_seed) for k, member_seed in enumerate(member_seeds)]
-    if members == 1:
-        net = fitted[0][0]
-    else:
-        net = density_ratio_net(n_inputs, width, depth, members)
-        for target, (member_net, _) in zip(net.members, fitted, strict=True):
-            target.load_state_dict(member_net.state_dict())
-        net.eval()
-    ratio = DensityRatio(net, mean, scale, 0.0, features)
+    nets = [member_net for member_net, _ in fitted]
+    net = nets[0] if members == 1 else MeanOfNets(nets)
     best_loss = validation_loss(net) if members > 1 else fitted[0][1]["validation_loss"]
+    ratio = DensityRatio(net, mean, scale, 0.0, features)  # in eval mode from here
 
     logits_sim = ratio.logits_of_features(sim_val)
     logits_gen = ratio.logits_of_features(gen_val)
