@@ -42,7 +42,14 @@ from .model.density_ratio import (
 )
 from .training.density_ratio import calibrate_marginals, fit_density_ratio
 
-__all__ = ["PAIRS_FEATURES", "paired_features", "read_pairs", "refine_model", "write_pairs"]
+__all__ = [
+    "PAIRS_FEATURES",
+    "pair_columns",
+    "paired_features",
+    "read_pairs",
+    "refine_model",
+    "write_pairs",
+]
 
 #: ``format`` of a pairs file.
 PAIRS_FORMAT = "ctapipe-genshower-refiner-pairs"
@@ -257,7 +264,7 @@ def _file_pairs(generator, training_file, n_events, features, options, *, stream
             generator, training_file, n_events, features=PAIRS_FEATURES, stream=stream, **options
         )
         write_pairs(pairs, simulated, generated, stats, made_from)
-    columns = _pair_columns(features)
+    columns = pair_columns(features)
     return simulated[:, columns], generated[:, columns], stats
 
 
@@ -278,8 +285,25 @@ def _merged_stats(parts):
     return merged
 
 
-def _pair_columns(features):
-    """Columns of :data:`PAIRS_FEATURES` rows that make ``features`` rows (conditions last)."""
+def pair_columns(features):
+    """Columns of a pairs file's rows that make a refiner's feature rows.
+
+    Parameters
+    ----------
+    features : sequence of (str, str)
+        A refiner's features (``DensityRatio.features``).
+
+    Returns
+    -------
+    list of int
+        Indices into rows of :data:`PAIRS_FEATURES` plus the five conditions (the arrays
+        ``simulated`` and ``generated`` of :func:`read_pairs`), conditions last.
+
+    Raises
+    ------
+    ValueError
+        If a feature is not among :data:`PAIRS_FEATURES`.
+    """
     features = feature_spec(features)
     missing = [f for f in features if f not in PAIRS_FEATURES]
     if missing:

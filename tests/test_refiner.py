@@ -25,7 +25,7 @@ from ctapipe_genshower.model.density_ratio import (
     feature_spec,
     refiner_features,
 )
-from ctapipe_genshower.refine import paired_features, refine_model
+from ctapipe_genshower.refine import PAIRS_FEATURES, pair_columns, paired_features, refine_model
 from ctapipe_genshower.tools.refine import RefineTool
 from ctapipe_genshower.training.density_ratio import fit_density_ratio, fit_temperature
 
@@ -281,6 +281,14 @@ def test_an_ensemble_round_trips_through_the_model_file(tiny_model_path, tmp_pat
         broken.write_bytes(raw)
         with pytest.raises(CheckpointError, match="members"):
             load_generator_modules(broken)
+
+
+def test_pair_columns_pick_a_refiners_features_from_pairs_rows():
+    rows = np.arange(len(PAIRS_FEATURES) + 5)[None, :]
+    features = (PAIRS_FEATURES[3], PAIRS_FEATURES[0])
+    np.testing.assert_array_equal(rows[:, pair_columns(features)][0], [3, 0, *rows[0, -5:]])
+    with pytest.raises(ValueError, match="cannot give"):
+        pair_columns([("hillas_intensity", "linear")])
 
 
 def test_metadata_round_trip_is_exact(shifted_fit):

@@ -16,7 +16,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import roc_auc_score
 
 from ctapipe_genshower.generator import ShowerGenerator
-from ctapipe_genshower.refine import _pair_columns
+from ctapipe_genshower.refine import pair_columns
 
 
 def balanced_weights(n_sim, n_gen):
@@ -25,7 +25,7 @@ def balanced_weights(n_sim, n_gen):
 
 def main(model, *pairs_files):
     refiner = ShowerGenerator.from_file(model).refiner
-    columns = _pair_columns(refiner.features)
+    columns = pair_columns(refiner.features)
     files = [load_file(path) for path in pairs_files]
     rng = np.random.default_rng(0)  # fit_density_ratio's split: simulated, then generated
     parts = []

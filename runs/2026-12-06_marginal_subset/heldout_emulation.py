@@ -22,7 +22,7 @@ from scipy.stats import wasserstein_distance
 
 from ctapipe_genshower.generator import ShowerGenerator
 from ctapipe_genshower.model.marginal_calibration import MarginalCalibration
-from ctapipe_genshower.refine import _pair_columns
+from ctapipe_genshower.refine import pair_columns
 from ctapipe_genshower.training.marginal_calibration import (
     EDGE_QUANTILES,
     fit_marginal_calibration,
@@ -105,7 +105,7 @@ def fit_within_bins(sim, gen, log_r, columns, by, by_edges, cap_quantile, n_iter
 def main(model, *pairs_files):
     refiner = ShowerGenerator.from_file(model).refiner
     names = [name for name, _ in refiner.features]
-    sim, gen = held_out(pairs_files, _pair_columns(refiner.features))
+    sim, gen = held_out(pairs_files, pair_columns(refiner.features))
     log_r = refiner.log_ratio_of_features(gen)
     kept = np.exp(np.minimum(log_r, refiner.log_cap))
     print(f"held-out pairs: {len(sim)} simulated, {len(gen)} generated")

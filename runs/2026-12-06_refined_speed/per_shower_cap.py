@@ -16,7 +16,7 @@ from safetensors.numpy import load_file
 from sklearn.ensemble import HistGradientBoostingRegressor
 
 from ctapipe_genshower.generator import ShowerGenerator
-from ctapipe_genshower.refine import _pair_columns
+from ctapipe_genshower.refine import pair_columns
 
 N_GROUPS = 20  # groups of showers of similar cap, to average 1 / acceptance
 
@@ -36,7 +36,7 @@ def draws_per_shower(log_r, log_cap):
 def main(model, pairs):
     refiner = ShowerGenerator.from_file(model).refiner
     generated = load_file(pairs)["generated"]
-    log_r = refiner.log_ratio_of_features(generated[:, _pair_columns(refiner.features)])
+    log_r = refiner.log_ratio_of_features(generated[:, pair_columns(refiner.features)])
     x = np.column_stack([generated[:, -5:], generated[:, 0]])  # conditions, log10 size
     order = np.random.default_rng(1).permutation(len(x))
     fit, test = order[: len(x) // 2], order[len(x) // 2 :]

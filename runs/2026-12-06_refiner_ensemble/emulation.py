@@ -23,7 +23,7 @@ from safetensors.numpy import load_file
 from scipy.stats import wasserstein_distance
 
 from ctapipe_genshower.generator import ShowerGenerator
-from ctapipe_genshower.refine import _pair_columns
+from ctapipe_genshower.refine import pair_columns
 
 INTENSITY_BINS = [(2.39, 2.5), (2.5, 2.7), (2.7, 3.0), (3.0, 3.5), (3.5, 5.0)]
 
@@ -97,7 +97,7 @@ def w1(a, b, weights=None):
 def main(model, *pairs_files):
     refiner = ShowerGenerator.from_file(model).refiner
     names = [name for name, _ in refiner.features]
-    sim, gen, partner = held_out(pairs_files, _pair_columns(refiner.features))
+    sim, gen, partner = held_out(pairs_files, pair_columns(refiner.features))
     ok = np.isfinite(partner)
     gen, partner = gen[ok], partner[ok]
     groups = np.floor(partner / 0.05).astype(int)

@@ -17,7 +17,7 @@ from emulation import group_weights, w1
 from safetensors.numpy import load_file
 
 from ctapipe_genshower.generator import ShowerGenerator
-from ctapipe_genshower.refine import _pair_columns
+from ctapipe_genshower.refine import pair_columns
 from ctapipe_genshower.training.density_ratio import fit_density_ratio
 
 K = 5
@@ -37,7 +37,7 @@ def main(model, *pairs_files):
         for k, v in base.info["fit_options"].items()
         if k not in ("marginal_calibration", "marginal_parameters")
     }
-    columns = _pair_columns(base.features)
+    columns = pair_columns(base.features)
     sims, gens, partners = [], [], []
     for path in pairs_files:
         f = load_file(path)

@@ -18,7 +18,7 @@ from emulation import group_weights, held_out, w1
 from safetensors.numpy import load_file
 
 from ctapipe_genshower.generator import ShowerGenerator
-from ctapipe_genshower.refine import _pair_columns
+from ctapipe_genshower.refine import pair_columns
 from ctapipe_genshower.training.density_ratio import fit_density_ratio
 
 VARIANTS = {
@@ -36,7 +36,7 @@ def main(model, *pairs_files, variants=VARIANTS):
         for k, v in base.info["fit_options"].items()
         if k not in ("marginal_calibration", "marginal_parameters")
     }
-    columns = _pair_columns(base.features)
+    columns = pair_columns(base.features)
     files = [load_file(path) for path in pairs_files]
     simulated = np.concatenate([f["simulated"] for f in files])[:, columns]
     generated = np.concatenate([f["generated"] for f in files])[:, columns]
