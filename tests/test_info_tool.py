@@ -44,3 +44,11 @@ def test_bad_models(tmp_path):
     bad.write_bytes(b"12345")
     with pytest.raises(ToolConfigurationError, match="truncated or not a safetensors"):
         run_tool(InfoTool(), argv=[f"--model={bad}"], cwd=tmp_path)
+
+
+def test_a_model_given_alone_is_the_model(capsys, tiny_model_path, tmp_path):
+    assert run_tool(InfoTool(), argv=[str(tiny_model_path)], cwd=tmp_path) == 0
+    assert capsys.readouterr().out.strip().endswith(model_card(tiny_model_path).strip())
+    with pytest.raises(ToolConfigurationError, match="Unexpected arguments"):
+        run_tool(InfoTool(), argv=[str(tiny_model_path), "other.safetensors"], cwd=tmp_path)
+    assert run_tool(InfoTool(), argv=[str(tiny_model_path), "x"], cwd=tmp_path) == 2

@@ -19,6 +19,9 @@ from ctapipe_genshower.data.dl1 import DL1TrainingReader
 from ctapipe_genshower.io import diffusion, toymc
 from ctapipe_genshower.io.diffusion import DiffusionEventSource
 from ctapipe_genshower.io.toymc import ToyShowerEventSource
+from ctapipe_genshower.tools.background import BackgroundTool
+from ctapipe_genshower.tools.generate import GenerateTool
+from ctapipe_genshower.tools.refine import RefineTool
 from ctapipe_genshower.tools.validate import ValidateTool
 from ctapipe_genshower.validation.samples import DL1ValidationReader
 
@@ -244,3 +247,26 @@ def test_merged_file_with_one_incomplete_run():
         dl1_file.check_complete_runs("merged.h5", config, dist)
     with pytest.raises(ValueError, match="obs_id 1 is a generated run"):
         dl1_file.check_complete_runs("none.h5", config, None)
+
+
+STRAY_WORD_TOOLS = {
+    "generate": (GenerateTool, ["--output=out.dl1.h5", "model.safetensors"]),
+    "validate": (
+        ValidateTool,
+        ["--generated=g.dl1.h5", "--reference=r.dl1.h5", "-o", "report", "extra"],
+    ),
+    "background": (BackgroundTool, ["--input=a.dl2.h5", "--output=bkg.fits", "b.dl2.h5"]),
+    "refine": (RefineTool, ["--model=m", "--input=t", "--output=o.safetensors", "--eta", "1", "0"]),
+}
+
+
+@pytest.mark.parametrize("name", STRAY_WORD_TOOLS)
+def test_words_no_option_took_are_refused_not_ignored(name, tmp_path):
+    """A word without an option (a second input, a list option given like argparse's) is
+    named in one line, exit 2, before anything is read or written."""
+    tool_class, argv = STRAY_WORD_TOOLS[name]
+    with pytest.raises(ToolConfigurationError, match="Unexpected arguments") as info:
+        run_tool(tool_class(), argv=argv, cwd=tmp_path)
+    assert "\n" not in str(info.value)
+    assert run_tool(tool_class(), argv=argv, cwd=tmp_path, raises=False) == 2
+    assert not [p for p in tmp_path.iterdir() if not p.name.endswith(".provenance.log")]

@@ -40,6 +40,7 @@ from ..irf.samples import (
     selection_mismatch,
 )
 from ..irf.weights import TARGET_SPECTRA
+from . import refuse_extra_arguments
 
 __all__ = ["BackgroundTool", "main"]
 
@@ -142,6 +143,7 @@ class BackgroundTool(Tool):
     ]
 
     def setup(self):
+        refuse_extra_arguments(self, "files are given with -i/--input, the output with -o")
         if not self.input_files:
             raise ToolConfigurationError("No input files: give at least one with -i/--input")
         if self.output_path is None:

@@ -25,6 +25,7 @@ from traitlets.config import Config
 from ..atomic import SIGTERM_EXIT_CODE, atomic_output, exit_on_sigterm
 from ..checkpoint import CheckpointError, read_metadata
 from ..io.diffusion import DiffusionEventSource, default_model_path
+from . import refuse_extra_arguments
 
 __all__ = ["SIGTERM_EXIT_CODE", "GenerateTool", "main"]
 
@@ -164,6 +165,7 @@ class GenerateTool(ProcessorTool):
         self._finished = False
         self._writer_closer = None
         exit_on_sigterm(self._exit_stack, self.log)
+        refuse_extra_arguments(self, "give the model with --model and the output with -o")
         self._check_generator_options()
         model = self._model_path()
         self._check_model(model)

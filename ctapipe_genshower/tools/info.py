@@ -16,6 +16,7 @@ from ctapipe.core.traits import Path as PathTrait
 from .._version import __version__
 from ..checkpoint import CheckpointError, file_sha256, parameter_counts, read_metadata
 from ..io.diffusion import default_model_path
+from . import refuse_extra_arguments
 
 __all__ = ["InfoTool", "main", "model_card"]
 
@@ -171,6 +172,7 @@ class InfoTool(Tool):
     > ctapipe-genshower-info
     > ctapipe-genshower-info --model-path
     > ctapipe-genshower-info --model my_model.safetensors
+    > ctapipe-genshower-info my_model.safetensors
     """
 
     model = PathTrait(
@@ -194,6 +196,10 @@ class InfoTool(Tool):
     }
 
     def setup(self):
+        # "ctapipe-genshower-info model.safetensors" means --model
+        if len(self.extra_args) == 1 and self.model is None:
+            self.model = self.extra_args.pop()
+        refuse_extra_arguments(self, "give one model, with --model or alone")
         self.model_file = Path(self.model) if self.model is not None else default_model_path()
 
     def start(self):

@@ -18,6 +18,7 @@ from ..checkpoint import CheckpointError, read_metadata
 from ..data.training_file import is_training_file
 from ..model.config import SOLVER_NAMES
 from ..model.density_ratio import REFINER_FEATURES, TIME_RESIDUAL_FEATURE
+from . import refuse_extra_arguments
 
 __all__ = ["RefineTool", "main"]
 
@@ -245,11 +246,10 @@ class RefineTool(Tool):
             raise ToolConfigurationError(
                 f"Unknown solver {self.solver!r}, choose from {', '.join(SOLVER_NAMES)}"
             )
-        if self.extra_args:  # e.g. "--eta 1 1 0": a list option takes one value each time
-            raise ToolConfigurationError(
-                f"Unexpected arguments {' '.join(self.extra_args)} (a list option is repeated:"
-                " --input=a --input=b, --eta=1 --eta=1 --eta=0)"
-            )
+        # e.g. "--eta 1 1 0": a list option takes one value each time
+        refuse_extra_arguments(
+            self, "a list option is repeated: --input=a --input=b, --eta=1 --eta=1 --eta=0"
+        )
         if self.time_residual and self.keep_classifier:
             raise ToolConfigurationError(
                 "--time-residual chooses a new classifier's features; --keep-classifier keeps"

@@ -15,6 +15,7 @@ from ..atomic import atomic_output, exit_on_sigterm
 from ..validation.comparison import GALLERY_PAIRS, compare_samples, write_outputs
 from ..validation.metrics import CLASSIFIER_FOLDS, CLASSIFIER_MAX_PER_CLASS
 from ..validation.samples import DL1ValidationReader
+from . import refuse_extra_arguments
 
 __all__ = ["ValidateTool", "main"]
 
@@ -95,6 +96,9 @@ class ValidateTool(Tool):
 
     def setup(self):
         exit_on_sigterm(self._exit_stack, self.log)
+        refuse_extra_arguments(
+            self, "files are given with --generated and --reference, the folder with -o"
+        )
         if not self.generated_files:
             raise ToolConfigurationError("No generated files: give them with --generated")
         if not self.reference_files:
