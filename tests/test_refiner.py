@@ -452,6 +452,7 @@ def test_refine_tool_writes_a_refined_model(
         "depth": 4,
         "weight_decay": 0.1,
         "batch_size": 256,
+        "members": 1,
         "calibrate": True,
         "marginal_calibration": False,
         "marginal_parameters": None,
