@@ -115,7 +115,11 @@ def model_card(path):
         sizes = refiner.get("sizes")
         angles = meta["refiner"].get("angles", "unconverted")
         members = meta["refiner"].get("members", 1)
-        ensemble = f"the mean log-odds of {members} classifiers, " if members > 1 else ""
+        ensemble = (
+            f"the mean log-odds of {members} classifiers, "
+            if isinstance(members, int) and members > 1
+            else ""
+        )
         lines.append(
             f"  refiner: {ensemble}fitted on {refiner.get('n_simulated')} simulated vs"
             f" {refiner.get('n_generated')} generated images ({sampling.get('solver')},"
