@@ -21,13 +21,19 @@ import numpy as np
 from ..model.density_ratio import REFINER_FEATURES, DensityRatio, density_ratio_net
 from .marginal_calibration import fit_marginal_calibration
 
-__all__ = ["CAP_QUANTILES", "calibrate_marginals", "fit_density_ratio", "fit_temperature"]
+__all__ = [
+    "CAP_QUANTILES",
+    "balanced_cross_entropy",
+    "calibrate_marginals",
+    "fit_density_ratio",
+    "fit_temperature",
+]
 
 #: Quantiles of the ratio over generated images recorded with a refiner (possible caps).
 CAP_QUANTILES = (0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995)
 
 
-def _balanced_bce(log_r_sim, log_r_gen):
+def balanced_cross_entropy(log_r_sim, log_r_gen):
     """Cross-entropy of the classifier with log-odds ``log r``, the classes weighted equally."""
     return 0.5 * np.mean(np.logaddexp(0.0, -log_r_sim)) + 0.5 * np.mean(
         np.logaddexp(0.0, log_r_gen)
@@ -53,7 +59,7 @@ def fit_temperature(logits_sim, logits_gen, bounds=(0.05, 2.0)):
     a = np.asarray(logits_sim, dtype=np.float64)
     b = np.asarray(logits_gen, dtype=np.float64)
     result = minimize_scalar(
-        lambda t: _balanced_bce(t * a, t * b),
+        lambda t: balanced_cross_entropy(t * a, t * b),
         bounds=bounds,
         method="bounded",
         options={"xatol": 1e-4},
@@ -332,7 +338,7 @@ def fit_density_ratio(
         "validation_loss": float(best_loss),
         "validation_loss_untrained": float(np.log(2.0)),
         "temperature": temperature,
-        "validation_loss_calibrated": float(_balanced_bce(log_r_sim, log_r_gen)),
+        "validation_loss_calibrated": float(balanced_cross_entropy(log_r_sim, log_r_gen)),
         "auc_validation": float(
             roc_auc_score(
                 np.r_[np.ones(len(log_r_sim)), np.zeros(len(log_r_gen))],

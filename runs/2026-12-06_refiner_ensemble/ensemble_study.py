@@ -14,29 +14,19 @@ import time
 
 import numpy as np
 from emulation import group_weights, w1
+from fit_study import classifier_options
 from safetensors.numpy import load_file
 
 from ctapipe_genshower.generator import ShowerGenerator
 from ctapipe_genshower.refine import pair_columns
-from ctapipe_genshower.training.density_ratio import fit_density_ratio
+from ctapipe_genshower.training.density_ratio import balanced_cross_entropy, fit_density_ratio
 
 K = 5
 
 
-def balanced_bce(log_r_sim, log_r_gen):
-    def softplus(x):
-        return np.logaddexp(0.0, x)
-
-    return 0.5 * (softplus(-log_r_sim).mean() + softplus(log_r_gen).mean())
-
-
 def main(model, *pairs_files):
     base = ShowerGenerator.from_file(model).refiner
-    options = {
-        k: v
-        for k, v in base.info["fit_options"].items()
-        if k not in ("marginal_calibration", "marginal_parameters")
-    }
+    options = classifier_options(base)
     columns = pair_columns(base.features)
     sims, gens, partners = [], [], []
     for path in pairs_files:
@@ -67,7 +57,8 @@ def main(model, *pairs_files):
         )
         print(
             f"member {seed}: own held-out loss {refiner.info['validation_loss_calibrated']:.4f},"
-            f" test loss {balanced_bce(*members[-1]):.4f} ({time.perf_counter() - start:.0f} s)",
+            f" test loss {balanced_cross_entropy(*members[-1]):.4f}"
+            f" ({time.perf_counter() - start:.0f} s)",
             flush=True,
         )
     arms = {"one (seed 0)": members[:1], "mean of 3": members[:3], f"mean of {K}": members}
@@ -81,7 +72,7 @@ def main(model, *pairs_files):
             ratios = [
                 w1(sim_test[:, k], gen_test[:, k], weights) / floor[k] for k in range(len(names))
             ]
-            results[f"{tag}, q{q}"] = (balanced_bce(log_r_sim, log_r_gen), draws, ratios)
+            results[f"{tag}, q{q}"] = (balanced_cross_entropy(log_r_sim, log_r_gen), draws, ratios)
     print(f"\n{'':30s}" + "".join(f"{tag:>20s}" for tag in results))
     print(f"{'test loss':30s}" + "".join(f"{r[0]:20.4f}" for r in results.values()))
     print(f"{'refiner draws per event':30s}" + "".join(f"{r[1]:20.2f}" for r in results.values()))

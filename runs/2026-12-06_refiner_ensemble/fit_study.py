@@ -29,13 +29,15 @@ VARIANTS = {
 }
 
 
+def classifier_options(refiner):
+    """The fit options of ``refiner``'s classifier, without its marginal calibration."""
+    skip = ("marginal_calibration", "marginal_parameters")
+    return {k: v for k, v in refiner.info["fit_options"].items() if k not in skip}
+
+
 def main(model, *pairs_files, variants=VARIANTS):
     base = ShowerGenerator.from_file(model).refiner
-    options = {
-        k: v
-        for k, v in base.info["fit_options"].items()
-        if k not in ("marginal_calibration", "marginal_parameters")
-    }
+    options = classifier_options(base)
     columns = pair_columns(base.features)
     files = [load_file(path) for path in pairs_files]
     simulated = np.concatenate([f["simulated"] for f in files])[:, columns]
