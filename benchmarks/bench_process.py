@@ -18,7 +18,7 @@ Usage::
 
     python benchmarks/bench_process.py [--model M.safetensors] [--n-showers 20000]
         [--toy-settings examples/protons.toymc.yaml] [--n-steps N] [--solver ddim|dpmpp-2m|heun]
-        [--batch-size 256] [--threads 2] [--bf16] [--no-channels-last]
+        [--batch-size 256] [--events-per-batch N] [--threads 2] [--bf16] [--no-channels-last]
 """
 
 import argparse
@@ -86,6 +86,9 @@ def main(argv=None):
     parser.add_argument("--n-steps", type=int, default=None, help="default: the model's")
     parser.add_argument("--solver", default="ddim", help="ddim, dpmpp-2m or heun")
     parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument(
+        "--events-per-batch", type=int, default=None, help="default: the source's (batch size)"
+    )
     parser.add_argument("--toy-settings", type=Path, default=default_toy_settings())
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--bf16", action="store_true", help="bf16 autocast of the pixel network")
@@ -118,6 +121,11 @@ def main(argv=None):
             f"--DiffusionEventSource.n_steps={steps}",
             f"--DiffusionEventSource.solver={args.solver}",
             f"--DiffusionEventSource.batch_size={args.batch_size}",
+            *(
+                [f"--DiffusionEventSource.events_per_batch={args.events_per_batch}"]
+                if args.events_per_batch
+                else []
+            ),
             "--DiffusionEventSource.device=cpu",
             f"--DiffusionEventSource.bf16={args.bf16}",
             f"--DiffusionEventSource.channels_last={not args.no_channels_last}",

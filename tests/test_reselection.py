@@ -289,6 +289,12 @@ def test_source_redraws_failing_events(selecting_model_path, tmp_path, monkeypat
         logger.removeHandler(handler)
         logger.setLevel(level)
     assert np.array_equal(_events(selecting_model_path)[0], images)  # same seed, same events
+    # events redrawn in rounds of other batches: the same events and counts (float32
+    # rounding of other network batches aside)
+    grouped, _, grouped_meta = _events(selecting_model_path, batch_size=4, events_per_batch=7)
+    np.testing.assert_allclose(grouped, images, rtol=1e-5, atol=1e-4)
+    for key in ("GENSHOWER N_REDRAWN_EVENTS", "GENSHOWER N_REDRAWS", "GENSHOWER N_EXHAUSTED"):
+        assert grouped_meta[key] == meta[key]
     assert np.array_equal(images[~failed], today[~failed])
     assert not np.any(np.all(images[failed] == today[failed], axis=1))
     assert coin(images, None).all()

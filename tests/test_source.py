@@ -171,6 +171,23 @@ def test_batch_size_independent(events, tiny_model_path):
         assert a.simulation.shower.energy == b.simulation.shower.energy
         for key in ("image", "peak_time"):
             np.testing.assert_allclose(a.dl1.tel[tel_id][key], b.dl1.tel[tel_id][key], atol=1e-4)
+    # fewer events generated together than the images of a network call
+    with DiffusionEventSource(
+        tiny_model_path,
+        n_showers=N_SHOWERS,
+        seed=3,
+        obs_id=5,
+        n_steps=N_STEPS,
+        batch_size=16,
+        events_per_batch=3,
+    ) as source:
+        assert source.resolved_events_per_batch == 3
+        grouped = list(source)
+    assert [e.index.event_id for e in grouped] == [e.index.event_id for e in reference]
+    for a, b in zip(grouped, again, strict=True):
+        tel_id = next(iter(a.dl1.tel))
+        for key in ("image", "peak_time"):
+            np.testing.assert_allclose(a.dl1.tel[tel_id][key], b.dl1.tel[tel_id][key], atol=1e-4)
 
     with DiffusionEventSource(tiny_model_path, n_showers=N_SHOWERS, seed=3, obs_id=6) as other:
         assert list(other._plan.event_id) != [e.index.event_id for e in reference]

@@ -12,9 +12,10 @@ The run then works like a sim_telarray run:
    (the training simulation's settings unless overridden, and only inside the trained domain
    unless ``allow_extrapolation``), in fixed chunks with their own seeded streams;
 2. each thrown shower is kept with the learned probability P(selected | shower);
-3. the networks run only for the kept showers, ``batch_size`` at a time, each event with its
-   own seed derived from ``(seed, obs_id, event_id)``, so an event does not depend on the
-   batch size or on the other events;
+3. the networks run only for the kept showers, ``events_per_batch`` events together in
+   network calls of ``batch_size`` images, each event with its own seed derived from
+   ``(seed, obs_id, event_id)``, so an event does not depend on the batch sizes or on the
+   other events;
 4. the model was trained on selected images only, so each generated image is checked with the
    training selection applied again as in training
    (:class:`~ctapipe_genshower.io.reselection.ImageReselection`); an event that fails it is
@@ -171,8 +172,9 @@ class DiffusionEventSource(SimulatedRunEventSource):
     extrapolated run is marked in the logs, the provenance and :attr:`generation_metadata`.
 
     Output is reproducible: the same model, ``seed``, ``obs_id`` and settings give the same
-    events whatever the ``batch_size``. Runs with different ``obs_id`` are independent and
-    can be produced in parallel and merged with ``ctapipe-merge``.
+    events whatever the ``batch_size`` and ``events_per_batch``. Runs with different
+    ``obs_id`` are independent and can be produced in parallel and merged with
+    ``ctapipe-merge``.
     """
 
     model_path = PathTrait(
@@ -226,6 +228,18 @@ class DiffusionEventSource(SimulatedRunEventSource):
             f"Images generated per network call (None: {CPU_BATCH_SIZE} on the CPU, where"
             f" larger batches gain little and the progress bar moves per batch;"
             f" {CUDA_BATCH_SIZE} on CUDA)"
+        ),
+    ).tag(config=True)
+    events_per_batch = Int(
+        None,
+        allow_none=True,
+        min=1,
+        help=(
+            "Events generated together (None: the images per network call, batch_size). A"
+            " refined run redraws most events many times; each redraw round holds the"
+            " events of the batch not yet kept, and more events per batch keep those rounds"
+            " in fuller network calls. The events do not depend on it; the progress bar"
+            " moves per batch"
         ),
     ).tag(config=True)
     device = CaselessStrEnum(
@@ -674,6 +688,13 @@ class DiffusionEventSource(SimulatedRunEventSource):
         return CUDA_BATCH_SIZE if self._model.device.type == "cuda" else CPU_BATCH_SIZE
 
     @property
+    def resolved_events_per_batch(self):
+        """Events generated together (``events_per_batch`` or the images per network call)."""
+        if self.events_per_batch is not None:
+            return self.events_per_batch
+        return self.resolved_batch_size
+
+    @property
     def resolved_eta(self):
         """``(eta, eta_channels)`` actually used (``eta`` or the model's recorded sampler)."""
         return self._model.resolve_eta(self.eta, self.solver)
@@ -763,9 +784,10 @@ class DiffusionEventSource(SimulatedRunEventSource):
         n_events = len(plan.event_id)
         unknown_true_image = np.full(self._model.n_pixels, UNKNOWN_TRUE_IMAGE, dtype=np.int32)
         batch_size = self.resolved_batch_size
+        events_per_batch = self.resolved_events_per_batch
         self.n_redrawn_events = self.n_redraws = self.n_exhausted = 0
-        for start in range(0, n_events, batch_size):
-            stop = min(start + batch_size, n_events)
+        for start in range(0, n_events, events_per_batch):
+            stop = min(start + events_per_batch, n_events)
             out = self._model.generate(
                 plan.conditions[start:stop],
                 plan.seeds[start:stop].astype(np.int64),

@@ -100,6 +100,7 @@ class GenerateTool(ProcessorTool):
         "solver": "DiffusionEventSource.solver",
         "eta": "DiffusionEventSource.eta",
         "batch-size": "DiffusionEventSource.batch_size",
+        "events-per-batch": "DiffusionEventSource.events_per_batch",
         "device": "DiffusionEventSource.device",
         "energy-min": "DiffusionEventSource.energy_min",
         "energy-max": "DiffusionEventSource.energy_max",
