@@ -22,8 +22,9 @@
 #                                  (e.g. "--DiffusionEventSource.refiner_cap_quantile=0.995")
 #   VALIDATE_OPTIONS               extra options of ctapipe-genshower-validate
 #   EXTRA_CONFIG                   passed on to examples/irf_chain.sh (smaller models, looser cuts)
-# On 2 CPU cores the model card's protocol takes about an hour with the bundled default:
-# ~15 min per generated sample, ~9 min for the chain's sample, a few minutes for the rest.
+# On 2 CPU cores the model card's protocol takes 1-1.5 hours with the bundled default: 13-23
+# min per generated sample and 9-12 min for the chain's sample (on two machines), a few
+# minutes for the rest.
 # A step whose output already exists is skipped (an interrupted run resumes), so the toy
 # runs can be shared between the validations of several models by linking them in.
 set -euo pipefail

@@ -82,6 +82,18 @@ def test_summary_table_columns_and_totals():
     assert rows["quality cuts chi2/ndf"] == ["0.80", "1.60", "1.60 (max) |"]
 
 
+def test_summary_table_without_chi2_bins_or_expected_events():
+    """A comparison with no bin of enough events (chi2_ndf None) and an empty reference."""
+    table = summary_table(
+        [_metrics(0.5, {"a": 1.0})],
+        gh=[_background([0.0], [0.0])],
+        quality=[_background([], [], None)],
+        scale=0.4,
+    )
+    assert "| quality cuts chi2/ndf | - | - (max) |" in table
+    assert "| G/H-cut survivors (expected, sigma) | 0.0 (0.0, +nan) | 0.0 (0.0, +nan) |" in table
+
+
 def test_summary_table_refuses_mismatched_inputs():
     metrics = [_metrics(0.53, {"a": 1.0})]
     with pytest.raises(ValueError, match="2 names for 1 samples"):

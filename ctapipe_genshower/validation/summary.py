@@ -107,9 +107,10 @@ def summary_table(metrics, names=None, gh=None, quality=None, scale=None, parame
         Column titles (default: the metrics files' folder names, else ``sample 1 ...``).
     gh, quality : list of dict or path-like, optional
         ``ctapipe-genshower-background --summary`` JSON of each sample after the G/H cut, and
-        with quality cuts only (its ``chi2_ndf``). Needs ``scale``.
+        with quality cuts only (its ``chi2_ndf``; None, for no bin with enough events, shows
+        as ``-``).
     scale : float or list of float, optional
-        Thrown showers of each sample over the reference's.
+        Thrown showers of each sample over the reference's; needed with ``gh``.
     parameters : sequence of str
         Parameters whose W1 ratio gets a row of its own (every parameter above the limit in
         any sample gets one anyway).
@@ -188,12 +189,17 @@ def summary_table(metrics, names=None, gh=None, quality=None, scale=None, parame
         error = np.sqrt(
             sum(c["expected"] * s + c["survivors"] for c, s in zip(counts, scales, strict=True))
         )
+        sigma = (total - expected) / error if error > 0 else np.nan
         add(
             "G/H-cut survivors (expected, sigma)",
             [f"{c['survivors']:.1f} ({c['expected']:.1f}, {c['sigma']:+.1f})" for c in counts],
-            f"{total:.1f} ({expected:.1f}, {(total - expected) / error:+.1f})",
+            f"{total:.1f} ({expected:.1f}, {sigma:+.1f})",
         )
     if quality is not None:
         chi2 = [_read_json(q)["chi2_ndf"] for q in quality]
-        add("quality cuts chi2/ndf", [_cell(c, 2) for c in chi2], f"{_cell(max(chi2), 2)} (max)")
+        add(
+            "quality cuts chi2/ndf",
+            [_cell(c, 2) for c in chi2],
+            f"{_cell(_finite([np.nan if c is None else c for c in chi2], np.max), 2)} (max)",
+        )
     return "".join("| " + " | ".join(row) + " |\n" for row in rows)
