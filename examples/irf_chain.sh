@@ -34,21 +34,9 @@ fi
 
 mkdir -p "$WORK"
 cd "$WORK"
-log() { echo "[irf_chain $(date +%T)] $*"; }
-# run OUTPUT COMMAND...: run unless OUTPUT exists; write to OUTPUT.part first (no partial outputs)
-run() {
-    local out="$1"
-    shift
-    if [[ -e "$out" ]]; then
-        log "exists, skipping: $out"
-        return
-    fi
-    log "$out <- $1"
-    local part="${out%.*}.part.${out##*.}"
-    rm -f "$part"
-    "${@//@OUT@/$part}"
-    mv "$part" "$out"
-}
+STEP_NAME=irf_chain
+# shellcheck source=examples/steps.sh
+source "$HERE/steps.sh"
 
 # 1. DL1 parameters: toy gammas (point-like) and protons, one file for training, one for testing
 toy() {  # toy NAME SETTINGS N OBS_ID

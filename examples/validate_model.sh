@@ -47,22 +47,9 @@ VALIDATE_OPTIONS="${VALIDATE_OPTIONS:-}"
 
 mkdir -p "$WORK/chain"
 cd "$WORK"
-log() { echo "[validate_model $(date +%T)] $*"; }
-# run OUTPUT COMMAND...: run unless OUTPUT exists; write to OUTPUT.part first (no partial outputs)
-run() {
-    local out="$1"
-    shift
-    if [[ -e "$out" ]]; then
-        log "exists, skipping: $out"
-        return
-    fi
-    log "$out <- $1"
-    local part="$out.part"  # a folder
-    if [[ "$out" == *.* ]]; then part="${out%.*}.part.${out##*.}"; fi
-    rm -rf "$part"
-    "${@//@OUT@/$part}"
-    mv "$part" "$out"
-}
+STEP_NAME=validate_model
+# shellcheck source=examples/steps.sh
+source "$HERE/steps.sh"
 # background NAME ARGS...: ctapipe-genshower-background -> NAME.fits, NAME.json (and NAME.md)
 # unless NAME.json exists (the tool writes its outputs whole, under their final names)
 background() {

@@ -59,6 +59,27 @@ def _fixture(request, name):
         pytest.skip(f"fixture {name} is not available")
 
 
+def run_example(script, args, tmp_path, **environment):
+    """Run an example pipeline with ``QUICK_CONFIG``, this Python's tools first on the PATH and
+    ``environment``; returns the ``CompletedProcess`` (stdout and stderr as text)."""
+    quick = tmp_path / "quick.yaml"
+    quick.write_text(QUICK_CONFIG)
+    env = dict(os.environ)
+    env.update(
+        EXTRA_CONFIG=str(quick),
+        GENERATOR_OPTIONS="--DiffusionEventSource.device=cpu --DiffusionEventSource.n_steps=2",
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
+        **environment,
+    )
+    return subprocess.run(
+        ["bash", str(script), *map(str, args)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
+
+
 def _loose_cuts(path, out):
     """The cuts of ``path`` with every G/H cut set to 0 (a read result does not re-write)."""
     cuts = OptimizationResult.read(path)
@@ -96,20 +117,7 @@ def test_irf_chain_miniature(request, tmp_path):
     ]:
         (work / f"{name}.dl1.h5").symlink_to(source)
 
-    quick = tmp_path / "quick.yaml"
-    quick.write_text(QUICK_CONFIG)
-    env = dict(os.environ)
-    env["EXTRA_CONFIG"] = str(quick)
-    env["N_GENERATED"] = "2000"
-    env["GENERATOR_OPTIONS"] = "--DiffusionEventSource.device=cpu --DiffusionEventSource.n_steps=2"
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    result = subprocess.run(
-        ["bash", str(SCRIPT), str(work), str(model)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=1200,
-    )
+    result = run_example(SCRIPT, [work, model], tmp_path, N_GENERATED="2000")
     (work / "chain.log").write_text(result.stdout + result.stderr)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
 

@@ -8,14 +8,12 @@ the sample's validation and background figures.
 """
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from fixtures_toymc import process_toy
-from test_irf_chain import QUICK_CONFIG, _fixture
+from test_irf_chain import _fixture, run_example
 
 from ctapipe_genshower.validation.summary import gh_survivors, sample_figures
 
@@ -40,25 +38,15 @@ def test_validate_model_miniature(request, tmp_path, toy_settings_path):
     )
     (work / "seed_7.dl1.h5").symlink_to(other)
 
-    quick = tmp_path / "quick.yaml"
-    quick.write_text(QUICK_CONFIG)
-    env = dict(os.environ)
-    env.update(
+    result = run_example(
+        SCRIPT,
+        [work, model],
+        tmp_path,
         SAMPLES="7:301",
         N_SHOWERS="1000",
         N_REFERENCE="1000",
         N_CHAIN="2000",
-        EXTRA_CONFIG=str(quick),
-        GENERATOR_OPTIONS="--DiffusionEventSource.device=cpu --DiffusionEventSource.n_steps=2",
         VALIDATE_OPTIONS="--no-low-level",
-        PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
-    )
-    result = subprocess.run(
-        ["bash", str(SCRIPT), str(work), str(model)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=1200,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
 
