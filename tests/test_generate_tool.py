@@ -96,6 +96,24 @@ def test_bf16_option(tiny_model_path, tmp_path):
     assert abs(b.sum() / a.sum() - 1) < 0.05
 
 
+def test_batch_options_are_recorded_and_keep_the_events(tiny_model_path, tmp_path):
+    options = ["--n-showers=500", "--seed=4", "--n-steps=2"]
+    default, grouped = tmp_path / "default.dl1.h5", tmp_path / "grouped.dl1.h5"
+    assert generate(tiny_model_path, default, *options) == 0
+    assert (
+        generate(tiny_model_path, grouped, *options, "--batch-size=2", "--events-per-batch=3") == 0
+    )
+    with tables.open_file(grouped) as f:
+        assert f.root._v_attrs["CONTEXT GENSHOWER BATCH_SIZE"] == 2
+        assert f.root._v_attrs["CONTEXT GENSHOWER EVENTS_PER_BATCH"] == 3
+    with tables.open_file(default) as f:  # the CPU default: one batch of events per call
+        batch = f.root._v_attrs["CONTEXT GENSHOWER BATCH_SIZE"]
+        assert f.root._v_attrs["CONTEXT GENSHOWER EVENTS_PER_BATCH"] == batch > 3
+    a, b = (read_table(p, "/dl1/event/telescope/images/tel_001") for p in (default, grouped))
+    np.testing.assert_array_equal(a["event_id"], b["event_id"])
+    np.testing.assert_allclose(a["image"], b["image"], atol=1e-3)
+
+
 def test_distilled_student_samples_only_at_its_steps(
     tiny_model_path, tiny_model_training_arrays, tmp_path
 ):

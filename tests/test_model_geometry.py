@@ -1,4 +1,5 @@
-"""Geometry channels (CoordConv from the shower conditions) and min-SNR loss weighting."""
+"""Geometry channels (CoordConv from the shower conditions), min-SNR loss weighting and the
+shift of the training noise levels."""
 
 import json
 import math
@@ -15,11 +16,12 @@ from ctapipe_genshower.instrument import single_telescope_subarray
 from ctapipe_genshower.instrument.grid import pixel_fov_positions
 from ctapipe_genshower.model.config import PRESETS, ModelConfig, UNetConfig
 from ctapipe_genshower.model.denoiser import PIXEL_CONDITION_DIM, Denoiser
-from ctapipe_genshower.model.diffusion import alpha_sigma, min_snr_weight, v_loss
+from ctapipe_genshower.model.diffusion import alpha_sigma, min_snr_weight, shifted_times, v_loss
 from ctapipe_genshower.model.geometry import N_GEOMETRY_MAPS, GeometryMaps
 from ctapipe_genshower.model.networks import UNet
 from ctapipe_genshower.model.transforms import fit_transforms, transforms_from_dict
 from ctapipe_genshower.training.dataset import pixel_fov
+from ctapipe_genshower.training.loop import Trainer
 
 
 def _camera_fov():
@@ -187,3 +189,48 @@ def test_v_loss_with_min_snr_is_the_weighted_mean():
     assert float(plain) == pytest.approx(float(per_sample.mean()), rel=1e-5)
     expected = (per_sample * min_snr_weight(t, 5.0)).mean()
     assert float(weighted) == pytest.approx(float(expected), rel=1e-5)
+
+
+def _log_snr(t):
+    alpha, sigma = alpha_sigma(t)
+    return torch.log(alpha.square() / sigma.square())
+
+
+@pytest.mark.parametrize("shift", [-2.0, 0.5, 2.0])
+def test_shifted_times_raise_the_log_snr_by_the_shift(shift):
+    u = torch.linspace(0.02, 0.98, 25, dtype=torch.float64)
+    t = shifted_times(u, shift)
+    torch.testing.assert_close(_log_snr(t) - _log_snr(u), torch.full_like(u, shift))
+    assert torch.all((t < u) if shift > 0 else (t > u))  # positive: less noise
+    ends = shifted_times(torch.tensor([0.0, 1.0], dtype=torch.float64), shift)
+    torch.testing.assert_close(ends, torch.tensor([0.0, 1.0], dtype=torch.float64))
+    assert shifted_times(u, 0.0) is u
+
+
+class _RecordingDenoiser:
+    """Stands in for a ``Denoiser``: records the times ``Trainer.loss`` passes on."""
+
+    def __init__(self):
+        self.times = []
+
+    def loss(self, x0, cond, t=None, **kwargs):
+        self.times.append(t)
+        return torch.zeros(())
+
+
+@pytest.mark.parametrize("shift", [0.0, 2.0])
+def test_trainer_draws_shifted_times_for_training_only(tmp_path, synthetic, shift):
+    config = tiny_train_config(log_snr_shift=shift)
+    trainer = Trainer(synthetic, tmp_path / "state.safetensors", PRESETS["tiny"], config)
+    x, cond = torch.zeros(64, 2, 4, 4), torch.zeros(64, 3)
+    recorder = _RecordingDenoiser()
+    trainer.loss(recorder, x, cond, generator=torch.Generator().manual_seed(3))
+    trainer.loss(recorder, x, cond, t=torch.full((64,), 0.5), weighted=False)
+    training, validation = recorder.times
+    torch.testing.assert_close(validation, torch.full((64,), 0.5))  # the validation's own
+    if shift == 0:
+        assert training is None  # v_loss draws uniform times, as without the setting
+    else:
+        u = torch.rand(64, generator=torch.Generator().manual_seed(3))
+        torch.testing.assert_close(training, shifted_times(u, shift))
+        assert float(training.mean()) < 0.4  # uniform times average 0.5

@@ -729,6 +729,10 @@ class DiffusionEventSource(SimulatedRunEventSource):
             "GENSHOWER ETA_CHANNELS": str(channels or "all"),
             "GENSHOWER BF16": self._model.bf16,
             "GENSHOWER CHANNELS_LAST": self._model.channels_last,
+            # the images per network call and the events drawn together: bit-identical
+            # files need the same ones (the batch changes the float rounding, not the events)
+            "GENSHOWER BATCH_SIZE": self.resolved_batch_size,
+            "GENSHOWER EVENTS_PER_BATCH": self.resolved_events_per_batch,
             "GENSHOWER DEVICE_NOISE": self._model.device_noise,
             "GENSHOWER COMPILE": self._model.compiled,
             "GENSHOWER PIXEL_RESPONSE": "none"

@@ -20,6 +20,12 @@ easy, from pulling against the noisy ones (reported ~3x faster convergence).
 Optional pixel weighting (``pixel_weight``): ~90 % of a camera's pixels hold only night-sky
 noise, and an unweighted mean spends the loss on them; the trainer can weight the pixels of
 the shower (see ``TrainConfig.shower_pixel_weight``) so the network's capacity goes there.
+
+Optional shift of the training noise levels (``shifted_times``): times whose log-SNR is that
+of a uniform time raised by a constant, so training spends more of its steps at low noise
+(positive shift) or at high noise (negative), the per-sample loss unchanged. This is the
+shifted cosine schedule of Hoogeboom et al. 2023 (arXiv 2301.11093), applied to the training
+distribution only: the sampler's schedule stays the cosine one.
 """
 
 import math
@@ -31,6 +37,7 @@ __all__ = [
     "masked_mse",
     "min_snr_weight",
     "predict_x0_eps",
+    "shifted_times",
     "v_loss",
     "v_target",
 ]
@@ -54,6 +61,18 @@ def predict_x0_eps(x_t, v, t):
     shape = (-1,) + (1,) * (x_t.ndim - 1)
     alpha, sigma = alpha.reshape(shape), sigma.reshape(shape)
     return alpha * x_t - sigma * v, sigma * x_t + alpha * v
+
+
+def shifted_times(u, log_snr_shift):
+    """Times ``t`` with ``log SNR(t) = log SNR(u) + log_snr_shift`` under the cosine schedule.
+
+    ``SNR(t) = cot(pi t / 2)**2``, so ``tan(pi t / 2) = tan(pi u / 2) exp(-log_snr_shift / 2)``;
+    uniform ``u`` gives the shifted cosine schedule's training times (0: ``t = u``).
+    """
+    if log_snr_shift == 0:
+        return u
+    scale = math.exp(-0.5 * float(log_snr_shift))
+    return torch.atan(torch.tan(0.5 * math.pi * u) * scale) / (0.5 * math.pi)
 
 
 def min_snr_weight(t, gamma):

@@ -144,6 +144,7 @@ class TrainTool(Tool):
     learning_rate = _train_option(Float, "learning_rate")
     warmup_steps = _train_option(Int, "warmup_steps")
     min_snr_gamma = _train_option(Float, "min_snr_gamma")
+    log_snr_shift = _train_option(Float, "log_snr_shift")
     shower_pixel_weight = _train_option(Float, "shower_pixel_weight")
     shower_pixel_threshold = _train_option(Float, "shower_pixel_threshold")
     ema_decay = _train_option(Float, "ema_decay")
@@ -207,6 +208,7 @@ class TrainTool(Tool):
         ("lr", "learning-rate"): "TrainTool.learning_rate",
         "ema-decay": "TrainTool.ema_decay",
         "min-snr-gamma": "TrainTool.min_snr_gamma",
+        "log-snr-shift": "TrainTool.log_snr_shift",
         "shower-pixel-weight": "TrainTool.shower_pixel_weight",
         "grad-clip": "TrainTool.grad_clip",
         "seed": "TrainTool.seed",

@@ -60,6 +60,12 @@ class TrainConfig:
     min_snr_gamma: float = _setting(
         0.0, "Min-SNR-gamma loss weighting with this gamma, e.g. 5 (0: unweighted v-MSE)"
     )
+    log_snr_shift: float = _setting(
+        0.0,
+        "Shift of the training noise levels: each batch's times have the log-SNR of uniform "
+        "times plus this (positive: more steps at low noise; 0: uniform times, as the paper; "
+        "the sampler and the validation loss are unchanged)",
+    )
     shower_pixel_weight: float = _setting(
         1.0,
         "Weight of the shower pixels' squared error against 1 for the others (1: unweighted; "

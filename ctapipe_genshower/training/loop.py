@@ -35,6 +35,7 @@ import torch
 
 from ..model.config import PRESETS, ModelConfig
 from ..model.denoiser import PIXEL_CONDITION_DIM, Denoiser
+from ..model.diffusion import shifted_times
 from ..model.distillation import distillation_loss
 from ..model.networks import UNet
 from ..model.pixel_response import signal_view
@@ -336,11 +337,16 @@ class Trainer:
         """The denoiser's loss with the model's channel weights, under bf16 autocast if set.
 
         ``weighted=False`` (the validation loss) leaves out the min-SNR and the shower-pixel
-        weighting, so validation losses compare across weightings. ``size`` (p.e.) of each
+        weighting and the shift of the noise levels, so validation losses compare across
+        them. ``size`` (p.e.) of each
         image is needed for the shower-pixel weighting.
         """
         gamma = self.cfg.min_snr_gamma if weighted and self.cfg.min_snr_gamma > 0 else None
         pixel_weight = self.shower_pixel_weight(x, size) if weighted else None
+        if weighted and t is None and self.cfg.log_snr_shift != 0:
+            # drawn where v_loss would draw them, so the noise that follows is the same
+            u = torch.rand(len(x), device=x.device, generator=generator)
+            t = shifted_times(u, self.cfg.log_snr_shift)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
             return denoiser.loss(
                 x,
