@@ -16,7 +16,13 @@ from ctapipe_genshower.instrument import single_telescope_subarray
 from ctapipe_genshower.instrument.grid import pixel_fov_positions
 from ctapipe_genshower.model.config import PRESETS, ModelConfig, UNetConfig
 from ctapipe_genshower.model.denoiser import PIXEL_CONDITION_DIM, Denoiser
-from ctapipe_genshower.model.diffusion import alpha_sigma, min_snr_weight, shifted_times, v_loss
+from ctapipe_genshower.model.diffusion import (
+    alpha_sigma,
+    min_snr_weight,
+    shifted_time_density,
+    shifted_times,
+    v_loss,
+)
 from ctapipe_genshower.model.geometry import N_GEOMETRY_MAPS, GeometryMaps
 from ctapipe_genshower.model.networks import UNet
 from ctapipe_genshower.model.transforms import fit_transforms, transforms_from_dict
@@ -208,13 +214,17 @@ def test_shifted_times_raise_the_log_snr_by_the_shift(shift):
 
 
 class _RecordingDenoiser:
-    """Stands in for a ``Denoiser``: records the times ``Trainer.loss`` passes on."""
+    """Stands in for a ``Denoiser``: records the times and weights ``Trainer.loss`` passes on."""
 
     def __init__(self):
-        self.times = []
+        self.calls = []
 
-    def loss(self, x0, cond, t=None, **kwargs):
-        self.times.append(t)
+    @property
+    def times(self):
+        return [t for t, _ in self.calls]
+
+    def loss(self, x0, cond, t=None, sample_weight=None, **kwargs):
+        self.calls.append((t, sample_weight))
         return torch.zeros(())
 
 
@@ -234,3 +244,52 @@ def test_trainer_draws_shifted_times_for_training_only(tmp_path, synthetic, shif
         u = torch.rand(64, generator=torch.Generator().manual_seed(3))
         torch.testing.assert_close(training, shifted_times(u, shift))
         assert float(training.mean()) < 0.4  # uniform times average 0.5
+
+
+@pytest.mark.parametrize("shift", [-2.0, 2.0])
+def test_shifted_time_density_weights_uniform_times_like_shifted_ones(shift):
+    # midpoints of a fine grid: integrals over uniform t and uniform u
+    grid = (torch.arange(200_000, dtype=torch.float64) + 0.5) / 200_000
+    density = shifted_time_density(grid, shift)
+    assert float(density.mean()) == pytest.approx(1.0, abs=1e-4)  # a density on [0, 1]
+    k = math.exp(-shift / 2)
+    assert float(density.min()) >= min(k, 1 / k) - 1e-9
+    assert float(density.max()) <= max(k, 1 / k) + 1e-9
+    for f in (lambda t: t, lambda t: torch.cos(3 * t) ** 2):
+        weighted = float((f(grid) * density).mean())
+        assert weighted == pytest.approx(float(f(shifted_times(grid, shift)).mean()), abs=1e-4)
+    torch.testing.assert_close(shifted_time_density(grid, 0.0), torch.ones_like(grid))
+
+
+def test_trainer_weights_the_time_channel_only(tmp_path, synthetic):
+    config = tiny_train_config(log_snr_shift=1.0, time_log_snr_shift=2.0)
+    trainer = Trainer(synthetic, tmp_path / "state.safetensors", PRESETS["tiny"], config)
+    x, cond = torch.zeros(64, 2, 4, 4), torch.zeros(64, 3)
+    recorder = _RecordingDenoiser()
+    trainer.loss(recorder, x, cond, generator=torch.Generator().manual_seed(3))
+    trainer.loss(recorder, x, cond, t=torch.full((64,), 0.5), weighted=False)
+    (t, weight), (_, validation_weight) = recorder.calls
+    u = torch.rand(64, generator=torch.Generator().manual_seed(3))
+    torch.testing.assert_close(t, shifted_times(u, 1.0))  # both channels' times
+    torch.testing.assert_close(weight[:, 0], torch.ones(64))
+    # the time channel as if shifted by 1 + 2: the ratio of the two densities
+    ratio = shifted_time_density(t, 3.0) / shifted_time_density(t, 1.0)
+    torch.testing.assert_close(weight[:, 1], ratio)
+    assert validation_weight is None
+
+
+def test_v_loss_with_channel_weights_per_sample():
+    g = torch.Generator().manual_seed(1)
+    x0 = torch.randn(3, 2, 4, 4, generator=g)
+    mask = torch.ones(1, 1, 4, 4)
+    t, eps = torch.tensor([0.2, 0.5, 0.8]), torch.randn(x0.shape, generator=g)
+
+    def zero(x_t, t, cond):
+        return torch.zeros_like(x_t)
+
+    weight = torch.tensor([[1.0, 3.0], [1.0, 0.5], [1.0, 2.0]])
+    loss = v_loss(zero, x0, None, mask, t=t, eps=eps, sample_weight=weight)
+    alpha, sigma = alpha_sigma(t)
+    target = alpha.reshape(-1, 1, 1, 1) * eps - sigma.reshape(-1, 1, 1, 1) * x0
+    per_channel = target.square().mean((2, 3))  # (3, 2)
+    assert float(loss) == pytest.approx(float((per_channel * weight).mean()), rel=1e-5)

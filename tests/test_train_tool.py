@@ -81,6 +81,26 @@ def test_train_from_training_file(training_file, tmp_path):
     assert not (tmp_path / "model.training.safetensors").exists()
 
 
+def test_log_snr_shift_option_moves_the_training_times(training_file, tmp_path):
+    common = ["-i", training_file, "--steps=2", "--seed=3", *TINY]
+    plain, shifted = tmp_path / "plain.safetensors", tmp_path / "shifted.safetensors"
+    assert _run([*common, "-o", plain], tmp_path) == 0
+    assert _run([*common, "-o", shifted, "--log-snr-shift=2"], tmp_path) == 0
+    assert read_metadata(shifted)["config"]["train"]["log_snr_shift"] == 2.0
+    assert read_metadata(plain)["config"]["train"]["log_snr_shift"] == 0.0
+    time_only = tmp_path / "time_only.safetensors"
+    assert _run([*common, "-o", time_only, "--time-log-snr-shift=2"], tmp_path) == 0
+    assert read_metadata(time_only)["config"]["train"]["time_log_snr_shift"] == 2.0
+    a = _tensors(plain)
+    for other in (_tensors(shifted), _tensors(time_only)):
+        # the same data, noise and start: only the times (or weights) differ, and the weights
+        assert a.keys() == other.keys()
+        assert not all(np.array_equal(a[k], other[k]) for k in a if k.startswith("pixel."))
+    with pytest.raises(ToolConfigurationError, match="log_snr_shift must be finite"):
+        _run([*common, "-o", tmp_path / "nan.safetensors", "--log-snr-shift=nan"], tmp_path)
+    assert not (tmp_path / "nan.safetensors").exists()
+
+
 def test_output_exists_and_resume_errors(training_file, tmp_path):
     out = tmp_path / "model.safetensors"
     out.write_bytes(b"old")

@@ -30,6 +30,12 @@ def test_check_settings():
         check_settings({"steps": 0})
     with pytest.raises(ValueError, match=r"^Invalid training setting: epochs must be > 0"):
         check_settings({}, epochs=0)
+    with pytest.raises(ValueError, match=r"log_snr_shift must be finite"):
+        check_settings({"log_snr_shift": float("nan")})
+    # distillation trains at the student's grid times: a shift would be ignored, so refused
+    with pytest.raises(ValueError, match=r"log_snr_shift applies to diffusion training"):
+        check_settings({"log_snr_shift": 1.0, "distill_steps": 4, "init_model": "t.safetensors"})
+    assert check_settings({"log_snr_shift": -1.5}).log_snr_shift == -1.5
 
 
 def test_plan_splits_and_resolves_the_run_length():

@@ -89,6 +89,7 @@ class Denoiser:
         eps=None,
         min_snr_gamma=None,
         pixel_weight=None,
+        sample_weight=None,
     ):
         """Masked v-prediction loss of one batch (see :func:`.diffusion.v_loss`)."""
         return v_loss(
@@ -102,6 +103,7 @@ class Denoiser:
             eps=eps,
             min_snr_gamma=min_snr_gamma,
             pixel_weight=pixel_weight,
+            sample_weight=sample_weight,
         )
 
     def sample(self, cond, generators, n_steps, eta=0.0, solver="ddim", eta_channels=None):

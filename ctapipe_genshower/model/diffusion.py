@@ -25,7 +25,10 @@ Optional shift of the training noise levels (``shifted_times``): times whose log
 of a uniform time raised by a constant, so training spends more of its steps at low noise
 (positive shift) or at high noise (negative), the per-sample loss unchanged. This is the
 shifted cosine schedule of Hoogeboom et al. 2023 (arXiv 2301.11093), applied to the training
-distribution only: the sampler's schedule stays the cosine one.
+distribution only: the sampler's schedule stays the cosine one. ``shifted_time_density``
+weights one channel's loss as if its times were shifted, the other's kept: a weight that
+depends on the time and the channel only, so the optimal denoiser is unchanged and only the
+network's capacity moves.
 """
 
 import math
@@ -37,6 +40,7 @@ __all__ = [
     "masked_mse",
     "min_snr_weight",
     "predict_x0_eps",
+    "shifted_time_density",
     "shifted_times",
     "v_loss",
     "v_target",
@@ -75,6 +79,19 @@ def shifted_times(u, log_snr_shift):
     return torch.atan(torch.tan(0.5 * math.pi * u) * scale) / (0.5 * math.pi)
 
 
+def shifted_time_density(t, log_snr_shift):
+    """Density of :func:`shifted_times` of uniform times, at ``t``.
+
+    As a loss weight of uniform times it trains like times drawn shifted (importance
+    weights): ``k / (k**2 cos(pi t / 2)**2 + sin(pi t / 2)**2)`` with
+    ``k = exp(-log_snr_shift / 2)``, between ``k`` (``t = 1``) and ``1 / k`` (``t = 0``); 1
+    for no shift.
+    """
+    k = math.exp(-0.5 * float(log_snr_shift))
+    alpha, sigma = alpha_sigma(t)
+    return k / (k**2 * alpha.square() + sigma.square())
+
+
 def min_snr_weight(t, gamma):
     """Per-sample v-MSE weight ``min(SNR, gamma) / (SNR + 1)`` of min-SNR-gamma weighting."""
     alpha, sigma = alpha_sigma(t)
@@ -93,6 +110,7 @@ def v_loss(
     eps=None,
     min_snr_gamma=None,
     pixel_weight=None,
+    sample_weight=None,
 ):
     """Masked v-prediction loss of one batch.
 
@@ -116,6 +134,9 @@ def v_loss(
         Min-SNR-gamma weighting (see the module docstring); None: unweighted.
     pixel_weight : torch.Tensor, optional
         ``(N, 1, H, W)`` weight of each pixel's squared error (see :func:`masked_mse`).
+    sample_weight : torch.Tensor, optional
+        ``(N,)`` or ``(N, C)`` weights (e.g. :func:`shifted_time_density` of the given
+        ``t`` for one channel), multiplied with the min-SNR weight.
 
     Returns
     -------
@@ -134,6 +155,8 @@ def v_loss(
     target = alpha.reshape(shape) * eps - sigma.reshape(shape) * x0
     pred = denoise(x_t, t, cond).float()
     weight = None if min_snr_gamma is None else min_snr_weight(t, min_snr_gamma)
+    if sample_weight is not None:
+        weight = sample_weight if weight is None else sample_weight * weight.reshape(n, -1)
     return masked_mse(pred, target, mask, channel_weights, weight, pixel_weight)
 
 
@@ -149,7 +172,8 @@ def masked_mse(pred, target, mask, channel_weights=None, sample_weight=None, pix
     channel_weights : sequence of float, optional
         Weight of each channel in the mean.
     sample_weight : torch.Tensor, optional
-        ``(N,)`` weight of each sample's squared error.
+        ``(N,)`` weight of each sample's squared error, or ``(N, C)`` of each sample's and
+        channel's.
     pixel_weight : torch.Tensor, optional
         ``(N, 1, H, W)`` weight of each pixel's squared error (both channels). The mean is
         then taken with these weights (divided by their sum over the real pixels instead of
@@ -163,7 +187,7 @@ def masked_mse(pred, target, mask, channel_weights=None, sample_weight=None, pix
         err = err * pixel_weight
         count = (mask * pixel_weight).sum()
     if sample_weight is not None:
-        err = err * sample_weight.to(err.dtype).reshape(-1, 1, 1, 1)
+        err = err * sample_weight.to(err.dtype).reshape(n, -1, 1, 1)
     if channel_weights is not None:
         w = torch.as_tensor(channel_weights, dtype=err.dtype, device=err.device).reshape(1, c, 1, 1)
         err = err * w

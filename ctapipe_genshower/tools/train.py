@@ -145,6 +145,7 @@ class TrainTool(Tool):
     warmup_steps = _train_option(Int, "warmup_steps")
     min_snr_gamma = _train_option(Float, "min_snr_gamma")
     log_snr_shift = _train_option(Float, "log_snr_shift")
+    time_log_snr_shift = _train_option(Float, "time_log_snr_shift")
     shower_pixel_weight = _train_option(Float, "shower_pixel_weight")
     shower_pixel_threshold = _train_option(Float, "shower_pixel_threshold")
     ema_decay = _train_option(Float, "ema_decay")
@@ -209,6 +210,7 @@ class TrainTool(Tool):
         "ema-decay": "TrainTool.ema_decay",
         "min-snr-gamma": "TrainTool.min_snr_gamma",
         "log-snr-shift": "TrainTool.log_snr_shift",
+        "time-log-snr-shift": "TrainTool.time_log_snr_shift",
         "shower-pixel-weight": "TrainTool.shower_pixel_weight",
         "grad-clip": "TrainTool.grad_clip",
         "seed": "TrainTool.seed",

@@ -66,6 +66,12 @@ class TrainConfig:
         "times plus this (positive: more steps at low noise; 0: uniform times, as the paper; "
         "the sampler and the validation loss are unchanged)",
     )
+    time_log_snr_shift: float = _setting(
+        0.0,
+        "Train the peak-time channel as if its times were shifted by this much more than "
+        "log_snr_shift (importance weights of the times' density; the charge channel keeps "
+        "its times, the optimal denoiser is unchanged; 0: both channels alike)",
+    )
     shower_pixel_weight: float = _setting(
         1.0,
         "Weight of the shower pixels' squared error against 1 for the others (1: unweighted; "
@@ -137,6 +143,12 @@ class TrainConfig:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if self.distill_steps and not self.init_model:
             raise ValueError("distill_steps needs the teacher model (init_model)")
+        for name in ("log_snr_shift", "time_log_snr_shift"):
+            if not math.isfinite(getattr(self, name)):
+                raise ValueError(f"{name} must be finite, got {getattr(self, name)}")
+            if self.distill_steps and getattr(self, name) != 0:
+                # distillation trains at the student's grid times, which a shift cannot move
+                raise ValueError(f"{name} applies to diffusion training, not to distill_steps")
         if self.teacher_solver not in TEACHER_SOLVERS:
             raise ValueError(
                 f"teacher_solver must be one of {', '.join(TEACHER_SOLVERS)}, "

@@ -35,7 +35,7 @@ import torch
 
 from ..model.config import PRESETS, ModelConfig
 from ..model.denoiser import PIXEL_CONDITION_DIM, Denoiser
-from ..model.diffusion import shifted_times
+from ..model.diffusion import shifted_time_density, shifted_times
 from ..model.distillation import distillation_loss
 from ..model.networks import UNet
 from ..model.pixel_response import signal_view
@@ -337,16 +337,22 @@ class Trainer:
         """The denoiser's loss with the model's channel weights, under bf16 autocast if set.
 
         ``weighted=False`` (the validation loss) leaves out the min-SNR and the shower-pixel
-        weighting and the shift of the noise levels, so validation losses compare across
+        weighting and the shifts of the noise levels, so validation losses compare across
         them. ``size`` (p.e.) of each
         image is needed for the shower-pixel weighting.
         """
         gamma = self.cfg.min_snr_gamma if weighted and self.cfg.min_snr_gamma > 0 else None
         pixel_weight = self.shower_pixel_weight(x, size) if weighted else None
-        if weighted and t is None and self.cfg.log_snr_shift != 0:
+        shift, time_shift = self.cfg.log_snr_shift, self.cfg.time_log_snr_shift
+        if weighted and t is None and (shift != 0 or time_shift != 0):
             # drawn where v_loss would draw them, so the noise that follows is the same
             u = torch.rand(len(x), device=x.device, generator=generator)
-            t = shifted_times(u, self.cfg.log_snr_shift)
+            t = shifted_times(u, shift)
+        sample_weight = None
+        if weighted and time_shift != 0:
+            # the time channel (1) trains as if its times were shifted by time_shift more
+            ratio = shifted_time_density(t, shift + time_shift) / shifted_time_density(t, shift)
+            sample_weight = torch.stack([torch.ones_like(ratio), ratio], dim=1)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
             return denoiser.loss(
                 x,
@@ -357,6 +363,7 @@ class Trainer:
                 eps=eps,
                 min_snr_gamma=gamma,
                 pixel_weight=pixel_weight,
+                sample_weight=sample_weight,
             )
 
     def shower_pixel_weight(self, x, size):
