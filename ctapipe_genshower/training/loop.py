@@ -338,8 +338,7 @@ class Trainer:
 
         ``weighted=False`` (the validation loss) leaves out the min-SNR and the shower-pixel
         weighting and the shifts of the noise levels, so validation losses compare across
-        them. ``size`` (p.e.) of each
-        image is needed for the shower-pixel weighting.
+        them. ``size`` (p.e.) of each image is needed for the shower-pixel weighting.
         """
         gamma = self.cfg.min_snr_gamma if weighted and self.cfg.min_snr_gamma > 0 else None
         pixel_weight = self.shower_pixel_weight(x, size) if weighted else None
