@@ -18,7 +18,7 @@ Usage::
 
     python benchmarks/bench_process.py [--model M.safetensors] [--n-showers 20000]
         [--toy-settings examples/protons.toymc.yaml] [--n-steps N] [--solver ddim|dpmpp-2m|heun]
-        [--batch-size 256] [--events-per-batch N] [--threads 2] [--bf16] [--no-channels-last]
+        [--batch-size N] [--events-per-batch N] [--threads 2] [--bf16] [--no-channels-last]
 """
 
 import argparse
@@ -85,7 +85,9 @@ def main(argv=None):
     parser.add_argument("--n-showers", type=int, default=20_000)
     parser.add_argument("--n-steps", type=int, default=None, help="default: the model's")
     parser.add_argument("--solver", default="ddim", help="ddim, dpmpp-2m or heun")
-    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument(
+        "--batch-size", type=int, default=None, help="default: the source's (32 on the CPU)"
+    )
     parser.add_argument(
         "--events-per-batch", type=int, default=None, help="default: the source's (batch size)"
     )
@@ -120,7 +122,7 @@ def main(argv=None):
             f"--DiffusionEventSource.n_showers={args.n_showers}",
             f"--DiffusionEventSource.n_steps={steps}",
             f"--DiffusionEventSource.solver={args.solver}",
-            f"--DiffusionEventSource.batch_size={args.batch_size}",
+            *([f"--DiffusionEventSource.batch_size={args.batch_size}"] if args.batch_size else []),
             *(
                 [f"--DiffusionEventSource.events_per_batch={args.events_per_batch}"]
                 if args.events_per_batch
@@ -133,6 +135,9 @@ def main(argv=None):
         variant = ("bf16, " if args.bf16 else "") + (
             "contiguous" if args.no_channels_last else "channels-last"
         )
+        variant += f", batch {args.batch_size or 'default'}"
+        if args.events_per_batch:
+            variant += f", {args.events_per_batch} events per batch"
         rows.append(
             (
                 f"diffusion ({args.model.name}, {args.solver} {steps} steps, {variant})",

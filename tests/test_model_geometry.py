@@ -3,6 +3,7 @@ shift of the training noise levels."""
 
 import json
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -276,6 +277,14 @@ def test_trainer_weights_the_time_channel_only(tmp_path, synthetic):
     ratio = shifted_time_density(t, 3.0) / shifted_time_density(t, 1.0)
     torch.testing.assert_close(weight[:, 1], ratio)
     assert validation_weight is None
+
+
+def test_trainer_refuses_a_time_shift_without_a_time_channel(tmp_path, synthetic):
+    preset = PRESETS["tiny"]
+    one_channel = replace(preset, unet=replace(preset.unet, out_channels=1))
+    config = tiny_train_config(time_log_snr_shift=2.0)
+    with pytest.raises(ValueError, match=r"two channels \(charge, peak time\), got 1"):
+        Trainer(synthetic, tmp_path / "state.safetensors", one_channel, config)
 
 
 def test_v_loss_with_channel_weights_per_sample():

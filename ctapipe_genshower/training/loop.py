@@ -132,6 +132,12 @@ class Trainer:
             self.cfg.mixed_precision == "auto" and self.device.type == "cuda"
         )
         check_training_meta(self.dataset)
+        if self.cfg.time_log_snr_shift != 0 and self.mcfg.unet.out_channels != 2:
+            # the weight of Trainer.loss is per channel: [charge, peak time]
+            raise ValueError(
+                "time_log_snr_shift needs a model with two channels (charge, peak time),"
+                f" got {self.mcfg.unet.out_channels}"
+            )
         self.teacher = None
         if self.cfg.distill_steps:
             if initial is None:

@@ -7,7 +7,7 @@ set -e
 cd "${WORKDIR:-.}"
 name=$1; shift
 if [ ! -e $name.safetensors ]; then
-  /usr/bin/time -v ctapipe-genshower-train -i train16.train.safetensors -o $name.safetensors --model ${MODEL:-small} \
+  /usr/bin/time -v ctapipe-genshower-train -i train16.train.safetensors -o $name.safetensors --model "${MODEL:-small}" \
     --steps 1200 --batch-size 32 --lr 5e-4 --TrainTool.warmup_steps=100 --ema-decay 0.995 --seed 1 \
     --shower-steps 3000 --no-progress "$@" > $name.train.log 2>&1
 fi
