@@ -1,6 +1,7 @@
 """The refiner: density ratio fit, rejection per draw, model file, source and tool."""
 
 import json
+import logging
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ from safetensors.numpy import load_file
 from ctapipe_genshower.checkpoint import (
     CheckpointError,
     load_generator_modules,
+    read_header,
     read_metadata,
     save_refined,
 )
@@ -986,3 +988,52 @@ def test_refine_tool_adds_a_training_file_with_its_own_pairs(
     with pytest.raises(ValueError, match="same training file is given twice"):
         refine_model(all_pass_model, [training_file, copy], tmp_path / "bad.safetensors")
     assert not (tmp_path / "bad.safetensors").exists()
+
+
+def test_refine_tool_bf16_pairs_are_recorded_and_the_source_says_so(
+    all_pass_model, training_file, tmp_path, caplog
+):
+    """``--bf16``: the generated images of the pairs are made under bf16 autocast, recorded in
+    the pairs file (float32 pairs are refused for it) and in the refiner's sampling; a run
+    in the other precision keeps the refiner and logs that the precisions differ."""
+    float32_pairs = tmp_path / "float32_pairs.safetensors"
+    _refine(all_pass_model, training_file, tmp_path / "f.safetensors", f"--pairs={float32_pairs}")
+    refused = tmp_path / "refused.safetensors"
+    argv = [
+        "--bf16",
+        f"--model={all_pass_model}",
+        f"--input={training_file}",
+        f"--output={refused}",
+        f"--pairs={float32_pairs}",
+        "--n-events=60",
+        "--n-steps=1",
+        "--no-progress",
+    ]
+    assert run_tool(RefineTool(), argv=argv, cwd=tmp_path, raises=False) == 2
+    assert not refused.exists()
+
+    pairs = tmp_path / "bf16_pairs.safetensors"
+    output = _refine(
+        all_pass_model, training_file, tmp_path / "b.safetensors", "--bf16", f"--pairs={pairs}"
+    )
+    assert json.loads(read_header(pairs)["__metadata__"]["made_from"])["bf16"] is True
+    assert load_generator_modules(output).refiner.info["sampling"]["bf16"] is True
+    float32_made = json.loads(read_header(float32_pairs)["__metadata__"]["made_from"])
+    assert "bf16" not in float32_made  # pairs files of earlier versions still match
+    # the bf16 images are not the float32 ones
+    assert not np.array_equal(load_file(pairs)["generated"], load_file(float32_pairs)["generated"])
+
+    # ctapipe's tools may have stopped the package's loggers propagating: listen directly
+    logger = logging.getLogger("ctapipe_genshower")
+    logger.addHandler(caplog.handler)
+    caplog.set_level("WARNING", logger="ctapipe_genshower")
+    try:
+        with _source(output) as source:
+            assert source.refining
+        assert "refiner fitted on bf16 images, this run generates float32 ones" in caplog.text
+        caplog.clear()
+        with _source(output, bf16=True) as source:
+            assert source.refining
+        assert "refiner fitted on" not in caplog.text
+    finally:
+        logger.removeHandler(caplog.handler)

@@ -529,6 +529,17 @@ class DiffusionEventSource(SimulatedRunEventSource):
                 ", ".join(f"{k}={a} (this run: {b})" for k, (a, b) in differs.items()),
             )
             return False
+        if fitted.get("bf16", False) != bool(self._model.bf16):
+            # measured: bf16 and float32 images of one student validate alike
+            # (docs/model_card.md), so the refiner stays on
+            self.log.warning(
+                "Model %s: refiner fitted on %s images, this run generates %s ones",
+                path,
+                *(
+                    "bf16" if flag else "float32"
+                    for flag in (fitted.get("bf16", False), self._model.bf16)
+                ),
+            )
         return True
 
     @property

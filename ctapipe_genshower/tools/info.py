@@ -123,7 +123,8 @@ def model_card(path):
         lines.append(
             f"  refiner: {ensemble}fitted on {refiner.get('n_simulated')} simulated vs"
             f" {refiner.get('n_generated')} generated images ({sampling.get('solver')},"
-            f" {sampling.get('n_steps')} steps, {_REFINER_SIZES.get(sizes, sizes)},"
+            f" {sampling.get('n_steps')} steps{', bf16' if sampling.get('bf16') else ''},"
+            f" {_REFINER_SIZES.get(sizes, sizes)},"
             f" {_REFINER_ANGLES.get(angles, angles)}),"
             " held-out AUC"
             f" {refiner.get('auc_validation', 0):.3f},"
