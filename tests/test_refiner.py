@@ -604,6 +604,10 @@ def test_refine_tool_keeps_the_classifier_and_fits_its_calibration(
     ]
     assert run_tool(RefineTool(), argv=argv, cwd=tmp_path, raises=False) == 2
     assert not output.exists()
+    # a classifier fitted on float32 images is not calibrated on bf16 ones
+    with pytest.raises(ValueError, match="fitted on float32 images: keep it without --bf16"):
+        refine_model(refined_model, training_file, output, keep_classifier=True, bf16=True)
+    assert not output.exists()
 
 
 def test_the_fits_generated_images_have_the_simulated_images_sizes(
