@@ -404,11 +404,12 @@ def refine_model(
     generator = ShowerGenerator.from_file(model, device=device, bf16=bool(bf16))
     if keep_classifier and generator.refiner is None:
         raise ValueError(f"{model} has no refiner whose classifier could be kept")
-    if keep_classifier and generator.refiner.info.get("sampling", {}).get("bf16", False) != bf16:
+    fitted_bf16 = bool(generator.refiner and generator.refiner.info.get("sampling", {}).get("bf16"))
+    if keep_classifier and fitted_bf16 != bool(bf16):
         # the calibration corrects the kept images of the classifier's own generator settings
         raise ValueError(
-            f"{model}'s refiner classifier was fitted on {'bf16' if not bf16 else 'float32'}"
-            f" images: keep it with{'out' if bf16 else ''} --bf16"
+            f"{model}'s refiner classifier was fitted on {'bf16' if fitted_bf16 else 'float32'}"
+            f" images: keep it {'with' if fitted_bf16 else 'without'} --bf16"
         )
     if eta is not None:  # the sampler the refined model will generate with by default
         generator.model_config = replace(

@@ -1003,17 +1003,16 @@ def test_refine_tool_bf16_pairs_are_recorded_and_the_source_says_so(
     float32_pairs = tmp_path / "float32_pairs.safetensors"
     _refine(all_pass_model, training_file, tmp_path / "f.safetensors", f"--pairs={float32_pairs}")
     refused = tmp_path / "refused.safetensors"
-    argv = [
-        "--bf16",
-        f"--model={all_pass_model}",
-        f"--input={training_file}",
-        f"--output={refused}",
-        f"--pairs={float32_pairs}",
-        "--n-events=60",
-        "--n-steps=1",
-        "--no-progress",
-    ]
-    assert run_tool(RefineTool(), argv=argv, cwd=tmp_path, raises=False) == 2
+    with pytest.raises(ValueError, match="was made with other bf16"):
+        refine_model(
+            all_pass_model,
+            training_file,
+            refused,
+            n_events=60,
+            n_steps=1,
+            pairs=float32_pairs,
+            bf16=True,
+        )
     assert not refused.exists()
 
     pairs = tmp_path / "bf16_pairs.safetensors"

@@ -529,16 +529,16 @@ class DiffusionEventSource(SimulatedRunEventSource):
                 ", ".join(f"{k}={a} (this run: {b})" for k, (a, b) in differs.items()),
             )
             return False
-        if fitted.get("bf16", False) != bool(self._model.bf16):
+        fitted_bf16, run_bf16 = bool(fitted.get("bf16", False)), bool(self._model.bf16)
+        if fitted_bf16 != run_bf16:
             # measured: bf16 and float32 images of one student validate alike
             # (docs/model_card.md), so the refiner stays on
+            precision = {True: "bf16", False: "float32"}
             self.log.warning(
                 "Model %s: refiner fitted on %s images, this run generates %s ones",
                 path,
-                *(
-                    "bf16" if flag else "float32"
-                    for flag in (fitted.get("bf16", False), self._model.bf16)
-                ),
+                precision[fitted_bf16],
+                precision[run_bf16],
             )
         return True
 
