@@ -1,12 +1,11 @@
-"""The two-hour model and v14 side by side, on the model card's first two samples.
+"""The two-hour model and v14 side by side, on the model card's three samples.
 
 usage: python table.py   (in this folder)
 
 ``validation.summary.summary_table`` of each model's three ``metrics*.json`` (1,000,000
-generated showers, seeds 7 and 8, against the 2,500,000 of toy run 201) with the G/H-cut
+generated showers, seeds 7, 8 and 9, against the 2,500,000 of toy run 201) with the G/H-cut
 survivors and the quality-cuts chi2/ndf of its background comparisons. v14's files are those
-of ``../2026-12-06_marginal_subset/`` (its seed 9 is there too); the two-hour model's seed 9
-was not run.
+of ``../2026-12-06_marginal_subset/``.
 """
 
 from ctapipe_genshower.validation.summary import summary_table
@@ -16,10 +15,10 @@ for title, folder, name in (("v14 (the default)", V14, "v14"), ("two-hour model"
     print(f"### {title}\n")
     print(
         summary_table(
-            [f"{folder}/metrics_{name}_1M{s}.json" for s in ("", "_gen8")],
-            names=["seed 7", "seed 8"],
-            gh=[f"{folder}/gh_{name}{s}.json" for s in ("", "_s8")],
-            quality=[f"{folder}/gh_{name}{s}.quality.json" for s in ("", "_s8")],
+            [f"{folder}/metrics_{name}_1M{s}.json" for s in ("", "_gen8", "_gen9")],
+            names=["seed 7", "seed 8", "seed 9"],
+            gh=[f"{folder}/gh_{name}{s}.json" for s in ("", "_s8", "_s9")],
+            quality=[f"{folder}/gh_{name}{s}.quality.json" for s in ("", "_s8", "_s9")],
             scale=1_000_000 / 2_500_000,
             parameters=["timing_deviation", "morphology_n_islands", "hillas_length"],
         )
