@@ -5,8 +5,9 @@ usage: python refit_fit_seed.py FIT_SEED REFINE_TOOL_ARGS...
 ``ctapipe-genshower-refine --seed`` sets both the pairs and the fit, and a pairs file is read
 only with the seed it was made with; ``refine_model`` takes the fit's own seed in its
 ``fit_options`` (its ``seed`` entry overrides the pairs seed there), which this wrapper sets.
-The pairs, the split into fit and held-out images, the classifier's initial weights and
-batch order and the marginal calibration's fit then follow FIT_SEED.
+The pairs are the pairs files' (made with the tool's seed, 0); the split into fit and
+held-out images, the classifier's initial weights and batch order, and with the split the
+held-out images of the marginal calibration, follow FIT_SEED.
 """
 
 import sys
