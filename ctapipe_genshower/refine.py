@@ -350,6 +350,7 @@ def refine_model(
     features=REFINER_FEATURES,
     pairs=None,
     bf16=False,
+    fit_seed=None,
 ):
     """Fit a refiner for ``model`` and write the refined model to ``output``.
 
@@ -394,6 +395,11 @@ def refine_model(
         Make the generated images under bf16 autocast (faster on CPUs with bf16 instructions;
         the images differ from float32 ones by rounding): for a model that will generate with
         ``--bf16``. Recorded in the pairs and in the refiner's sampling.
+    fit_seed : int, optional
+        Seed of the classifier's fit: its split into fit and held-out images (and with it
+        the marginal calibration's images), initial weights and batch order. None:
+        ``seed``. Another fit seed refits the same pairs (a pairs file is still read).
+        Recorded in the refiner's ``info["fit_seed"]``.
 
     Returns
     -------
@@ -485,9 +491,11 @@ def refine_model(
         )
         refiner.info.update({"calibration_samples": stats, "calibration_seed": int(seed)})
     else:
-        refiner = _fit_classifier(simulated, generated, features, seed, fit_options, progress)
+        fit_seed = seed if fit_seed is None else fit_seed
+        refiner = _fit_classifier(simulated, generated, features, fit_seed, fit_options, progress)
         refiner.info.update(
             {
+                "fit_seed": int(fit_seed),
                 "sampling": {
                     "solver": solver,
                     "n_steps": int(n_steps),

@@ -925,6 +925,49 @@ def test_refine_tool_pairs_file_is_written_then_read(
     assert not (tmp_path / "other.safetensors").exists()
 
 
+def test_refine_tool_fit_seed_refits_the_same_pairs(
+    refined_model, all_pass_model, training_file, tmp_path
+):
+    """``--fit-seed`` seeds the classifier's fit only: it defaults to ``--seed`` (the same
+    classifier bit for bit), another value fits the same pairs (read from the pairs file)
+    into another classifier; with ``--keep-classifier`` it is refused (exit 2)."""
+    pairs = tmp_path / "pairs.safetensors"
+    same = _refine(
+        all_pass_model,
+        training_file,
+        tmp_path / "s.safetensors",
+        "--fit-seed=0",
+        f"--pairs={pairs}",
+    )
+    other = _refine(
+        all_pass_model,
+        training_file,
+        tmp_path / "o.safetensors",
+        "--fit-seed=1",
+        f"--pairs={pairs}",
+    )
+    plain = load_generator_modules(refined_model).refiner
+    same, other = (load_generator_modules(path).refiner for path in (same, other))
+    assert plain.info["fit_seed"] == same.info["fit_seed"] == 0 and other.info["fit_seed"] == 1
+    for p, q in zip(plain.net.parameters(), same.net.parameters(), strict=True):
+        assert (p == q).all()
+    assert any(
+        not (p == q).all()
+        for p, q in zip(plain.net.parameters(), other.net.parameters(), strict=True)
+    )
+    assert other.info["samples"] == plain.info["samples"]  # the same images
+    argv = [
+        f"--model={refined_model}",
+        f"--input={training_file}",
+        f"--output={tmp_path / 'kept.safetensors'}",
+        "--keep-classifier",
+        "--fit-seed=1",
+        "--no-progress",
+    ]
+    assert run_tool(RefineTool(), argv=argv, cwd=tmp_path, raises=False) == 2
+    assert not (tmp_path / "kept.safetensors").exists()
+
+
 def test_refine_tool_adds_a_training_file_with_its_own_pairs(
     all_pass_model, training_file, tiny_model_training_arrays, tmp_path
 ):

@@ -73,9 +73,19 @@ class RefineTool(Tool):
             " all (the refiner's held-out loss still falls with more pairs, docs/refiner.md)"
         ),
     ).tag(config=True)
-    seed = Int(0, min=0, help="Choice of images, generated events and the classifier's fit").tag(
-        config=True
-    )
+    seed = Int(
+        0, min=0, help="Choice of images, generated events and (see fit_seed) the classifier's fit"
+    ).tag(config=True)
+    fit_seed = Int(
+        None,
+        allow_none=True,
+        min=0,
+        help=(
+            "Seed of the classifier's fit (its split into fit and held-out images, initial"
+            " weights, batch order); default: the seed. With --pairs, another fit of the same"
+            " pairs"
+        ),
+    ).tag(config=True)
     draws_per_image = Int(
         1,
         min=1,
@@ -202,6 +212,7 @@ class RefineTool(Tool):
         ("o", "output"): "RefineTool.output",
         "n-events": "RefineTool.n_events",
         "seed": "RefineTool.seed",
+        "fit-seed": "RefineTool.fit_seed",
         "draws-per-image": "RefineTool.draws_per_image",
         "max-redraws": "RefineTool.max_redraws",
         "n-steps": "RefineTool.n_steps",
@@ -265,6 +276,10 @@ class RefineTool(Tool):
             raise ToolConfigurationError(
                 "--time-residual chooses a new classifier's features; --keep-classifier keeps"
                 " the model's"
+            )
+        if self.fit_seed is not None and self.keep_classifier:
+            raise ToolConfigurationError(
+                "--fit-seed seeds a new classifier's fit; --keep-classifier keeps the model's"
             )
         if self.marginal_parameters is not None and not (self.marginals or self.keep_classifier):
             raise ToolConfigurationError(
@@ -365,6 +380,7 @@ class RefineTool(Tool):
                 else REFINER_FEATURES,
                 pairs=self.pairs,
                 bf16=self.bf16,
+                fit_seed=self.fit_seed,
             )
         except (CheckpointError, ValueError, KeyError, OSError) as err:
             raise ToolConfigurationError(str(err)) from None
