@@ -1,5 +1,5 @@
 # One generated sample of a model in the model card's protocol, without the chain's own sample:
-# 1,000,000 showers (seed 7, obs_id 301) against toy run 201, and the IRF chain's
+# 1,000,000 showers (by default seed 7, obs_id 301) against toy run 201, and the IRF chain's
 # reconstructors and cuts (made by examples/validate_model.sh in CHAIN_WORK) on it.
 # usage: CHAIN_WORK=<a validate_model.sh directory> [SEED=7 OBS_ID=301] bash evaluate.sh NAME MODEL
 #        [GENERATE OPTIONS]   (SEED, OBS_ID: another generated sample, e.g. 8 and 302)
