@@ -2,6 +2,8 @@
 
 usage: python refit_fit_seed.py FIT_SEED REFINE_TOOL_ARGS...
 
+Kept as the record of what was run: the tool has since had ``--fit-seed``, which does the same.
+
 ``ctapipe-genshower-refine --seed`` sets both the pairs and the fit, and a pairs file is read
 only with the seed it was made with; ``refine_model`` takes the fit's own seed in its
 ``fit_options`` (its ``seed`` entry overrides the pairs seed there), which this wrapper sets.
