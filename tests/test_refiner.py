@@ -929,7 +929,8 @@ def test_refine_tool_fit_seed_refits_the_same_pairs(
     refined_model, all_pass_model, training_file, tmp_path
 ):
     """``--fit-seed`` seeds the classifier's fit only: it defaults to ``--seed`` (the same
-    classifier bit for bit), another value fits the same images into another classifier; with ``--keep-classifier`` it is refused (exit 2)."""
+    classifier bit for bit), another value fits the same images into another classifier;
+    with ``--keep-classifier`` it is refused (exit 2)."""
     pairs = tmp_path / "pairs.safetensors"
     same = _refine(
         all_pass_model,
