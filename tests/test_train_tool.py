@@ -68,6 +68,10 @@ def test_train_from_training_file(training_file, tmp_path):
     train_rows = [r for r in rows if r["kind"] == "train"]
     val_rows = [r for r in rows if r["kind"] == "validation"]
     assert [int(r["step"]) for r in train_rows] == [1, 2]
+    # one step per row: its gradient norm before clipping, and whether grad_clip (1) cut it
+    for r in train_rows:
+        assert float(r["grad_norm"]) > 0
+        assert float(r["clipped"]) == float(float(r["grad_norm"]) > 1.0)
     assert [int(r["step"]) for r in val_rows] == [2]
     assert all(np.isfinite(float(r["val_loss"])) for r in val_rows)
     meta = read_metadata(out)

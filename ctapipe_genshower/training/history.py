@@ -1,8 +1,10 @@
 """The loss history of a run: a CSV log of the training records and its loss-curve plot.
 
-``model.loss.csv`` has the columns ``kind,step,epoch,loss,val_loss,val_size_nll,lr``: the
-running training loss (``train``), the validation loss of the EMA weights
-(``validation``) and the shower-model loss (``shower``). ``model.loss.png`` plots the
+``model.loss.csv`` has the columns
+``kind,step,epoch,loss,val_loss,val_size_nll,lr,grad_norm,clipped``: the running training
+loss (``train``, with the mean gradient norm before clipping and the fraction of steps
+clipped since the previous row), the validation loss of the EMA weights (``validation``) and
+the shower-model loss (``shower``). ``model.loss.png`` plots the
 first two against the step.
 """
 
@@ -13,7 +15,17 @@ from ..atomic import atomic_output
 
 __all__ = ["CSV_COLUMNS", "LossLog", "plot_loss_curve"]
 
-CSV_COLUMNS = ("kind", "step", "epoch", "loss", "val_loss", "val_size_nll", "lr")
+CSV_COLUMNS = (
+    "kind",
+    "step",
+    "epoch",
+    "loss",
+    "val_loss",
+    "val_size_nll",
+    "lr",
+    "grad_norm",
+    "clipped",
+)
 
 
 class LossLog:
@@ -56,7 +68,12 @@ class LossLog:
         """Write one record (kinds ``train``, ``validation``, ``shower``; others are skipped)."""
         kind = record["kind"]
         if kind == "train":
-            values = {"loss": record["loss"], "lr": record["lr"]}
+            values = {
+                "loss": record["loss"],
+                "lr": record["lr"],
+                "grad_norm": record.get("grad_norm"),
+                "clipped": record.get("clipped"),
+            }
         elif kind == "validation":
             values = {
                 "loss": record["train_loss"],

@@ -455,6 +455,8 @@ class Trainer:
         self.net.train()
         val_interval = cfg.validation_interval or self.stream.batches_per_epoch
         running, n_running, last_val, t0 = 0.0, 0, None, time.monotonic()
+        # the gradient norms before clipping, to see whether grad_clip shortens the steps
+        norm_sum, n_clipped = 0.0, 0
         self.progress("pixel", self.step, cfg.steps)
         for x, conditions, size in self.stream.batches(self.step):
             if self.step >= cfg.steps:
@@ -466,7 +468,8 @@ class Trainer:
             loss = self.training_loss(denoiser, x, cond, size=size)
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
-            grad_norm = torch.nn.utils.clip_grad_norm_(self.net.parameters(), cfg.grad_clip)
+            grad_norm = float(torch.nn.utils.clip_grad_norm_(self.net.parameters(), cfg.grad_clip))
+            norm_sum, n_clipped = norm_sum + grad_norm, n_clipped + (grad_norm > cfg.grad_clip)
             self.opt.step()
             self.update_ema(self.step)
             self.step += 1
@@ -484,11 +487,13 @@ class Trainer:
                         "epoch": epoch,
                         "loss": running / n_running,
                         "lr": self.lr_at(self.step - 1),
-                        "grad_norm": float(grad_norm),
+                        "grad_norm": norm_sum / n_running,
+                        "clipped": n_clipped / n_running,
                         "seconds": time.monotonic() - t0,
                     }
                 )
                 self.last_train_loss, running, n_running = running / n_running, 0.0, 0
+                norm_sum, n_clipped = 0.0, 0
             if self.step % val_interval == 0 or self.step == cfg.steps:
                 val = self.validate()
                 if val is not None:
