@@ -4,8 +4,8 @@
 ``kind,step,epoch,loss,val_loss,val_size_nll,lr,grad_norm,clipped``: the running training
 loss (``train``, with the mean gradient norm before clipping and the fraction of steps
 clipped since the previous row), the validation loss of the EMA weights (``validation``) and
-the shower-model loss (``shower``). ``model.loss.png`` plots the
-first two against the step.
+the shower-model loss (``shower``). ``model.loss.png`` plots the first two against the
+step.
 """
 
 import csv
