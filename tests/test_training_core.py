@@ -76,6 +76,27 @@ def test_loss_decreases(tmp_path, smooth_source):
     assert meta["training_meta"]["subarray"] == smooth_source.meta["subarray"]
 
 
+def test_train_records_the_gradient_norm_before_clipping(tmp_path, small_source):
+    """Each ``train`` record holds the mean gradient norm before clipping and the fraction of
+    its steps that ``grad_clip`` cut: all of them at a tiny clip, none at a huge one."""
+    rows = {}
+    for name, clip in (("loose", 1e9), ("tight", 1e-9)):
+        records = []
+        cfg = _config(steps=3, log_interval=1, grad_clip=clip, checkpoint_interval=100)
+        train(
+            small_source,
+            tmp_path / f"{name}.safetensors",
+            PRESETS["tiny"],
+            cfg,
+            callback=records.append,
+        )
+        rows[name] = [r for r in records if r["kind"] == "train"]
+    assert [r["clipped"] for r in rows["loose"]] == [0.0, 0.0, 0.0]
+    assert [r["clipped"] for r in rows["tight"]] == [1.0, 1.0, 1.0]
+    # the first step sees the same weights and batch: the same norm, not the clipped 1e-9
+    assert rows["tight"][0]["grad_norm"] == rows["loose"][0]["grad_norm"] > 1e-6
+
+
 class Killed(Exception):
     pass
 
