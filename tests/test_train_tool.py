@@ -105,6 +105,29 @@ def test_log_snr_shift_option_moves_the_training_times(training_file, tmp_path):
     assert not (tmp_path / "nan.safetensors").exists()
 
 
+def test_channel_weights_option_weights_the_loss(training_file, tmp_path):
+    common = ["-i", training_file, "--steps=2", "--seed=3", *TINY]
+    plain, weighted = tmp_path / "plain.safetensors", tmp_path / "weighted.safetensors"
+    assert _run([*common, "-o", plain], tmp_path) == 0
+    argv = [*common, "-o", weighted, "--channel-weights", "1", "--channel-weights", "3"]
+    assert _run(argv, tmp_path) == 0
+    # recorded in the model file, and the training moved differently with them
+    assert read_metadata(plain)["config"]["model"]["channel_weights"] == [1.0, 1.0]
+    assert read_metadata(weighted)["config"]["model"]["channel_weights"] == [1.0, 3.0]
+    a, b = _tensors(plain), _tensors(weighted)
+    assert not all(np.array_equal(a[k], b[k]) for k in a if k.startswith("pixel."))
+    # a weighted teacher starts a student of the plain preset: the networks are the same
+    student = tmp_path / "student.safetensors"
+    assert _run([*common, "-o", student, "--init-model", weighted], tmp_path) == 0
+    for bad in (["0", "1"], ["1", "nan"], ["1"]):
+        out = tmp_path / "bad.safetensors"
+        argv = [*common, "-o", out, *[f"--channel-weights={w}" for w in bad]]
+        with pytest.raises(ToolConfigurationError, match="channel_weights must be 2 finite"):
+            _run(argv, tmp_path)
+        assert run_tool(TrainTool(), argv=[str(a) for a in argv], cwd=tmp_path, raises=False) == 2
+        assert not out.exists()
+
+
 def test_output_exists_and_resume_errors(training_file, tmp_path):
     out = tmp_path / "model.safetensors"
     out.write_bytes(b"old")

@@ -173,6 +173,14 @@ class ModelConfig:
     def __post_init__(self):
         self.default_eta = tuple(float(e) for e in self.default_eta)
         self.eta_channels = tuple(int(c) for c in self.eta_channels)
+        self.channel_weights = tuple(float(w) for w in self.channel_weights)
+        if len(self.channel_weights) != _DATA_CHANNELS or not all(
+            math.isfinite(w) and w > 0 for w in self.channel_weights
+        ):
+            raise ValueError(
+                f"channel_weights must be {_DATA_CHANNELS} finite values > 0, "
+                f"got {list(self.channel_weights)}"
+            )
         if not all(math.isfinite(e) and e >= 0 for e in self.default_eta):
             raise ValueError(f"default_eta must be finite and >= 0, got {self.default_eta}")
         if any(not 0 <= c < _DATA_CHANNELS for c in self.eta_channels):
@@ -203,10 +211,10 @@ class ModelConfig:
         return d
 
     def architecture_dict(self):
-        """:meth:`network_dict` without the time transform: the networks whose weights can
-        start one another's training."""
+        """:meth:`network_dict` without the time transform and the loss weights: the
+        networks whose weights can start one another's training."""
         d = self.network_dict()
-        del d["time_transform"]
+        del d["time_transform"], d["channel_weights"]
         return d
 
     def distilled(self, n_steps):

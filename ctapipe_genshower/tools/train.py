@@ -24,7 +24,7 @@ on CPU); rank 0 prepares the data and writes the files.
 import os
 import sys
 from contextlib import nullcontext
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 
 from ctapipe.core import Provenance, Tool, ToolConfigurationError
@@ -131,6 +131,15 @@ class TrainTool(Tool):
     model = CaselessStrEnum(tuple(PRESETS), default_value="small", help="Network size preset").tag(
         config=True
     )
+    channel_weights = List(
+        Float(),
+        default_value=None,
+        allow_none=True,
+        help=(
+            "Weights of the charge and peak-time channels in the diffusion loss, e.g. "
+            "--channel-weights 1 --channel-weights 2 (default: the preset's, 1 and 1)"
+        ),
+    ).tag(config=True)
     validation_fraction = Float(
         0.1, help="Fraction of the events (the last ones) kept for the validation loss"
     ).tag(config=True)
@@ -202,6 +211,7 @@ class TrainTool(Tool):
         "nan-policy": "DL1TrainingReader.nan_policy",
         "prepared-file": "TrainTool.prepared_file",
         "model": "TrainTool.model",
+        "channel-weights": "TrainTool.channel_weights",
         "validation-fraction": "TrainTool.validation_fraction",
         "steps": "TrainTool.steps",
         "epochs": "TrainTool.epochs",
@@ -304,6 +314,7 @@ class TrainTool(Tool):
         if not self.prepare_only:
             try:
                 check_settings(self._train_settings(), self.epochs)
+                self.model_config = self._model_config()
             except ValueError as err:
                 raise ToolConfigurationError(str(err)) from None
 
@@ -340,6 +351,13 @@ class TrainTool(Tool):
         if not self.prepare_only and (not self._needs_conversion()):
             with self._all_ranks_agree():
                 self._plan_training()
+
+    def _model_config(self):
+        """The preset's network settings with this run's loss weights (ValueError if bad)."""
+        config = PRESETS[self.model]
+        if self.channel_weights is None:
+            return config
+        return replace(config, channel_weights=tuple(self.channel_weights))
 
     def _check_init_model(self):
         """Refuse, before any work, an initial model that is not a generator of this preset."""
@@ -428,7 +446,7 @@ class TrainTool(Tool):
                 epochs=self.epochs,
                 validation_fraction=self.validation_fraction,
                 world_size=self.world_size,
-                model_config=PRESETS[self.model],
+                model_config=self.model_config,
                 state_path=self.state_path,
                 resume=self.resume,
             )
@@ -476,7 +494,7 @@ class TrainTool(Tool):
             self.result = train(
                 plan.train_set,
                 self.output_path,
-                model_config=PRESETS[self.model],
+                model_config=self.model_config,
                 train_config=plan.train_config,
                 validation=plan.validation,
                 state_path=self.state_path,
