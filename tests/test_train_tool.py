@@ -74,6 +74,10 @@ def test_train_from_training_file(training_file, tmp_path):
         assert float(r["clipped"]) == float(float(r["grad_norm"]) > 1.0)
     assert [int(r["step"]) for r in val_rows] == [2]
     assert all(np.isfinite(float(r["val_loss"])) for r in val_rows)
+    # each channel's part of it, unweighted (the channels weigh equally here: their mean)
+    for r in val_rows:
+        charge, time = float(r["val_loss_charge"]), float(r["val_loss_time"])
+        assert float(r["val_loss"]) == pytest.approx((charge + time) / 2, rel=1e-5)
     meta = read_metadata(out)
     assert meta["provenance"]["steps"] == 2
     assert meta["config"]["train"]["seed"] == 5

@@ -1,5 +1,7 @@
 """Training core: the loss goes down, exact resume, clear errors, DDP with gloo."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -95,6 +97,22 @@ def test_train_records_the_gradient_norm_before_clipping(tmp_path, small_source)
     assert [r["clipped"] for r in rows["tight"]] == [1.0, 1.0, 1.0]
     # the first step sees the same weights and batch: the same norm, not the clipped 1e-9
     assert rows["tight"][0]["grad_norm"] == rows["loose"][0]["grad_norm"] > 1e-6
+
+
+def test_validation_records_each_channels_loss(tmp_path, small_source, smooth_source):
+    """The validation record holds the charge and peak-time losses, unweighted; ``val_loss``
+    is their mean with the model's ``channel_weights``, so the channels compare across them."""
+    cfg = _config(steps=2, validation_interval=2, checkpoint_interval=100)
+    for weights in ((1.0, 1.0), (1.0, 3.0)):
+        records = []
+        config = replace(PRESETS["tiny"], channel_weights=weights)
+        out = tmp_path / f"w{weights[1]:g}.safetensors"
+        train(small_source, out, config, cfg, validation=smooth_source, callback=records.append)
+        (val,) = [r for r in records if r["kind"] == "validation"]
+        charge, time = val["val_loss_channels"]
+        assert charge > 0 and time > 0 and charge != time
+        mean = (weights[0] * charge + weights[1] * time) / sum(weights)
+        assert val["val_loss"] == pytest.approx(mean, rel=1e-9)
 
 
 class Killed(Exception):

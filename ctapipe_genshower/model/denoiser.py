@@ -90,6 +90,7 @@ class Denoiser:
         min_snr_gamma=None,
         pixel_weight=None,
         sample_weight=None,
+        per_channel=False,
     ):
         """Masked v-prediction loss of one batch (see :func:`.diffusion.v_loss`)."""
         return v_loss(
@@ -104,6 +105,7 @@ class Denoiser:
             min_snr_gamma=min_snr_gamma,
             pixel_weight=pixel_weight,
             sample_weight=sample_weight,
+            per_channel=per_channel,
         )
 
     def sample(self, cond, generators, n_steps, eta=0.0, solver="ddim", eta_channels=None):

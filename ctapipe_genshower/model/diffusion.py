@@ -111,6 +111,7 @@ def v_loss(
     min_snr_gamma=None,
     pixel_weight=None,
     sample_weight=None,
+    per_channel=False,
 ):
     """Masked v-prediction loss of one batch.
 
@@ -137,11 +138,13 @@ def v_loss(
     sample_weight : torch.Tensor, optional
         ``(N,)`` or ``(N, C)`` weights (e.g. :func:`shifted_time_density` of the given
         ``t`` for one channel), multiplied with the min-SNR weight.
+    per_channel : bool
+        Return each channel's mean instead of their weighted mean (see :func:`masked_mse`).
 
     Returns
     -------
     torch.Tensor
-        Scalar loss.
+        Scalar loss, or ``(C,)`` with ``per_channel``.
     """
     n = x0.shape[0]
     if t is None:
@@ -157,10 +160,18 @@ def v_loss(
     weight = None if min_snr_gamma is None else min_snr_weight(t, min_snr_gamma)
     if sample_weight is not None:
         weight = sample_weight if weight is None else sample_weight * weight.reshape(n, -1)
-    return masked_mse(pred, target, mask, channel_weights, weight, pixel_weight)
+    return masked_mse(pred, target, mask, channel_weights, weight, pixel_weight, per_channel)
 
 
-def masked_mse(pred, target, mask, channel_weights=None, sample_weight=None, pixel_weight=None):
+def masked_mse(
+    pred,
+    target,
+    mask,
+    channel_weights=None,
+    sample_weight=None,
+    pixel_weight=None,
+    per_channel=False,
+):
     """Squared error averaged over the real pixels and the (weighted) channels.
 
     Parameters
@@ -178,6 +189,10 @@ def masked_mse(pred, target, mask, channel_weights=None, sample_weight=None, pix
         ``(N, 1, H, W)`` weight of each pixel's squared error (both channels). The mean is
         then taken with these weights (divided by their sum over the real pixels instead of
         the pixel count), so the loss keeps its scale and the learning rate its meaning.
+    per_channel : bool
+        Return the ``(C,)`` means of the channels, unweighted by ``channel_weights`` (their
+        weighted mean is the scalar loss): the channels of runs with different weights
+        compare.
     """
     n, c = pred.shape[:2]
     err = (pred - target).square() * mask
@@ -188,6 +203,8 @@ def masked_mse(pred, target, mask, channel_weights=None, sample_weight=None, pix
         count = (mask * pixel_weight).sum()
     if sample_weight is not None:
         err = err * sample_weight.to(err.dtype).reshape(n, -1, 1, 1)
+    if per_channel:
+        return err.sum(dim=(0, 2, 3)) / count
     if channel_weights is not None:
         w = torch.as_tensor(channel_weights, dtype=err.dtype, device=err.device).reshape(1, c, 1, 1)
         err = err * w

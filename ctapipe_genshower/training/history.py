@@ -1,10 +1,11 @@
 """The loss history of a run: a CSV log of the training records and its loss-curve plot.
 
 ``model.loss.csv`` has the columns
-``kind,step,epoch,loss,val_loss,val_size_nll,lr,grad_norm,clipped``: the running training
-loss (``train``, with the mean gradient norm before clipping and the fraction of steps
-clipped since the previous row), the validation loss of the EMA weights (``validation``) and
-the shower-model loss (``shower``). ``model.loss.png`` plots the first two against the
+``kind,step,epoch,loss,val_loss,val_size_nll,lr,grad_norm,clipped,val_loss_charge,
+val_loss_time``: the running training loss (``train``, with the mean gradient norm before
+clipping and the fraction of steps clipped since the previous row), the validation loss of
+the EMA weights (``validation``, with each channel's unweighted part) and the shower-model
+loss (``shower``). ``model.loss.png`` plots the first two against the
 step.
 """
 
@@ -25,6 +26,8 @@ CSV_COLUMNS = (
     "lr",
     "grad_norm",
     "clipped",
+    "val_loss_charge",
+    "val_loss_time",
 )
 
 
@@ -75,10 +78,13 @@ class LossLog:
                 "clipped": record.get("clipped"),
             }
         elif kind == "validation":
+            channels = record.get("val_loss_channels") or (None, None)
             values = {
                 "loss": record["train_loss"],
                 "val_loss": record["val_loss"],
                 "val_size_nll": record["val_size_nll"],
+                "val_loss_charge": channels[0],
+                "val_loss_time": channels[1],
             }
         elif kind == "shower":
             values = {"loss": record["loss"]}

@@ -339,12 +339,24 @@ class Trainer:
         for e, b in zip(self.ema.buffers(), self.net.buffers(), strict=True):
             e.copy_(b)
 
-    def loss(self, denoiser, x, cond, generator=None, t=None, eps=None, weighted=True, size=None):
+    def loss(
+        self,
+        denoiser,
+        x,
+        cond,
+        generator=None,
+        t=None,
+        eps=None,
+        weighted=True,
+        size=None,
+        per_channel=False,
+    ):
         """The denoiser's loss with the model's channel weights, under bf16 autocast if set.
 
         ``weighted=False`` (the validation loss) leaves out the min-SNR and the shower-pixel
         weighting and the shifts of the noise levels, so validation losses compare across
         them. ``size`` (p.e.) of each image is needed for the shower-pixel weighting.
+        ``per_channel`` returns each channel's mean loss instead of their weighted mean.
         """
         gamma = self.cfg.min_snr_gamma if weighted and self.cfg.min_snr_gamma > 0 else None
         pixel_weight = self.shower_pixel_weight(x, size) if weighted else None
@@ -369,6 +381,7 @@ class Trainer:
                 min_snr_gamma=gamma,
                 pixel_weight=pixel_weight,
                 sample_weight=sample_weight,
+                per_channel=per_channel,
             )
 
     def shower_pixel_weight(self, x, size):
@@ -410,9 +423,13 @@ class Trainer:
 
     @torch.no_grad()
     def validate(self):
-        """``(v-loss, size NLL)`` of the EMA weights on the validation events, or None.
+        """``(v-loss, size NLL, per-channel v-losses)`` of the EMA weights on the
+        validation events, or None.
 
-        When distilling, the loss is the distillation loss at fixed student steps and noise.
+        The v-loss is the channels' mean with the model's ``channel_weights``; the
+        per-channel losses (charge, peak time) are unweighted, so they compare across
+        weights. When distilling, the loss is the distillation loss at fixed student steps
+        and noise, and the per-channel losses are None.
         """
         if self.validation is None or len(self.validation) == 0:
             return None
@@ -434,16 +451,29 @@ class Trainer:
         for i in range(0, len(x), bs):
             d = [a[i : i + bs].to(self.device) for a in (x, cond, t, eps)]
             if self.teacher is None:
-                loss = self.loss(self.ema_denoiser, d[0], d[1], t=d[2], eps=d[3], weighted=False)
+                loss = self.loss(
+                    self.ema_denoiser,
+                    d[0],
+                    d[1],
+                    t=d[2],
+                    eps=d[3],
+                    weighted=False,
+                    per_channel=True,
+                )
             else:
                 loss = self.distillation_loss(
                     self.ema_denoiser, d[0], d[1], step_index=d[2], eps=d[3]
                 )
-            total += float(loss) * len(d[0])
+            total = total + loss.detach().double().cpu() * len(d[0])
+        total = total / len(x)
+        channels = None
+        if self.teacher is None:
+            w = torch.as_tensor(self.mcfg.channel_weights, dtype=total.dtype)
+            channels, total = total.tolist(), (total * w).sum() / w.sum()
         # the pixel condition is the shower features followed by the standardised log size
         n = PIXEL_CONDITION_DIM - 1
         nll = float(self.shower.size_nll(cond[:, :n], cond[:, n]))
-        return total / len(x), nll
+        return float(total), nll, channels
 
     def run(self):
         """Train to ``steps`` (after the shower model, unless resumed past it)."""
@@ -506,6 +536,7 @@ class Trainer:
                             "train_loss": getattr(self, "last_train_loss", value),
                             "val_loss": val[0],
                             "val_size_nll": val[1],
+                            "val_loss_channels": val[2],
                         }
                     )
             if self.step % cfg.checkpoint_interval == 0 or self.step == cfg.steps:
@@ -644,7 +675,8 @@ def train(
     callback : callable, optional
         ``callback(record)`` with dict records of kind ``"shower"``, ``"train"``,
         ``"validation"`` (``step``, ``epoch``, ``train_loss``, ``val_loss``,
-        ``val_size_nll``), ``"checkpoint"`` (``step``, ``path``) and ``"progress"``
+        ``val_size_nll``, ``val_loss_channels``: charge and peak time, or None),
+        ``"checkpoint"`` (``step``, ``path``) and ``"progress"``
         (``phase`` ``"shower"`` or ``"pixel"``, ``step``, ``steps``: after every optimizer
         step of either model, for progress bars; not kept in ``TrainResult.history``)
         (rank 0 only).
