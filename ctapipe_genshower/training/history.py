@@ -5,8 +5,7 @@
 val_loss_time``: the running training loss (``train``, with the mean gradient norm before
 clipping and the fraction of steps clipped since the previous row), the validation loss of
 the EMA weights (``validation``, with each channel's unweighted part) and the shower-model
-loss (``shower``). ``model.loss.png`` plots the first two against the
-step.
+loss (``shower``). ``model.loss.png`` plots the first two against the step.
 """
 
 import csv
