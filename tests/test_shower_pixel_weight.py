@@ -36,6 +36,25 @@ def test_masked_mse_with_pixel_weights_is_the_weighted_mean():
     )
 
 
+def test_masked_mse_per_channel_is_each_channels_mean():
+    """``per_channel`` gives each channel's own masked mean, unweighted; with the channel
+    weights they average to the scalar loss (the training's and the log's ``val_loss``)."""
+    g = torch.Generator().manual_seed(1)
+    pred, target = torch.randn(2, 3, 2, 4, 5, generator=g)
+    mask = torch.ones(1, 1, 4, 5)
+    mask[..., 0, :] = 0
+    weight = 1 + 4 * (torch.rand(3, 1, 4, 5, generator=g) > 0.7)
+    for pixel_weight in (None, weight):
+        parts = masked_mse(pred, target, mask, pixel_weight=pixel_weight, per_channel=True)
+        for c in range(2):
+            alone = masked_mse(
+                pred[:, c : c + 1], target[:, c : c + 1], mask, None, None, pixel_weight
+            )
+            assert float(parts[c]) == pytest.approx(float(alone), rel=1e-6)
+        scalar = masked_mse(pred, target, mask, (1.0, 3.0), pixel_weight=pixel_weight)
+        assert float((parts[0] + 3 * parts[1]) / 4) == pytest.approx(float(scalar), rel=1e-6)
+
+
 def test_shower_pixels_are_the_pixels_above_the_threshold(synthetic):
     meta = synthetic.meta
     batch = {
