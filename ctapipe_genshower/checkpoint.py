@@ -436,6 +436,12 @@ def load_generator_modules(path, device="cpu"):
                 f"geometry_maps is {config.geometry_maps} but the transforms "
                 f"{'lack' if config.geometry_maps else 'hold'} the geometry channels"
             )
+        night_sky = transforms.get("night_sky")
+        if config.night_sky_charge != (None if night_sky is None else night_sky.charge):
+            raise ValueError(
+                f"night_sky_charge is {config.night_sky_charge} but the transforms "
+                f"{'hold a night-sky time table' if night_sky else 'lack the night-sky times'}"
+            )
     except (KeyError, TypeError, ValueError, AttributeError) as err:
         raise CheckpointError(
             f"{path}: corrupt model metadata ({type(err).__name__}: {err})"

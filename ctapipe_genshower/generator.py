@@ -83,8 +83,9 @@ def _event_streams(seeds, draw=0):
 
     Draw 0 comes from ``SeedSequence([seed, 0x5E1EC7])``, redraw ``k >= 1`` from the same
     entropy with ``spawn_key=(2, k)``; each root spawns a size stream, an image stream, a
-    pixel-response stream and an acceptance stream (spawned children do not depend on how
-    many are spawned, so each added stream left the earlier ones unchanged). The reservoir
+    pixel-response stream (the night-sky times' in models with them) and an acceptance
+    stream (spawned children do not depend on how many are spawned, so each added stream
+    left the earlier ones unchanged). The reservoir
     uniform is the acceptance stream's second number (its first is the acceptance uniform).
     """
     seeds = np.asarray(seeds)
@@ -511,6 +512,7 @@ class ShowerGenerator:
             _event_streams(seeds, draw)
         )
         response = self.transforms.get("response")
+        night_sky = self.transforms.get("night_sky")
         if response is not None:
             true_image = np.empty((n, self.n_pixels), dtype=np.int32)
         size = np.full(n, np.nan) if size is None else np.array(size, dtype=np.float64)
@@ -540,6 +542,9 @@ class ShowerGenerator:
                 true_image[sl] = np.rint(np.clip(image[sl], 0, None))
                 rngs = [np.random.default_rng(int(s)) for s in response_seeds[sl]]
                 image[sl], peak_time[sl] = response.apply(true_image[sl], peak_time[sl], rngs)
+            elif night_sky is not None:  # the network left these pixels' times to the table
+                rngs = [np.random.default_rng(int(s)) for s in response_seeds[sl]]
+                peak_time[sl] = night_sky.apply(image[sl], peak_time[sl], rngs)
         out = {"image": image, "peak_time": peak_time, "size": size}
         # for generate's decisions, not returned
         out["accept_uniform"], out["reservoir_uniform"] = accept_uniform, reservoir_uniform

@@ -132,6 +132,54 @@ def test_channel_weights_option_weights_the_loss(training_file, tmp_path):
         assert not out.exists()
 
 
+def test_night_sky_charge_option_leaves_those_times_to_a_table(training_file, tmp_path):
+    from ctapipe_genshower.generator import ShowerGenerator
+    from ctapipe_genshower.tools.info import model_card
+
+    common = ["-i", training_file, "--steps=2", "--seed=3", *TINY]
+    model = tmp_path / "night_sky.safetensors"
+    assert _run([*common, "-o", model, "--night-sky-charge", "1"], tmp_path) == 0
+    meta = read_metadata(model)
+    assert meta["config"]["model"]["night_sky_charge"] == 1.0
+    table = meta["transforms"]["night_sky"]
+    assert table["charge"] == 1.0 and table["target_time"] == meta["transforms"]["time"]["center"]
+    assert "night-sky times: pixels at or below 1 p.e." in model_card(model)
+
+    generator = ShowerGenerator.from_file(model, device="cpu")
+    conditions = TrainingFile(training_file).to_arrays().conditions[:6].astype(np.float64)
+    seeds = np.arange(20, 26)
+    out = generator.generate(conditions, seeds, n_steps=2, batch_size=4)
+    again = generator.generate(conditions, seeds, n_steps=2, batch_size=6)
+    np.testing.assert_array_equal(out["peak_time"], again["peak_time"])
+    # without the table the network's own times: the same images, other night-sky times
+    generator.transforms.pop("night_sky")
+    network = generator.generate(conditions, seeds, n_steps=2, batch_size=4)
+    np.testing.assert_array_equal(network["image"], out["image"])
+    night_sky = out["image"] <= 1.0
+    assert night_sky.mean() > 0.3
+    np.testing.assert_array_equal(out["peak_time"][~night_sky], network["peak_time"][~night_sky])
+    drawn = out["peak_time"][night_sky]
+    assert not np.any(drawn == network["peak_time"][night_sky])
+    lo, hi = table["time_quantiles"][0], table["time_quantiles"][-1]
+    assert np.all((drawn >= lo) & (drawn <= hi)) and np.std(drawn) > 0.1 * (hi - lo)
+
+    # a student keeps its teacher's night-sky pixels; a wrong or bad setting is refused
+    student = tmp_path / "student.safetensors"
+    student_argv = [*common, "--init-model", model, "--distill-steps=1"]
+    assert _run([*student_argv, "-o", student, "--night-sky-charge=1"], tmp_path) == 0
+    assert read_metadata(student)["transforms"]["night_sky"] == table
+    for argv, message in (
+        (student_argv, "was trained with --night-sky-charge 1; train with the same"),
+        ([*common, "--night-sky-charge=nan"], "night_sky_charge must be finite"),
+    ):
+        out_path = tmp_path / "refused.safetensors"
+        argv = [*argv, "-o", out_path]
+        with pytest.raises(ToolConfigurationError, match=message):
+            _run(argv, tmp_path)
+        assert run_tool(TrainTool(), argv=[str(a) for a in argv], cwd=tmp_path, raises=False) == 2
+        assert not out_path.exists()
+
+
 def test_output_exists_and_resume_errors(training_file, tmp_path):
     out = tmp_path / "model.safetensors"
     out.write_bytes(b"old")

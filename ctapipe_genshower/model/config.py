@@ -154,6 +154,11 @@ class ModelConfig:
         readout window; ``asinh+linear`` keeps the noise pixels' times resolvable too. Not a
         property of the network: a trained model may be continued with another form
         (``--init-model``; its time transform is then refitted).
+    night_sky_charge : float or None
+        Pixels with DL1 charge at or below this (p.e.) get their peak times from a table
+        learned from the training images, not from the network, which learns one fixed time
+        there (:mod:`ctapipe_genshower.model.night_sky_times`). None: the network learns
+        every pixel's time. Not with ``pixel_response`` (which has its own noise times).
     """
 
     unet: UNetConfig = field(default_factory=UNetConfig)
@@ -169,6 +174,7 @@ class ModelConfig:
     eta_channels: tuple = ()
     pixel_response: bool = False
     time_transform: str = "linear"
+    night_sky_charge: float | None = None
 
     def __post_init__(self):
         self.default_eta = tuple(float(e) for e in self.default_eta)
@@ -187,6 +193,15 @@ class ModelConfig:
             raise ValueError(
                 f"eta_channels must be in [0, {_DATA_CHANNELS}), got {self.eta_channels}"
             )
+        if self.night_sky_charge is not None:
+            self.night_sky_charge = float(self.night_sky_charge)
+            if not math.isfinite(self.night_sky_charge):
+                raise ValueError(f"night_sky_charge must be finite, got {self.night_sky_charge}")
+            if self.pixel_response:
+                raise ValueError(
+                    "night_sky_charge cannot be combined with pixel_response, "
+                    "which has its own noise times"
+                )
         if self.time_transform not in TIME_TRANSFORMS:
             raise ValueError(
                 f"time_transform must be one of {TIME_TRANSFORMS}, got {self.time_transform!r}"
@@ -211,10 +226,10 @@ class ModelConfig:
         return d
 
     def architecture_dict(self):
-        """:meth:`network_dict` without the time transform and the loss weights: the
-        networks whose weights can start one another's training."""
+        """:meth:`network_dict` without the time transform, the loss weights and the
+        night-sky times: the networks whose weights can start one another's training."""
         d = self.network_dict()
-        del d["time_transform"], d["channel_weights"]
+        del d["time_transform"], d["channel_weights"], d["night_sky_charge"]
         return d
 
     def distilled(self, n_steps):

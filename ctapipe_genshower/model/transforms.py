@@ -15,7 +15,8 @@ Peak time
     In pixels without Cherenkov light the peak time is the position of the largest noise
     fluctuation, i.e. spread over the readout window; in signal pixels it follows the
     shower's time gradient. Both are part of what ctapipe's time-based cleaning and timing
-    parameters see, so the model learns the time of every pixel. It is standardised with
+    parameters see, so the model learns the time of every pixel (a model with night-sky
+    times leaves the faint pixels' to a table, :mod:`.night_sky_times`). It is standardised with
     global robust statistics: ``(t - median) / (0.7413 * IQR)`` (the IQR scale equals the
     standard deviation for a Gaussian). Generated times are clipped to the fitted range.
 Conditions
@@ -32,6 +33,7 @@ import torch
 
 from .config import TIME_TRANSFORMS
 from .geometry import GeometryMaps
+from .night_sky_times import NightSkyTimes
 from .pixel_response import PixelResponse, signal_view
 
 __all__ = [
@@ -414,9 +416,14 @@ _TRANSFORM_TYPES = {
     "time": TimeTransform,
     "conditions": ConditionTransform,
 }
-#: Present only in models with geometry channels (``ModelConfig.geometry_maps``) and with
-#: a learned pixel response (``ModelConfig.pixel_response``).
-_OPTIONAL_TYPES = {"geometry": GeometryMaps, "response": PixelResponse}
+#: Present only in models with geometry channels (``ModelConfig.geometry_maps``), with a
+#: learned pixel response (``ModelConfig.pixel_response``) and with night-sky times
+#: (``ModelConfig.night_sky_charge``).
+_OPTIONAL_TYPES = {
+    "geometry": GeometryMaps,
+    "response": PixelResponse,
+    "night_sky": NightSkyTimes,
+}
 
 
 def transforms_to_dict(transforms):
@@ -441,6 +448,7 @@ def fit_transforms(
     pixel_fov=None,
     response=False,
     time_transform="linear",
+    night_sky_charge=None,
 ):
     """Fit all transforms on a batch of training events.
 
@@ -463,12 +471,15 @@ def fit_transforms(
         (:func:`~.pixel_response.signal_view`), which the network learns.
     time_transform : {"linear", "asinh", "asinh+linear"}
         Form of the peak-time transform (:class:`TimeTransform`).
+    night_sky_charge : float, optional
+        Fit a :class:`~.night_sky_times.NightSkyTimes` table of the peak times of the pixels
+        at or below this charge (p.e.); the time transform is fitted on all times as they are.
 
     Returns
     -------
     dict
-        ``{"grid", "image", "time", "conditions"}``, plus ``"geometry"`` with ``pixel_fov``
-        and ``"response"`` with ``response``.
+        ``{"grid", "image", "time", "conditions"}``, plus ``"geometry"`` with ``pixel_fov``,
+        ``"response"`` with ``response`` and ``"night_sky"`` with ``night_sky_charge``.
     """
     fitted = {}
     if response:
@@ -496,6 +507,12 @@ def fit_transforms(
     if pixel_fov is not None:
         geometry = GeometryMaps(*pixel_fov)
         transforms["geometry"] = geometry.fit(batch["image"], batch["conditions"])
+    if night_sky_charge is not None:
+        if response:
+            raise ValueError("a model with a learned pixel response has its own noise times")
+        transforms["night_sky"] = NightSkyTimes.fit(
+            batch["image"], batch["peak_time"], night_sky_charge, transforms["time"].center
+        )
     transforms.update(fitted)
     return transforms
 

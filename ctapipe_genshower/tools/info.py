@@ -100,6 +100,13 @@ def model_card(path):
             "  images: the network generates the signal (true p.e., signal times); DL1 charge"
             f" and noise times from the learned pixel response ({n_bins} true-p.e. bins)"
         )
+    night_sky = (meta.get("transforms") or {}).get("night_sky")
+    if night_sky:
+        lines.append(
+            f"  night-sky times: pixels at or below {night_sky['charge']:g} p.e. get peak times"
+            f" drawn from a table of {night_sky['n_pixels_fitted']} training pixels, not from"
+            " the network"
+        )
     time = (meta.get("transforms") or {}).get("time") or {}
     if time.get("softening") is not None:
         lines.append(

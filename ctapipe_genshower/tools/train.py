@@ -140,6 +140,16 @@ class TrainTool(Tool):
             "--channel-weights 1 --channel-weights 2 (default: the preset's, 1 and 1)"
         ),
     ).tag(config=True)
+    night_sky_charge = Float(
+        default_value=None,
+        allow_none=True,
+        help=(
+            "Pixels with DL1 charge at or below this (p.e.) get their peak times from a table "
+            "learned from the training images instead of from the network, e.g. "
+            "--night-sky-charge 1 (default: the network learns every pixel's time; "
+            "docs/model.md, Night-sky times)"
+        ),
+    ).tag(config=True)
     validation_fraction = Float(
         0.1, help="Fraction of the events (the last ones) kept for the validation loss"
     ).tag(config=True)
@@ -212,6 +222,7 @@ class TrainTool(Tool):
         "prepared-file": "TrainTool.prepared_file",
         "model": "TrainTool.model",
         "channel-weights": "TrainTool.channel_weights",
+        "night-sky-charge": "TrainTool.night_sky_charge",
         "validation-fraction": "TrainTool.validation_fraction",
         "steps": "TrainTool.steps",
         "epochs": "TrainTool.epochs",
@@ -353,11 +364,14 @@ class TrainTool(Tool):
                 self._plan_training()
 
     def _model_config(self):
-        """The preset's network settings with this run's loss weights (ValueError if bad)."""
+        """The preset's network settings with this run's loss weights and night-sky times
+        (ValueError if bad)."""
         config = PRESETS[self.model]
-        if self.channel_weights is None:
-            return config
-        return replace(config, channel_weights=tuple(self.channel_weights))
+        if self.channel_weights is not None:
+            config = replace(config, channel_weights=tuple(self.channel_weights))
+        if self.night_sky_charge is not None:
+            config = replace(config, night_sky_charge=self.night_sky_charge)
+        return config
 
     def _check_init_model(self):
         """Refuse, before any work, an initial model that is not a generator of this preset."""
@@ -371,6 +385,16 @@ class TrainTool(Tool):
             raise ToolConfigurationError(
                 f"--init-model {self.init_model} is not a '{self.model}' network; "
                 "train with its preset (ctapipe-genshower-info shows it)"
+            )
+        # its network learned a fixed time in its night-sky pixels: keep them night-sky pixels
+        if config.night_sky_charge != self.model_config.night_sky_charge:
+            was = config.night_sky_charge
+            raise ToolConfigurationError(
+                f"--init-model {self.init_model} was trained without night-sky times; "
+                "train without --night-sky-charge"
+                if was is None
+                else f"--init-model {self.init_model} was trained with --night-sky-charge "
+                f"{was:g}; train with the same"
             )
 
     def _init_distributed(self):

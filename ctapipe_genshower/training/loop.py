@@ -197,6 +197,7 @@ class Trainer:
             pixel_fov=pixel_fov(meta) if self.mcfg.geometry_maps else None,
             response=self.mcfg.pixel_response,
             time_transform=self.mcfg.time_transform,
+            night_sky_charge=self.mcfg.night_sky_charge,
         )
 
     def setup(self, resume):
@@ -254,6 +255,13 @@ class Trainer:
         self.ema.load_state_dict(initial.pixel_net.state_dict())
         self.shower.load_state_dict(initial.shower_model.state_dict())
         self.transforms = dict(initial.transforms)
+        if initial_config.night_sky_charge != self.mcfg.night_sky_charge:
+            # the network learned a fixed time in the initial model's night-sky pixels
+            raise ValueError(
+                "the initial model's night-sky times differ from this run's "
+                f"(night_sky_charge {initial_config.night_sky_charge} against "
+                f"{self.mcfg.night_sky_charge}); train with --night-sky-charge as it was"
+            )
         if initial_config.time_transform != self.mcfg.time_transform:
             if self.cfg.distill_steps:
                 raise ValueError(
