@@ -28,10 +28,9 @@ import math
 
 import numpy as np
 
-__all__ = ["NightSkyTimes"]
+from .pixel_response import QUANTILE_LEVELS, quantile_position
 
-#: Quantile levels of the table: dense in both tails (the window's edges).
-_LEVELS = np.concatenate([[0.0], 1 / (1 + np.exp(-np.linspace(-9, 9, 127))), [1.0]])
+__all__ = ["NightSkyTimes"]
 #: Fewest pixels the table needs.
 _MIN_PIXELS = 200
 #: Pixels used to fit the table at most (a seeded subset beyond).
@@ -105,8 +104,8 @@ class NightSkyTimes:
         return cls(
             charge,
             target_time,
-            np.quantile(night_sky, _LEVELS),
-            _LEVELS,
+            np.quantile(night_sky, QUANTILE_LEVELS),
+            QUANTILE_LEVELS,
             n_pixels_fitted=len(night_sky),
         )
 
@@ -141,10 +140,7 @@ class NightSkyTimes:
         if n_events == 0:
             return np.empty((0, n_pixels), np.float32)
         u = np.stack([rng.random(n_pixels) for rng in rngs])
-        # the inverse CDF, piecewise linear between quantiles
-        index = np.clip(np.searchsorted(self.levels, u, side="right") - 1, 0, len(self.levels) - 2)
-        lo, hi = self.levels[index], self.levels[index + 1]
-        frac = (u - lo) / (hi - lo)
+        index, frac = quantile_position(self.levels, u)
         drawn = self.time_quantiles[index] * (1 - frac) + self.time_quantiles[index + 1] * frac
         return np.where(self.mask(image), drawn, peak_time).astype(np.float32)
 

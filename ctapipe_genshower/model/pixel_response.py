@@ -22,16 +22,25 @@ Everything here is numpy: the tables are stored as JSON in the checkpoint's tran
 
 import numpy as np
 
-__all__ = ["PixelResponse", "signal_view"]
+__all__ = ["QUANTILE_LEVELS", "PixelResponse", "quantile_position", "signal_view"]
 
 #: Lower edges of the true-p.e. bins: every count up to 10, then coarser.
 _BIN_EDGES = (*range(11), 12, 15, 20, 30, 50, 100, 200, 500, 1000, 3000)
-#: Quantile levels of the tables: dense in both tails, where cleaning thresholds sit.
-_LEVELS = np.concatenate([[0.0], 1 / (1 + np.exp(-np.linspace(-9, 9, 127))), [1.0]])
+#: Quantile levels of the tables: dense in both tails, where cleaning thresholds sit (also
+#: the night-sky time table's, :mod:`.night_sky_times`).
+QUANTILE_LEVELS = np.concatenate([[0.0], 1 / (1 + np.exp(-np.linspace(-9, 9, 127))), [1.0]])
 #: Fewest pixels a bin needs for its own table; sparser bins use the next lower bin's.
 _MIN_PIXELS = 200
 #: Pixel pairs used to fit the tables at most (a seeded subset beyond).
 _MAX_PIXELS = 20_000_000
+
+
+def quantile_position(levels, u):
+    """Where uniform numbers ``u`` fall among increasing quantile ``levels`` (0 to 1):
+    ``(index, fraction)``, for an inverse CDF piecewise linear between the quantiles."""
+    index = np.clip(np.searchsorted(levels, u, side="right") - 1, 0, len(levels) - 2)
+    lo, hi = levels[index], levels[index + 1]
+    return index, (u - lo) / (hi - lo)
 
 
 def signal_view(batch):
@@ -138,22 +147,16 @@ class PixelResponse:
             in_bin = bins == b
             counts.append(int(in_bin.sum()))
             if counts[-1] >= _MIN_PIXELS:
-                tables.append(np.quantile(z[in_bin], _LEVELS))
+                tables.append(np.quantile(z[in_bin], QUANTILE_LEVELS))
             else:  # too few pixels: the nearest lower bin's shape (bin 0 always has enough)
                 tables.append(tables[-1])
         return cls(
             _BIN_EDGES,
             np.array(tables),
-            np.quantile(time[noise], _LEVELS),
-            _LEVELS,
+            np.quantile(time[noise], QUANTILE_LEVELS),
+            QUANTILE_LEVELS,
             n_pixels_fitted=counts,
         )
-
-    def _position(self, u):
-        """Where uniform numbers ``u`` fall among the levels: ``(index, fraction)``."""
-        index = np.clip(np.searchsorted(self.levels, u, side="right") - 1, 0, len(self.levels) - 2)
-        lo, hi = self.levels[index], self.levels[index + 1]
-        return index, (u - lo) / (hi - lo)
 
     def apply(self, true_image, signal_time, rngs):
         """DL1 images from generated signals.
@@ -181,11 +184,11 @@ class PixelResponse:
         u = np.stack([rng.random((2, n_pixels)) for rng in rngs])
         # charge: the inverse CDF of the pixel's bin, piecewise linear between quantiles
         bins = np.searchsorted(self.bin_edges, n, side="right") - 1
-        index, frac = self._position(u[:, 0])
+        index, frac = quantile_position(self.levels, u[:, 0])
         table = self.charge_quantiles
         z = table[bins, index] * (1 - frac) + table[bins, index + 1] * frac
         charge = n + np.sqrt(n + 1) * z
-        index, frac = self._position(u[:, 1])
+        index, frac = quantile_position(self.levels, u[:, 1])
         noise_time = (
             self.noise_time_quantiles[index] * (1 - frac)
             + self.noise_time_quantiles[index + 1] * frac
