@@ -29,10 +29,35 @@ def test_table_is_the_night_sky_pixels_quantiles():
     image, time = _images()
     table = NightSkyTimes.fit(image, time, charge=1.0, target_time=40.0)
     night_sky = time[image <= 1.0]
-    assert table.n_pixels_fitted == len(night_sky)
-    np.testing.assert_allclose(table.time_quantiles, np.quantile(night_sky, table.levels))
+    assert table.n_pixels_fitted == [len(night_sky)]
+    np.testing.assert_allclose(table.time_quantiles[0], np.quantile(night_sky, table.levels))
     # the shower pixels' times are not in it: its median is the window's middle, not 40 ns
-    assert abs(np.interp(0.5, table.levels, table.time_quantiles) - 50) < 3
+    assert abs(np.interp(0.5, table.levels, table.time_quantiles[0]) - 50) < 3
+
+
+def test_each_charge_bin_has_its_own_table():
+    """Faint shower pixels (2-5 p.e. here) keep their charge's time distribution."""
+    image, time = _images(n_events=2000)
+    faint = (image > 0) & (np.random.default_rng(5).random(image.shape) < 0.05)
+    image[faint] = np.random.default_rng(6).uniform(2, 5, faint.sum())
+    time[faint] = 40.0
+    table = NightSkyTimes.fit(image, time, charge=5.0, target_time=40.0)
+    np.testing.assert_array_equal(table.bin_upper, [1, 2, 3, 4, 5])
+    assert sum(table.n_pixels_fitted) == (image <= 5).sum()
+    for b, (lo, hi) in enumerate([(-np.inf, 1), (1, 2), (2, 3), (3, 4), (4, 5)]):
+        in_bin = (image > lo) & (image <= hi)
+        np.testing.assert_allclose(table.time_quantiles[b], np.quantile(time[in_bin], table.levels))
+    # generated pixels of 2-5 p.e. get 40 ns, those below 1 p.e. the window
+    test_image = np.array([[0.5, 2.5, 3.5, 4.9, 1.5, 7.0]] * 200)
+    rngs = [np.random.default_rng(s) for s in range(200)]
+    out = table.apply(test_image, np.full(test_image.shape, -1.0), rngs)
+    # (the fixture's shower pixels at 40 +- 1 ns and a few noise pixels are in those bins too)
+    assert np.mean(np.abs(out[:, 1:4] - 40) < 3) > 0.95
+    assert np.std(out[:, 0]) > 20 and np.all(out[:, 5] == -1.0)
+    # a bin with too few pixels takes the next fainter bin's table
+    sparse = NightSkyTimes.fit(image[:, :5], time[:, :5], charge=9.0, target_time=40.0)
+    assert sparse.n_pixels_fitted[-1] < 200
+    np.testing.assert_array_equal(sparse.time_quantiles[-1], sparse.time_quantiles[-2])
 
 
 def test_training_targets_fix_only_night_sky_pixels():

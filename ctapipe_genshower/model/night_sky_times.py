@@ -14,12 +14,14 @@ A model with night-sky times (``ModelConfig.night_sky_charge``) does not learn t
   median time, :meth:`NightSkyTimes.training_times`); the time transform itself is fitted
   on the images as they are, so the shower pixels keep their units;
 * **generation**: every generated pixel at or below ``charge`` p.e. gets a time drawn from
-  the quantile table of the training pixels at or below it (:meth:`NightSkyTimes.apply`).
+  the quantile table of the training pixels of its charge bin (1 p.e. wide, the last ending
+  at the threshold; :meth:`NightSkyTimes.apply`).
 
-Pixels are drawn independently of their charge, position and shower. That is the noise
-pixels' own behaviour; the few pixels at or below the threshold that hold a photo-electron
-of the shower (1.2 % of them in the toy, with times near the shower's) lose that
-correlation, which is what the low-level classifier is there to see.
+Pixels are drawn independently of their position and shower. That is the noise pixels' own
+behaviour (their times do not depend on their charge either); a faint pixel that holds
+photo-electrons of the shower (1.2 % of those at or below 1 p.e. in the toy, most of those
+at 2-5 p.e.) gets its charge bin's time distribution, but not its place on the shower's time
+gradient, which is what the low-level classifier is there to see.
 
 Everything here is numpy: the table is stored as JSON in the checkpoint's transforms.
 """
@@ -38,7 +40,7 @@ _MAX_PIXELS = 20_000_000
 
 
 class NightSkyTimes:
-    """Peak times of the pixels at or below a charge threshold, as a quantile table.
+    """Peak times of the pixels at or below a charge threshold, as quantile tables per charge.
 
     Parameters
     ----------
@@ -46,34 +48,56 @@ class NightSkyTimes:
         The threshold (p.e.): pixels with DL1 charge ``<= charge`` are night-sky pixels.
     target_time : float
         Their peak-time target in training (ns).
-    time_quantiles : array-like, shape (n_levels,)
-        Quantiles of the training night-sky pixels' peak times (ns).
+    bin_upper : array-like, shape (n_bins,)
+        Upper edges of the charge bins (p.e., increasing, the last = ``charge``); a pixel
+        belongs to the first bin whose edge its charge does not exceed.
+    time_quantiles : array-like, shape (n_bins, n_levels)
+        Quantiles of the training night-sky pixels' peak times in each bin (ns).
     levels : array-like, shape (n_levels,)
         The quantile levels, increasing from 0 to 1.
-    n_pixels_fitted : int, optional
-        Pixels behind the table (bookkeeping).
+    n_pixels_fitted : sequence of int, optional
+        Pixels behind each bin's table (bookkeeping).
     """
 
-    def __init__(self, charge, target_time, time_quantiles, levels, n_pixels_fitted=None):
+    def __init__(
+        self, charge, target_time, bin_upper, time_quantiles, levels, n_pixels_fitted=None
+    ):
         self.charge = float(charge)
         self.target_time = float(target_time)
+        self.bin_upper = np.asarray(bin_upper, dtype=np.float64)
         self.time_quantiles = np.asarray(time_quantiles, dtype=np.float64)
         self.levels = np.asarray(levels, dtype=np.float64)
-        self.n_pixels_fitted = None if n_pixels_fitted is None else int(n_pixels_fitted)
+        self.n_pixels_fitted = None if n_pixels_fitted is None else list(n_pixels_fitted)
         if not (math.isfinite(self.charge) and math.isfinite(self.target_time)):
             raise ValueError("night-sky charge threshold and target time must be finite")
-        if self.time_quantiles.shape != self.levels.shape or self.levels.ndim != 1:
-            raise ValueError("night-sky time table does not match its levels")
+        if (
+            self.bin_upper.ndim != 1
+            or len(self.bin_upper) == 0
+            or not np.all(np.diff(self.bin_upper) > 0)
+            or self.bin_upper[-1] != self.charge
+        ):
+            raise ValueError("night-sky charge bins must increase up to the threshold")
+        if self.levels.ndim != 1 or self.time_quantiles.shape != (
+            len(self.bin_upper),
+            len(self.levels),
+        ):
+            raise ValueError("night-sky time tables do not match their bins and levels")
         if not (np.all(np.diff(self.levels) > 0) and self.levels[0] == 0 and self.levels[-1] == 1):
             raise ValueError("night-sky time levels must increase from 0 to 1")
         if not (
-            np.isfinite(self.time_quantiles).all() and np.all(np.diff(self.time_quantiles) >= 0)
+            np.isfinite(self.time_quantiles).all()
+            and np.all(np.diff(self.time_quantiles, axis=1) >= 0)
         ):
             raise ValueError("night-sky time quantiles must be finite and non-decreasing")
 
+    @staticmethod
+    def charge_bins(charge):
+        """Upper edges of the charge bins up to ``charge``: whole p.e., then ``charge``."""
+        return np.array([*range(1, math.ceil(charge)), charge], dtype=np.float64)
+
     @classmethod
     def fit(cls, image, peak_time, charge, target_time, seed=0):
-        """Learn the table from training images.
+        """Learn the tables from training images.
 
         Parameters
         ----------
@@ -90,24 +114,31 @@ class NightSkyTimes:
         time = np.asarray(peak_time, dtype=np.float64)
         if image.shape != time.shape:
             raise ValueError("image and peak_time must have the same shape")
-        night_sky = time[image <= charge]
-        if len(night_sky) < _MIN_PIXELS:
+        night_sky = image <= charge
+        charges, times = image[night_sky], time[night_sky]
+        if len(times) < _MIN_PIXELS:
             raise ValueError(
                 f"need at least {_MIN_PIXELS} pixels at or below {charge} p.e. to fit the "
-                f"night-sky times, got {len(night_sky)}"
+                f"night-sky times, got {len(times)}"
             )
-        if not np.isfinite(night_sky).all():
+        if not np.isfinite(times).all():
             raise ValueError("cannot fit the night-sky times: peak times contain NaN or inf")
-        if len(night_sky) > _MAX_PIXELS:
-            keep = np.random.default_rng(seed).choice(len(night_sky), _MAX_PIXELS, replace=False)
-            night_sky = night_sky[keep]
-        return cls(
-            charge,
-            target_time,
-            np.quantile(night_sky, QUANTILE_LEVELS),
-            QUANTILE_LEVELS,
-            n_pixels_fitted=len(night_sky),
-        )
+        if len(times) > _MAX_PIXELS:
+            keep = np.random.default_rng(seed).choice(len(times), _MAX_PIXELS, replace=False)
+            charges, times = charges[keep], times[keep]
+        bin_upper = cls.charge_bins(charge)
+        bins = np.searchsorted(bin_upper, charges, side="left")
+        tables, counts = [], []
+        for b in range(len(bin_upper)):
+            in_bin = bins == b
+            counts.append(int(in_bin.sum()))
+            if counts[-1] >= _MIN_PIXELS:
+                tables.append(np.quantile(times[in_bin], QUANTILE_LEVELS))
+            elif tables:  # too few pixels: the next fainter bin's table
+                tables.append(tables[-1])
+            else:  # the faintest bins: all night-sky pixels'
+                tables.append(np.quantile(times, QUANTILE_LEVELS))
+        return cls(charge, target_time, bin_upper, tables, QUANTILE_LEVELS, n_pixels_fitted=counts)
 
     def mask(self, image):
         """Which pixels are night-sky pixels (``image <= charge``)."""
@@ -119,7 +150,7 @@ class NightSkyTimes:
         return np.where(self.mask(image), self.target_time, peak_time).astype(peak_time.dtype)
 
     def apply(self, image, peak_time, rngs):
-        """Peak times of generated images: drawn from the table in the night-sky pixels.
+        """Peak times of generated images: drawn from the tables in the night-sky pixels.
 
         Parameters
         ----------
@@ -140,8 +171,12 @@ class NightSkyTimes:
         if n_events == 0:
             return np.empty((0, n_pixels), np.float32)
         u = np.stack([rng.random(n_pixels) for rng in rngs])
+        bins = np.minimum(
+            np.searchsorted(self.bin_upper, image, side="left"), len(self.bin_upper) - 1
+        )
         index, frac = quantile_position(self.levels, u)
-        drawn = self.time_quantiles[index] * (1 - frac) + self.time_quantiles[index + 1] * frac
+        table = self.time_quantiles
+        drawn = table[bins, index] * (1 - frac) + table[bins, index + 1] * frac
         return np.where(self.mask(image), drawn, peak_time).astype(np.float32)
 
     def to_dict(self):
@@ -149,6 +184,7 @@ class NightSkyTimes:
         return {
             "charge": self.charge,
             "target_time": self.target_time,
+            "bin_upper": self.bin_upper.tolist(),
             "time_quantiles": self.time_quantiles.tolist(),
             "levels": self.levels.tolist(),
             "n_pixels_fitted": self.n_pixels_fitted,
@@ -160,10 +196,14 @@ class NightSkyTimes:
         return cls(
             data["charge"],
             data["target_time"],
+            data["bin_upper"],
             data["time_quantiles"],
             data["levels"],
             n_pixels_fitted=data.get("n_pixels_fitted"),
         )
 
     def __repr__(self):
-        return f"NightSkyTimes(charge={self.charge}, levels={len(self.levels)})"
+        return (
+            f"NightSkyTimes(charge={self.charge}, bins={len(self.bin_upper)}, "
+            f"levels={len(self.levels)})"
+        )
