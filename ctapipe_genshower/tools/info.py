@@ -102,10 +102,11 @@ def model_card(path):
         )
     night_sky = (meta.get("transforms") or {}).get("night_sky")
     if night_sky:
+        n_bins = len(night_sky["bin_upper"])
         lines.append(
             f"  night-sky times: pixels at or below {night_sky['charge']:g} p.e. get peak times"
-            f" drawn from a table of {night_sky['n_pixels_fitted']} training pixels, not from"
-            " the network"
+            f" drawn from tables of {sum(night_sky.get('n_pixels_fitted') or [])} training"
+            f" pixels in {n_bins} charge bin{'s' if n_bins > 1 else ''}, not from the network"
         )
     time = (meta.get("transforms") or {}).get("time") or {}
     if time.get("softening") is not None:
