@@ -437,10 +437,11 @@ def load_generator_modules(path, device="cpu"):
                 f"{'lack' if config.geometry_maps else 'hold'} the geometry channels"
             )
         night_sky = transforms.get("night_sky")
-        if config.night_sky_charge != (None if night_sky is None else night_sky.charge):
+        recorded = (None, "centre") if night_sky is None else (night_sky.charge, night_sky.target)
+        if (config.night_sky_charge, config.night_sky_target) != recorded:
             raise ValueError(
-                f"night_sky_charge is {config.night_sky_charge} but the transforms "
-                f"{'hold a night-sky time table' if night_sky else 'lack the night-sky times'}"
+                f"night_sky_charge, night_sky_target are {config.night_sky_charge}, "
+                f"{config.night_sky_target} but the transforms' night-sky times {recorded}"
             )
     except (KeyError, TypeError, ValueError, AttributeError) as err:
         raise CheckpointError(

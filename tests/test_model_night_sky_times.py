@@ -6,7 +6,7 @@ import torch
 from scipy import stats
 
 from ctapipe_genshower.model.config import PRESETS, ModelConfig
-from ctapipe_genshower.model.night_sky_times import NightSkyTimes
+from ctapipe_genshower.model.night_sky_times import NightSkyTimes, time_plane
 from ctapipe_genshower.model.transforms import (
     fit_transforms,
     transforms_from_dict,
@@ -138,3 +138,50 @@ def test_config_validates_and_keeps_the_network():
         ModelConfig.from_dict({**PRESETS["tiny"].to_dict(), "night_sky_charge": float("nan")})
     with pytest.raises(ValueError, match="cannot be combined with pixel_response"):
         ModelConfig.from_dict({**PRESETS["tiny-signal"].to_dict(), "night_sky_charge": 1})
+
+
+def test_time_plane_follows_each_events_own_gradient():
+    positions = np.stack(np.meshgrid(np.arange(12), np.arange(12)), -1).reshape(-1, 2) * 1.0
+    slopes = np.array([[0.5, -0.2], [-1.0, 0.3]])
+    time = 40 + slopes @ positions.T  # two events, two gradients
+    weight = np.zeros_like(time)
+    weight[:, 30:90] = 10.0  # the shower pixels: five rows of the grid
+    weight[1, 30:60] = 0.0
+    plane = time_plane(weight, time, positions, default=39.0)
+    # the ridge shrinks the slopes by a few percent where the pixels span few rows
+    np.testing.assert_allclose(plane, time, atol=0.3)
+    assert all(np.corrcoef(p, t)[0, 1] > 0.999 for p, t in zip(plane, time, strict=True))
+    # no weight: the default; one pixel: a flat plane at its time
+    single = np.zeros((2, len(positions)))
+    single[1, 50] = 3.0
+    flat = time_plane(single, time, positions, default=39.0)
+    np.testing.assert_array_equal(flat[0], 39.0)
+    np.testing.assert_allclose(flat[1], time[1, 50])
+
+
+def test_plane_target_fills_night_sky_pixels_with_the_plane():
+    image, time = _images(n_events=50, n_pixels=64)
+    positions = np.stack(np.meshgrid(np.arange(8), np.arange(8)), -1).reshape(-1, 2) * 1.0
+    table = NightSkyTimes.fit(image, time, charge=1.0, target_time=40.0, target="plane")
+    night_sky = image <= 1.0
+    target = table.training_times(image, time, positions)
+    weight = np.where(night_sky, 0.0, image)
+    expected = np.clip(time_plane(weight, time, positions, 40.0), time.min(), time.max())
+    np.testing.assert_allclose(target[night_sky], expected[night_sky], rtol=1e-6)
+    np.testing.assert_array_equal(target[~night_sky], time[~night_sky])
+    # the fixture's shower pixels sit at 40 +- 1 ns everywhere: so does the plane
+    assert np.abs(target[night_sky] - 40).max() < 5
+    with pytest.raises(ValueError, match="needs the pixels' positions"):
+        table.training_times(image, time)
+    assert NightSkyTimes.from_dict(table.to_dict()).target == "plane"
+    with pytest.raises(ValueError, match="night-sky target must be one of"):
+        NightSkyTimes.fit(image, time, charge=1.0, target_time=40.0, target="median")
+
+
+def test_config_refuses_a_target_without_night_sky_times():
+    with pytest.raises(ValueError, match="night_sky_target must be one of"):
+        ModelConfig.from_dict(
+            {**PRESETS["tiny"].to_dict(), "night_sky_charge": 1, "night_sky_target": "x"}
+        )
+    with pytest.raises(ValueError, match="set night_sky_charge"):
+        ModelConfig.from_dict({**PRESETS["tiny"].to_dict(), "night_sky_target": "plane"})

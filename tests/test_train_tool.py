@@ -167,14 +167,29 @@ def test_night_sky_charge_option_leaves_those_times_to_a_table(training_file, tm
     lo, hi = np.min(table["time_quantiles"]), np.max(table["time_quantiles"])
     assert np.all((drawn >= lo) & (drawn <= hi)) and np.std(drawn) > 0.1 * (hi - lo)
 
+    # the other training target: each image's time plane, recorded, and kept by a student
+    plane = tmp_path / "plane.safetensors"
+    argv = [*common, "-o", plane, "--night-sky-charge=1", "--night-sky-target=plane"]
+    assert _run(argv, tmp_path) == 0
+    assert read_metadata(plane)["transforms"]["night_sky"]["target"] == "plane"
+    assert "its training target there: plane" in model_card(plane)
+    assert not np.array_equal(
+        _tensors(plane)["pixel.out.weight"], _tensors(model)["pixel.out.weight"]
+    )
+
     # a student keeps its teacher's night-sky pixels; a wrong or bad setting is refused
     student = tmp_path / "student.safetensors"
     student_argv = [*common, "--init-model", model, "--distill-steps=1"]
     assert _run([*student_argv, "-o", student, "--night-sky-charge=1"], tmp_path) == 0
     assert read_metadata(student)["transforms"]["night_sky"] == table
     for argv, message in (
-        (student_argv, "was trained with --night-sky-charge 1; train with the same"),
+        (student_argv, "trained with --night-sky-charge 1 --night-sky-target centre; train with"),
+        (
+            [*common, "--init-model", plane, "--distill-steps=1", "--night-sky-charge=1"],
+            "--night-sky-target plane; train with the same",
+        ),
         ([*common, "--night-sky-charge=nan"], "night_sky_charge must be finite"),
+        ([*common, "--night-sky-target=plane"], "set night_sky_charge"),
     ):
         out_path = tmp_path / "refused.safetensors"
         argv = [*argv, "-o", out_path]

@@ -10,6 +10,7 @@ import numbers
 from dataclasses import asdict, dataclass, field, replace
 
 __all__ = [
+    "NIGHT_SKY_TARGETS",
     "PRESETS",
     "SOLVER_NAMES",
     "TIME_TRANSFORMS",
@@ -26,6 +27,8 @@ SOLVER_NAMES = ("ddim", "dpmpp-2m", "heun")
 
 #: Forms of the peak-time transform (``ModelConfig.time_transform``).
 TIME_TRANSFORMS = ("linear", "asinh", "asinh+linear")
+#: The night-sky pixels' training targets (:mod:`.night_sky_times`).
+NIGHT_SKY_TARGETS = ("centre", "plane")
 
 #: Charge and peak time.
 _DATA_CHANNELS = 2
@@ -159,6 +162,9 @@ class ModelConfig:
         learned from the training images, not from the network, which learns one fixed time
         there (:mod:`ctapipe_genshower.model.night_sky_times`). None: the network learns
         every pixel's time. Not with ``pixel_response`` (which has its own noise times).
+    night_sky_target : {"centre", "plane"}
+        What the network learns in those pixels: one fixed time, or the event's time plane
+        (:class:`~ctapipe_genshower.model.night_sky_times.NightSkyTimes`).
     """
 
     unet: UNetConfig = field(default_factory=UNetConfig)
@@ -175,6 +181,7 @@ class ModelConfig:
     pixel_response: bool = False
     time_transform: str = "linear"
     night_sky_charge: float | None = None
+    night_sky_target: str = "centre"
 
     def __post_init__(self):
         self.default_eta = tuple(float(e) for e in self.default_eta)
@@ -202,6 +209,13 @@ class ModelConfig:
                     "night_sky_charge cannot be combined with pixel_response, "
                     "which has its own noise times"
                 )
+        if self.night_sky_target not in NIGHT_SKY_TARGETS:
+            raise ValueError(
+                f"night_sky_target must be one of {NIGHT_SKY_TARGETS}, "
+                f"got {self.night_sky_target!r}"
+            )
+        if self.night_sky_charge is None and self.night_sky_target != "centre":
+            raise ValueError("night_sky_target applies to night-sky times: set night_sky_charge")
         if self.time_transform not in TIME_TRANSFORMS:
             raise ValueError(
                 f"time_transform must be one of {TIME_TRANSFORMS}, got {self.time_transform!r}"
@@ -229,7 +243,8 @@ class ModelConfig:
         """:meth:`network_dict` without the time transform, the loss weights and the
         night-sky times: the networks whose weights can start one another's training."""
         d = self.network_dict()
-        del d["time_transform"], d["channel_weights"], d["night_sky_charge"]
+        for key in ("time_transform", "channel_weights", "night_sky_charge", "night_sky_target"):
+            del d[key]
         return d
 
     def distilled(self, n_steps):

@@ -10,9 +10,14 @@ without this a DL1 model spends ~97 % of its time channel's loss on noise it can
 A model with night-sky times (``ModelConfig.night_sky_charge``) does not learn them:
 
 * **training**: the peak-time target of every pixel with DL1 charge at or below
-  ``charge`` p.e. is one fixed time, the time transform's centre (the bright pixels'
-  median time, :meth:`NightSkyTimes.training_times`); the time transform itself is fitted
-  on the images as they are, so the shower pixels keep their units;
+  ``charge`` p.e. is not its time (:meth:`NightSkyTimes.training_times`) but, with
+  ``target="centre"``, one fixed time, the time transform's centre (the bright pixels'
+  median time), or, with ``target="plane"``, the event's own time plane (the charge-weighted
+  least-squares plane through the times of its pixels above the threshold, evaluated at
+  the pixel), so that a pixel just above the threshold, which the network cannot tell from
+  one just below it, is not pulled towards a time off the shower's gradient. The time
+  transform itself is fitted on the images as they are, so the shower pixels keep their
+  units;
 * **generation**: every generated pixel at or below ``charge`` p.e. gets a time drawn from
   the quantile table of the training pixels of its charge bin (1 p.e. wide, the last ending
   at the threshold; :meth:`NightSkyTimes.apply`).
@@ -30,9 +35,14 @@ import math
 
 import numpy as np
 
+from .config import NIGHT_SKY_TARGETS
 from .pixel_response import QUANTILE_LEVELS, quantile_position
 
-__all__ = ["NightSkyTimes"]
+__all__ = ["NightSkyTimes", "time_plane"]
+
+#: Ridge of the time plane's slopes (squared grid cells): the slopes along a direction in
+#: which the fitted pixels do not spread (one pixel, a line of pixels) are 0, not undefined.
+_PLANE_RIDGE = 0.1
 #: Fewest pixels the table needs.
 _MIN_PIXELS = 200
 #: Pixels used to fit the table at most (a seeded subset beyond).
@@ -57,11 +67,25 @@ class NightSkyTimes:
         The quantile levels, increasing from 0 to 1.
     n_pixels_fitted : sequence of int, optional
         Pixels behind each bin's table (bookkeeping).
+    target : {"centre", "plane"}
+        The night-sky pixels' training target: ``target_time``, or the event's time plane
+        (:func:`time_plane`; ``target_time`` where the event has no pixel above the
+        threshold).
     """
 
     def __init__(
-        self, charge, target_time, bin_upper, time_quantiles, levels, n_pixels_fitted=None
+        self,
+        charge,
+        target_time,
+        bin_upper,
+        time_quantiles,
+        levels,
+        n_pixels_fitted=None,
+        target="centre",
     ):
+        if target not in NIGHT_SKY_TARGETS:
+            raise ValueError(f"night-sky target must be one of {NIGHT_SKY_TARGETS}, got {target!r}")
+        self.target = target
         self.charge = float(charge)
         self.target_time = float(target_time)
         self.bin_upper = np.asarray(bin_upper, dtype=np.float64)
@@ -96,7 +120,7 @@ class NightSkyTimes:
         return np.array([*range(1, math.ceil(charge)), charge], dtype=np.float64)
 
     @classmethod
-    def fit(cls, image, peak_time, charge, target_time, seed=0):
+    def fit(cls, image, peak_time, charge, target_time, target="centre", seed=0):
         """Learn the tables from training images.
 
         Parameters
@@ -107,6 +131,8 @@ class NightSkyTimes:
             The threshold (p.e.).
         target_time : float
             The training target of the night-sky pixels' times (ns).
+        target : {"centre", "plane"}
+            See the class.
         seed : int
             Seed of the subset used when there are more than 20 million night-sky pixels.
         """
@@ -138,16 +164,36 @@ class NightSkyTimes:
                 tables.append(tables[-1])
             else:  # the faintest bins: all night-sky pixels'
                 tables.append(np.quantile(times, QUANTILE_LEVELS))
-        return cls(charge, target_time, bin_upper, tables, QUANTILE_LEVELS, n_pixels_fitted=counts)
+        return cls(
+            charge,
+            target_time,
+            bin_upper,
+            tables,
+            QUANTILE_LEVELS,
+            n_pixels_fitted=counts,
+            target=target,
+        )
 
     def mask(self, image):
         """Which pixels are night-sky pixels (``image <= charge``)."""
         return np.asarray(image) <= self.charge
 
-    def training_times(self, image, peak_time):
-        """The peak-time targets of training: ``target_time`` in the night-sky pixels."""
-        peak_time = np.asarray(peak_time)
-        return np.where(self.mask(image), self.target_time, peak_time).astype(peak_time.dtype)
+    def training_times(self, image, peak_time, positions=None):
+        """The peak-time targets of training: in the night-sky pixels ``target_time``
+        (``target="centre"``) or the event's :func:`time_plane` (``"plane"``, which needs
+        the pixels' ``positions``, ``(n_pixels, 2)``)."""
+        image, peak_time = np.asarray(image), np.asarray(peak_time)
+        night_sky = self.mask(image)
+        if self.target == "centre":
+            filler = self.target_time
+        else:
+            if positions is None:
+                raise ValueError("the night-sky time plane needs the pixels' positions")
+            weight = np.where(night_sky, 0.0, np.clip(image, 0.0, None))
+            filler = time_plane(weight, peak_time, positions, self.target_time)
+            # a plane extrapolated across the camera stays inside the window
+            filler = np.clip(filler, self.time_quantiles.min(), self.time_quantiles.max())
+        return np.where(night_sky, filler, peak_time).astype(peak_time.dtype)
 
     def apply(self, image, peak_time, rngs):
         """Peak times of generated images: drawn from the tables in the night-sky pixels.
@@ -188,6 +234,7 @@ class NightSkyTimes:
             "time_quantiles": self.time_quantiles.tolist(),
             "levels": self.levels.tolist(),
             "n_pixels_fitted": self.n_pixels_fitted,
+            "target": self.target,
         }
 
     @classmethod
@@ -200,10 +247,46 @@ class NightSkyTimes:
             data["time_quantiles"],
             data["levels"],
             n_pixels_fitted=data.get("n_pixels_fitted"),
+            target=data.get("target", "centre"),
         )
 
     def __repr__(self):
         return (
-            f"NightSkyTimes(charge={self.charge}, bins={len(self.bin_upper)}, "
-            f"levels={len(self.levels)})"
+            f"NightSkyTimes(charge={self.charge}, target={self.target!r}, "
+            f"bins={len(self.bin_upper)}, levels={len(self.levels)})"
         )
+
+
+def time_plane(weight, peak_time, positions, default):
+    """Each event's weighted least-squares time plane, evaluated at every pixel.
+
+    Parameters
+    ----------
+    weight : array-like, shape (N, n_pixels)
+        Non-negative weights (0: the pixel does not enter the fit).
+    peak_time : array-like, shape (N, n_pixels)
+        Peak times (ns).
+    positions : array-like, shape (n_pixels, 2)
+        Pixel positions (grid cells).
+    default : float
+        The time of events without weight.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(N, n_pixels)``: ``t0 + g . (x - x0)``, with ``x0``, ``t0`` the weighted mean
+        position and time and ``g`` the slopes, ridge-regularised by ``_PLANE_RIDGE``.
+    """
+    w = np.asarray(weight, dtype=np.float64)
+    t = np.asarray(peak_time, dtype=np.float64)
+    x = np.asarray(positions, dtype=np.float64)
+    total = w.sum(axis=1, keepdims=True)
+    p = w / np.maximum(total, 1e-12)
+    x0 = p @ x  # (N, 2)
+    t0 = (p * t).sum(axis=1, keepdims=True)
+    dx = x[None, :, :] - x0[:, None, :]  # (N, n_pixels, 2)
+    cov = np.einsum("np,npi,npj->nij", p, dx, dx) + _PLANE_RIDGE * np.eye(2)
+    cross = np.einsum("np,npi,np->ni", p, dx, t - t0)
+    slopes = np.linalg.solve(cov, cross[..., None])[..., 0]
+    plane = t0 + np.einsum("npi,ni->np", dx, slopes)
+    return np.where(total > 0, plane, default)

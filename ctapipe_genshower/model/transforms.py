@@ -116,6 +116,11 @@ class PixelGrid:
         out[:, :, self.padded_index.to(pixels.device)] = pixels
         return out.reshape(n, c, *self.padded_shape)
 
+    def positions(self):
+        """``(n_pixels, 2)`` float64 (row, column) of every pixel on the grid (cells)."""
+        index = self.index.numpy()
+        return np.stack([index // self.shape[1], index % self.shape[1]], axis=1).astype(np.float64)
+
     def from_grid(self, grid):
         """``(N, C, Hp, Wp)`` -> ``(N, C, n_pixels)`` in camera pixel order."""
         n, c = grid.shape[:2]
@@ -449,6 +454,7 @@ def fit_transforms(
     response=False,
     time_transform="linear",
     night_sky_charge=None,
+    night_sky_target="centre",
 ):
     """Fit all transforms on a batch of training events.
 
@@ -474,6 +480,8 @@ def fit_transforms(
     night_sky_charge : float, optional
         Fit a :class:`~.night_sky_times.NightSkyTimes` table of the peak times of the pixels
         at or below this charge (p.e.); the time transform is fitted on all times as they are.
+    night_sky_target : {"centre", "plane"}
+        The night-sky pixels' training target (:class:`~.night_sky_times.NightSkyTimes`).
 
     Returns
     -------
@@ -511,7 +519,11 @@ def fit_transforms(
         if response:
             raise ValueError("a model with a learned pixel response has its own noise times")
         transforms["night_sky"] = NightSkyTimes.fit(
-            batch["image"], batch["peak_time"], night_sky_charge, transforms["time"].center
+            batch["image"],
+            batch["peak_time"],
+            night_sky_charge,
+            transforms["time"].center,
+            target=night_sky_target,
         )
     transforms.update(fitted)
     return transforms

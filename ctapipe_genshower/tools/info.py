@@ -107,6 +107,7 @@ def model_card(path):
             f"  night-sky times: pixels at or below {night_sky['charge']:g} p.e. get peak times"
             f" drawn from tables of {sum(night_sky.get('n_pixels_fitted') or [])} training"
             f" pixels in {n_bins} charge bin{'s' if n_bins > 1 else ''}, not from the network"
+            f" (its training target there: {night_sky.get('target', 'centre')})"
         )
     time = (meta.get("transforms") or {}).get("time") or {}
     if time.get("softening") is not None:

@@ -48,7 +48,7 @@ from ..data import DL1TrainingReader, TrainingFile
 from ..data.dl1 import TrainingSelection
 from ..data.inputs import training_inputs
 from ..fit import sibling_path, state_path_for
-from ..model.config import PRESETS, ModelConfig
+from ..model.config import NIGHT_SKY_TARGETS, PRESETS, ModelConfig
 from ..training.config import MIXED_PRECISION, TEACHER_SOLVERS, TrainConfig
 from ..training.history import LossLog, plot_loss_curve
 from ..training.plan import check_settings, plan_training
@@ -150,6 +150,14 @@ class TrainTool(Tool):
             "docs/model.md, Night-sky times)"
         ),
     ).tag(config=True)
+    night_sky_target = CaselessStrEnum(
+        NIGHT_SKY_TARGETS,
+        default_value="centre",
+        help=(
+            "What the network learns in the night-sky pixels (--night-sky-charge): one fixed "
+            "time (centre) or each image's own time plane (plane)"
+        ),
+    ).tag(config=True)
     validation_fraction = Float(
         0.1, help="Fraction of the events (the last ones) kept for the validation loss"
     ).tag(config=True)
@@ -223,6 +231,7 @@ class TrainTool(Tool):
         "model": "TrainTool.model",
         "channel-weights": "TrainTool.channel_weights",
         "night-sky-charge": "TrainTool.night_sky_charge",
+        "night-sky-target": "TrainTool.night_sky_target",
         "validation-fraction": "TrainTool.validation_fraction",
         "steps": "TrainTool.steps",
         "epochs": "TrainTool.epochs",
@@ -369,8 +378,12 @@ class TrainTool(Tool):
         config = PRESETS[self.model]
         if self.channel_weights is not None:
             config = replace(config, channel_weights=tuple(self.channel_weights))
-        if self.night_sky_charge is not None:
-            config = replace(config, night_sky_charge=self.night_sky_charge)
+        if self.night_sky_charge is not None or self.night_sky_target != "centre":
+            config = replace(
+                config,
+                night_sky_charge=self.night_sky_charge,
+                night_sky_target=self.night_sky_target,
+            )
         return config
 
     def _check_init_model(self):
@@ -387,14 +400,14 @@ class TrainTool(Tool):
                 "train with its preset (ctapipe-genshower-info shows it)"
             )
         # its network learned a fixed time in its night-sky pixels: keep them night-sky pixels
-        if config.night_sky_charge != self.model_config.night_sky_charge:
-            was = config.night_sky_charge
+        was = (config.night_sky_charge, config.night_sky_target)
+        if was != (self.model_config.night_sky_charge, self.model_config.night_sky_target):
             raise ToolConfigurationError(
                 f"--init-model {self.init_model} was trained without night-sky times; "
                 "train without --night-sky-charge"
-                if was is None
+                if was[0] is None
                 else f"--init-model {self.init_model} was trained with --night-sky-charge "
-                f"{was:g}; train with the same"
+                f"{was[0]:g} --night-sky-target {was[1]}; train with the same"
             )
 
     def _init_distributed(self):

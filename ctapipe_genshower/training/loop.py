@@ -198,6 +198,7 @@ class Trainer:
             response=self.mcfg.pixel_response,
             time_transform=self.mcfg.time_transform,
             night_sky_charge=self.mcfg.night_sky_charge,
+            night_sky_target=self.mcfg.night_sky_target,
         )
 
     def setup(self, resume):
@@ -255,12 +256,14 @@ class Trainer:
         self.ema.load_state_dict(initial.pixel_net.state_dict())
         self.shower.load_state_dict(initial.shower_model.state_dict())
         self.transforms = dict(initial.transforms)
-        if initial_config.night_sky_charge != self.mcfg.night_sky_charge:
-            # the network learned a fixed time in the initial model's night-sky pixels
+        night_sky = (initial_config.night_sky_charge, initial_config.night_sky_target)
+        if night_sky != (self.mcfg.night_sky_charge, self.mcfg.night_sky_target):
+            # the network learned a filler time in the initial model's night-sky pixels
             raise ValueError(
                 "the initial model's night-sky times differ from this run's "
-                f"(night_sky_charge {initial_config.night_sky_charge} against "
-                f"{self.mcfg.night_sky_charge}); train with --night-sky-charge as it was"
+                f"(night_sky_charge, night_sky_target {night_sky} against "
+                f"{(self.mcfg.night_sky_charge, self.mcfg.night_sky_target)}); "
+                "train with --night-sky-charge and --night-sky-target as it was"
             )
         if initial_config.time_transform != self.mcfg.time_transform:
             if self.cfg.distill_steps:

@@ -21,11 +21,13 @@ _ARRAYS = ("image", "peak_time", "conditions")
 def encode_batch(batch, transforms):
     """A batch read from a dataset -> ``(x, conditions, size)`` (see :class:`BatchStream`).
 
-    A model with night-sky times learns one fixed time in the night-sky pixels
+    A model with night-sky times learns a filler time in the night-sky pixels
     (:meth:`~ctapipe_genshower.model.night_sky_times.NightSkyTimes.training_times`)."""
     image, peak_time = batch["image"], batch["peak_time"]
     if "night_sky" in transforms:
-        peak_time = transforms["night_sky"].training_times(image, peak_time)
+        peak_time = transforms["night_sky"].training_times(
+            image, peak_time, transforms["grid"].positions()
+        )
     size = transforms["image"].size(image)
     x = encode_images(transforms, image, peak_time, size)
     return x, torch.as_tensor(np.asarray(batch["conditions"])), size
