@@ -28,7 +28,7 @@ photo-electrons of the shower (1.2 % of those at or below 1 p.e. in the toy, mos
 at 2-5 p.e.) gets its charge bin's time distribution, but not its place on the shower's time
 gradient, which is what the low-level classifier is there to see.
 
-Everything here is numpy: the table is stored as JSON in the checkpoint's transforms.
+Everything here is numpy: the tables are stored as JSON in the checkpoint's transforms.
 """
 
 import math
@@ -57,7 +57,8 @@ class NightSkyTimes:
     charge : float
         The threshold (p.e.): pixels with DL1 charge ``<= charge`` are night-sky pixels.
     target_time : float
-        Their peak-time target in training (ns).
+        Their peak-time target in training (ns) with ``target="centre"``; with ``"plane"``,
+        that of the events without any pixel above the threshold.
     bin_upper : array-like, shape (n_bins,)
         Upper edges of the charge bins (p.e., increasing, the last = ``charge``); a pixel
         belongs to the first bin whose edge its charge does not exceed.
