@@ -24,7 +24,7 @@ A model with night-sky times (``ModelConfig.night_sky_charge``) does not learn t
 
 Pixels are drawn independently of their position and shower. That is the noise pixels' own
 behaviour (their times do not depend on their charge either); a faint pixel that holds
-photo-electrons of the shower (1.2 % of those at or below 1 p.e. in the toy, most of those
+photo-electrons of the shower (1.2 % of those at or below 1 p.e. in the toy, 97.5 % of those
 at 2-5 p.e.) gets its charge bin's time distribution, but not its place on the shower's time
 gradient, which is what the low-level classifier is there to see.
 
