@@ -538,12 +538,12 @@ class ShowerGenerator:
                 x = self.denoiser.sample(cond, streams, n_steps, eta, solver, eta_channels)
             image_sl, peak_time_sl = decode_images(self.transforms, x, size[sl])
             image[sl], peak_time[sl] = image_sl.numpy(), peak_time_sl.numpy()
+            if response is not None or night_sky is not None:
+                rngs = [np.random.default_rng(int(s)) for s in response_seeds[sl]]
             if response is not None:  # the network made the signal: now the camera's response
                 true_image[sl] = np.rint(np.clip(image[sl], 0, None))
-                rngs = [np.random.default_rng(int(s)) for s in response_seeds[sl]]
                 image[sl], peak_time[sl] = response.apply(true_image[sl], peak_time[sl], rngs)
             elif night_sky is not None:  # the network left these pixels' times to the table
-                rngs = [np.random.default_rng(int(s)) for s in response_seeds[sl]]
                 peak_time[sl] = night_sky.apply(image[sl], peak_time[sl], rngs)
         out = {"image": image, "peak_time": peak_time, "size": size}
         # for generate's decisions, not returned
