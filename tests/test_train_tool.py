@@ -182,6 +182,17 @@ def test_night_sky_charge_option_leaves_those_times_to_a_table(training_file, tm
     student_argv = [*common, "--init-model", model, "--distill-steps=1"]
     assert _run([*student_argv, "-o", student, "--night-sky-charge=1"], tmp_path) == 0
     assert read_metadata(student)["transforms"]["night_sky"] == table
+    # a fine-tune (no distillation) may change them: this data's table, or none
+    tuned = tmp_path / "tuned.safetensors"
+    argv = [*common, "--init-model", model, "--night-sky-charge=1", "--night-sky-target=plane"]
+    assert _run([*argv, "-o", tuned], tmp_path) == 0
+    tuned_table = read_metadata(tuned)["transforms"]["night_sky"]
+    assert tuned_table == read_metadata(plane)["transforms"]["night_sky"] != table
+    assert "its training target there: plane" in model_card(tuned)
+    untuned = tmp_path / "untuned.safetensors"
+    assert _run([*common, "--init-model", model, "-o", untuned], tmp_path) == 0
+    assert "night_sky" not in read_metadata(untuned)["transforms"]
+    assert read_metadata(untuned)["config"]["model"]["night_sky_charge"] is None
     for argv, message in (
         (student_argv, "trained with --night-sky-charge 1 --night-sky-target centre; train with"),
         (

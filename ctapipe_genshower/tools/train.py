@@ -399,9 +399,11 @@ class TrainTool(Tool):
                 f"--init-model {self.init_model} is not a '{self.model}' network; "
                 "train with its preset (ctapipe-genshower-info shows it)"
             )
-        # its network learned a fixed time in its night-sky pixels: keep them night-sky pixels
+        # a student distils its teacher's night-sky pixels: it must keep them (a fine-tune
+        # re-learns those pixels' times, as it re-learns a new time transform)
         was = (config.night_sky_charge, config.night_sky_target)
-        if was != (self.model_config.night_sky_charge, self.model_config.night_sky_target):
+        wanted = (self.model_config.night_sky_charge, self.model_config.night_sky_target)
+        if self.distill_steps and was != wanted:
             raise ToolConfigurationError(
                 f"--init-model {self.init_model} was trained without night-sky times; "
                 "train without --night-sky-charge"

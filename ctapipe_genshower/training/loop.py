@@ -38,6 +38,7 @@ from ..model.denoiser import PIXEL_CONDITION_DIM, Denoiser
 from ..model.diffusion import shifted_time_density, shifted_times
 from ..model.distillation import distillation_loss
 from ..model.networks import UNet
+from ..model.night_sky_times import NightSkyTimes
 from ..model.pixel_response import signal_view
 from ..model.shower_model import ShowerModel, ThrownSampler
 from ..model.transforms import (
@@ -257,12 +258,13 @@ class Trainer:
         self.shower.load_state_dict(initial.shower_model.state_dict())
         self.transforms = dict(initial.transforms)
         night_sky = (initial_config.night_sky_charge, initial_config.night_sky_target)
-        if night_sky != (self.mcfg.night_sky_charge, self.mcfg.night_sky_target):
-            # the network learned a filler time in the initial model's night-sky pixels
+        wanted_night_sky = (self.mcfg.night_sky_charge, self.mcfg.night_sky_target)
+        if night_sky != wanted_night_sky and self.cfg.distill_steps:
+            # the teacher learned a filler time in its night-sky pixels: so must the student
             raise ValueError(
                 "the initial model's night-sky times differ from this run's "
                 f"(night_sky_charge, night_sky_target {night_sky} against "
-                f"{(self.mcfg.night_sky_charge, self.mcfg.night_sky_target)}); "
+                f"{wanted_night_sky}); "
                 "train with --night-sky-charge and --night-sky-target as it was"
             )
         if initial_config.time_transform != self.mcfg.time_transform:
@@ -278,6 +280,19 @@ class Trainer:
             self.transforms["time"] = fit_time_transform(
                 batch, self.mcfg.time_transform, self.mcfg.pixel_response
             )
+        if night_sky != wanted_night_sky:
+            # a fine-tune with other night-sky pixels: their table from this data, in the
+            # (kept or new) time transform; the network re-learns their training target
+            self.transforms.pop("night_sky", None)
+            if self.mcfg.night_sky_charge is not None:
+                batch = self._fit_batch()
+                self.transforms["night_sky"] = NightSkyTimes.fit(
+                    batch["image"],
+                    batch["peak_time"],
+                    self.mcfg.night_sky_charge,
+                    self.transforms["time"].center,
+                    target=self.mcfg.night_sky_target,
+                )
 
     def _check_teacher(self, initial):
         """Whether the teacher is itself a distilled student; it must then be sampled on its
