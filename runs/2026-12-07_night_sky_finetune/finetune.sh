@@ -12,7 +12,7 @@ resume=()
 /usr/bin/time -v ctapipe-genshower-train -i train8.training.safetensors -o ns_ft.safetensors \
     --model small-asinh-linear-time --init-model "$HERE/../2026-12-04_asinh/asinh_linear.safetensors" \
     --steps 4000 --batch-size 32 --lr 2.5e-4 --TrainTool.warmup_steps=200 --ema-decay 0.999 \
-    --shower-steps 200 --seed 4 --mixed-precision bf16 \
+    --shower-steps 200 --seed 4 \
     --night-sky-charge 5 --night-sky-target plane --channel-weights 1 --channel-weights 0.333 \
     --checkpoint-interval 500 --validation-interval 1000 --no-progress "${resume[@]}" \
     >> ns_ft.train.log 2>&1
