@@ -1,7 +1,7 @@
 # The bundled default's teacher (v14's, ../2026-12-04_asinh/asinh_linear.safetensors: 21,500
 # float32 steps in three pieces) fine-tuned with P5w3's night-sky times
 # (--night-sky-charge 5 --night-sky-target plane, time weight 1/3) on the 8-run file of its
-# last piece (runs 101-108), at that piece's peak rate, in bf16. Interrupted, it continues
+# last piece (runs 101-108), at that piece's peak rate, in float32. Interrupted, it continues
 # where it stopped (the same command; checkpoints every 500 steps resume bit-identically).
 # usage: [WORKDIR=.] bash finetune.sh   (WORKDIR holds train8.training.safetensors)
 set -e
