@@ -454,6 +454,30 @@ def test_warm_start_with_the_asinh_time_transform(tmp_path, small_source):
         )
 
 
+def test_warm_start_with_night_sky_times(tmp_path, small_source):
+    """A plain model fine-tuned with night-sky times: same weights' normalisations, the table
+    fitted on this data in the kept time transform; a student may not switch."""
+    from dataclasses import replace
+
+    first = tmp_path / "first.safetensors"
+    train(small_source, first, PRESETS["tiny"], _config(steps=1))
+    night_sky = replace(PRESETS["tiny"], night_sky_charge=1.0, night_sky_target="plane")
+    tuned = tmp_path / "tuned.safetensors"
+    train(small_source, tuned, night_sky, _config(steps=1, init_model=str(first)))
+    a, b = read_metadata(first)["transforms"], read_metadata(tuned)["transforms"]
+    assert all(a[k] == b[k] for k in ("image", "time", "conditions"))
+    assert "night_sky" not in a
+    assert b["night_sky"]["charge"] == 1.0 and b["night_sky"]["target"] == "plane"
+    assert b["night_sky"]["target_time"] == a["time"]["center"]
+    with pytest.raises(ValueError, match="the initial model's night-sky times differ"):
+        train(
+            small_source,
+            tmp_path / "student.safetensors",
+            night_sky,
+            _config(steps=1, init_model=str(first), distill_steps=2, teacher_substeps=2),
+        )
+
+
 def test_time_transform_is_a_checked_setting_not_an_architecture():
     from ctapipe_genshower.model.config import ModelConfig
 
