@@ -518,15 +518,19 @@ def fit_transforms(
     if night_sky_charge is not None:
         if response:
             raise ValueError("a model with a learned pixel response has its own noise times")
-        transforms["night_sky"] = NightSkyTimes.fit(
-            batch["image"],
-            batch["peak_time"],
-            night_sky_charge,
-            transforms["time"].center,
-            target=night_sky_target,
+        transforms["night_sky"] = fit_night_sky_times(
+            batch, night_sky_charge, night_sky_target, transforms["time"]
         )
     transforms.update(fitted)
     return transforms
+
+
+def fit_night_sky_times(batch, charge, target, time_transform):
+    """The night-sky times' table of :func:`fit_transforms` alone, in ``time_transform``
+    (its centre is the ``centre`` target). Also used to give a fine-tuned model new ones."""
+    return NightSkyTimes.fit(
+        batch["image"], batch["peak_time"], charge, time_transform.center, target=target
+    )
 
 
 def fit_time_transform(batch, time_transform="linear", response=False):

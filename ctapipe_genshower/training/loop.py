@@ -38,10 +38,10 @@ from ..model.denoiser import PIXEL_CONDITION_DIM, Denoiser
 from ..model.diffusion import shifted_time_density, shifted_times
 from ..model.distillation import distillation_loss
 from ..model.networks import UNet
-from ..model.night_sky_times import NightSkyTimes
 from ..model.pixel_response import signal_view
 from ..model.shower_model import ShowerModel, ThrownSampler
 from ..model.transforms import (
+    fit_night_sky_times,
     fit_time_transform,
     fit_transforms,
     transforms_from_dict,
@@ -285,13 +285,11 @@ class Trainer:
             # (kept or new) time transform; the network re-learns their training target
             self.transforms.pop("night_sky", None)
             if self.mcfg.night_sky_charge is not None:
-                batch = self._fit_batch()
-                self.transforms["night_sky"] = NightSkyTimes.fit(
-                    batch["image"],
-                    batch["peak_time"],
+                self.transforms["night_sky"] = fit_night_sky_times(
+                    self._fit_batch(),
                     self.mcfg.night_sky_charge,
-                    self.transforms["time"].center,
-                    target=self.mcfg.night_sky_target,
+                    self.mcfg.night_sky_target,
+                    self.transforms["time"],
                 )
 
     def _check_teacher(self, initial):
