@@ -1,5 +1,5 @@
 # One generated sample of a model in the model card's protocol, without the IRF chain:
-# 1,000,000 showers (DDIM 20, up to 10 redraws; seed SEED, obs_id 300 + SEED) against toy
+# 1,000,000 showers (DDIM STEPS, 20 by default; up to 10 redraws; seed SEED, obs_id 300 + SEED) against toy
 # run 201 (REFERENCE).
 # usage: REFERENCE=<toy_201.dl1.h5> SEED=7 [STEPS=20] bash evaluate.sh NAME MODEL [GENERATE OPTIONS]
 #        (STEPS=4 for a 4-step student; e.g. --no-refine for the bundled default's plain student)
